@@ -1,0 +1,87 @@
+"""notifykit: transactional e-mail and SMS for Python applications.
+
+Everything public is importable from here (``import notifykit as nk;
+nk.Email, nk.SMTPTransport, nk.FailoverTransport, ...``). Names are resolved on
+first use, so ``import notifykit`` stays fast and never imports an optional
+dependency (httpx, boto3, Django...) before the part that needs it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0.dev0"
+
+# name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # messages and receipts
+    "Email": "notifykit.message",
+    "SMS": "notifykit.message",
+    "Attachment": "notifykit.message",
+    "Recipient": "notifykit.message",
+    "Message": "notifykit.message",
+    "message_from_dict": "notifykit.message",
+    "normalize_phone": "notifykit.message",
+    "Receipt": "notifykit.receipt",
+    "Attempt": "notifykit.receipt",
+    # errors
+    "NotifyKitError": "notifykit.errors",
+    "ConfigurationError": "notifykit.errors",
+    "MissingDependency": "notifykit.errors",
+    "InvalidMessage": "notifykit.errors",
+    "TemplateError": "notifykit.errors",
+    "DeliveryError": "notifykit.errors",
+    "TransientError": "notifykit.errors",
+    "ProviderError": "notifykit.errors",
+    "RejectedError": "notifykit.errors",
+    "AllTransportsFailed": "notifykit.errors",
+    # transports
+    "Transport": "notifykit.transports.base",
+    "BaseTransport": "notifykit.transports.base",
+    "ConsoleTransport": "notifykit.transports.console",
+    "MemoryTransport": "notifykit.transports.memory",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'notifykit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from notifykit.errors import (
+        AllTransportsFailed,
+        ConfigurationError,
+        DeliveryError,
+        InvalidMessage,
+        MissingDependency,
+        NotifyKitError,
+        ProviderError,
+        RejectedError,
+        TemplateError,
+        TransientError,
+    )
+    from notifykit.message import (
+        SMS,
+        Attachment,
+        Email,
+        Message,
+        Recipient,
+        message_from_dict,
+        normalize_phone,
+    )
+    from notifykit.receipt import Attempt, Receipt
+    from notifykit.transports.base import BaseTransport, Transport
+    from notifykit.transports.console import ConsoleTransport
+    from notifykit.transports.memory import MemoryTransport

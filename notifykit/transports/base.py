@@ -1,0 +1,146 @@
+"""The :class:`Transport` protocol and :class:`BaseTransport`.
+
+A transport delivers one message and hands back a :class:`~notifykit.Receipt`,
+or raises one of the delivery errors. :class:`BaseTransport` gives every
+concrete transport the same frame: a context manager, ``close()``, a channel
+check, one :class:`~notifykit.receipt.Attempt` recorded per call, and masking
+of the transport's secrets in any error it raises. Subclasses implement
+``_send()`` and translate their library's exceptions in one place.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar, cast, runtime_checkable
+
+import attrs
+
+from notifykit.errors import ConfigurationError, DeliveryError, TransientError
+from notifykit.receipt import Attempt, Outcome, Receipt
+
+if TYPE_CHECKING:
+    from notifykit.message import Message
+
+__all__ = ["BaseTransport", "Transport", "mask_secrets"]
+
+_T = TypeVar("_T", bound="BaseTransport")
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Anything that can send a message.
+
+    ``name`` identifies the transport in receipts, errors and the delivery log
+    (``"smtp:mail.example.com:587"``, ``"msg91"``); it never holds a secret.
+    """
+
+    name: str
+
+    def send(self, message: Message) -> Receipt:
+        """Deliver ``message`` or raise a :class:`~notifykit.errors.DeliveryError`."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the transport may be used again afterwards."""
+        ...
+
+
+def mask_secrets(text: str, secrets: Iterable[str | None]) -> str:
+    """Replace every occurrence of each non-empty secret in ``text`` with ``***``."""
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
+
+
+class BaseTransport:
+    """A convenient base for transports.
+
+    Subclasses set ``name`` and ``channels`` and implement :meth:`_send`; they
+    may override :meth:`close` and :meth:`_secrets`. :meth:`send` checks that the
+    message is for a channel this transport carries, times the attempt, and
+    makes sure every error leaves with the transport's name, one
+    :class:`Attempt`, and no secret in its message.
+    """
+
+    #: The channels this transport carries: ``"email"``, ``"sms"`` or both.
+    channels: ClassVar[frozenset[str]] = frozenset({"email", "sms"})
+    #: The URL scheme this transport has in DSNs and in ``str()``.
+    scheme: ClassVar[str] = ""
+    name: str = "transport"
+
+    def send(self, message: Message) -> Receipt:
+        """Deliver ``message``; see :class:`Transport`."""
+        channel = getattr(message, "channel", None)
+        if channel not in self.channels:
+            raise ConfigurationError(
+                f"{self.name} carries {' and '.join(sorted(self.channels))}, "
+                f"not {channel or type(message).__name__}"
+            )
+        started = datetime.now(timezone.utc)
+        t0 = time.perf_counter()
+        try:
+            receipt = self._send(message)
+        except DeliveryError as exc:
+            self._finish_error(exc, started, time.perf_counter() - t0)
+            raise
+        except OSError as exc:
+            # A socket-level failure the subclass did not map itself.
+            err = TransientError(
+                mask_secrets(f"{type(exc).__name__}: {exc}", self._secrets()), transport=self.name
+            )
+            self._finish_error(err, started, time.perf_counter() - t0)
+            raise err from exc
+        if not receipt.attempts:
+            attempt = Attempt(self.name, "sent", None, started, time.perf_counter() - t0)
+            receipt = attrs.evolve(receipt, attempts=(attempt,))
+        return receipt
+
+    def _finish_error(self, exc: DeliveryError, started: datetime, duration: float) -> None:
+        exc.message = mask_secrets(exc.message, self._secrets())
+        exc.args = (exc.message,)
+        if exc.transport is None:
+            exc.transport = self.name
+        if not exc.attempts:
+            exc.attempts = (
+                Attempt(
+                    exc.transport,
+                    cast(Outcome, exc.kind),
+                    str(exc),
+                    started,
+                    duration,
+                    exc.provider_code,
+                    exc.maybe_delivered,
+                ),
+            )
+
+    def _send(self, message: Message) -> Receipt:
+        """Deliver one message; raise a :class:`DeliveryError` subclass on failure."""
+        raise NotImplementedError
+
+    def _secrets(self) -> tuple[str | None, ...]:
+        """Values that must never appear in an error message (passwords, keys)."""
+        return ()
+
+    def close(self) -> None:
+        """Release connections. The base transport holds none."""
+
+    def __enter__(self: _T) -> _T:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://" if self.scheme else self.name
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self}>"
