@@ -67,7 +67,5 @@ def describe_characters(text: str) -> list[tuple[int, str, str]]:
     whole message to UCS-2 and more than double its cost; this names them.
     """
     return [
-        (i, c, unicodedata.name(c, f"U+{ord(c):04X}"))
-        for i, c in enumerate(text)
-        if c not in _GSM7
+        (i, c, unicodedata.name(c, f"U+{ord(c):04X}")) for i, c in enumerate(text) if c not in _GSM7
     ]

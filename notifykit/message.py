@@ -20,7 +20,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, cast
 
 import attrs
 
@@ -75,7 +75,9 @@ def _parse_address(value: object, field: str) -> str:
             raise InvalidMessage(f"{field}: recipient {value.name or ''!r} has no e-mail address")
         return value.email
     if not isinstance(value, str):
-        raise InvalidMessage(f"{field}: expected an e-mail address string, got {type(value).__name__}")
+        raise InvalidMessage(
+            f"{field}: expected an e-mail address string, got {type(value).__name__}"
+        )
     _no_newline(field, value)
     text = value.strip()
     pairs = getaddresses([text])
@@ -103,6 +105,22 @@ def _address_list(field: str) -> Any:
     return convert
 
 
+def _to(value: object) -> tuple[str, ...]:
+    return _address_list("to")(value)  # type: ignore[no-any-return]
+
+
+def _cc(value: object) -> tuple[str, ...]:
+    return _address_list("cc")(value)  # type: ignore[no-any-return]
+
+
+def _bcc(value: object) -> tuple[str, ...]:
+    return _address_list("bcc")(value)  # type: ignore[no-any-return]
+
+
+def _reply_to(value: object) -> tuple[str, ...]:
+    return _address_list("reply_to")(value)  # type: ignore[no-any-return]
+
+
 def _optional_address(value: object) -> str | None:
     return None if value is None else _parse_address(value, "sender")
 
@@ -114,13 +132,18 @@ def _subject(value: object) -> str:
     return value
 
 
-def _optional_text(field: str) -> Any:
-    def convert(value: object) -> str | None:
-        if value is None or isinstance(value, str):
-            return value
-        raise InvalidMessage(f"{field}: expected a string, got {type(value).__name__}")
+def _optional_text(field: str, value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidMessage(f"{field}: expected a string, got {type(value).__name__}")
 
-    return convert
+
+def _text(value: object) -> str | None:
+    return _optional_text("text", value)
+
+
+def _html(value: object) -> str | None:
+    return _optional_text("html", value)
 
 
 def _headers(value: object) -> dict[str, str]:
@@ -254,7 +277,12 @@ class Attachment:
 
     filename: str = attrs.field()
     content: bytes = attrs.field(converter=_content_bytes, repr=lambda c: f"<{len(c)} bytes>")
-    mimetype: str = attrs.field(default=None)
+    mimetype: str = attrs.field(
+        default=attrs.Factory(
+            lambda self: mimetypes.guess_type(self.filename)[0] or "application/octet-stream",
+            takes_self=True,
+        )
+    )
     content_id: str | None = attrs.field(default=None)
 
     @filename.validator
@@ -265,11 +293,10 @@ class Attachment:
 
     def __attrs_post_init__(self) -> None:
         mimetype = self.mimetype
-        if mimetype is None:
-            mimetype = mimetypes.guess_type(self.filename)[0] or "application/octet-stream"
-            object.__setattr__(self, "mimetype", mimetype)
         if not isinstance(mimetype, str) or mimetype.count("/") != 1:
-            raise InvalidMessage(f"attachment mimetype {mimetype!r} is not of the form type/subtype")
+            raise InvalidMessage(
+                f"attachment mimetype {mimetype!r} is not of the form type/subtype"
+            )
         _no_newline("attachment mimetype", mimetype)
         if self.content_id is not None:
             if not isinstance(self.content_id, str) or not self.content_id.strip("<>"):
@@ -279,10 +306,16 @@ class Attachment:
 
     @classmethod
     def from_path(
-        cls, path: str | os.PathLike[str], *, mimetype: str | None = None, content_id: str | None = None
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        mimetype: str | None = None,
+        content_id: str | None = None,
     ) -> Attachment:
         """Read a file from disk into an attachment named after it."""
         p = Path(path)
+        if mimetype is None:
+            return cls(p.name, p.read_bytes(), content_id=content_id)
         return cls(p.name, p.read_bytes(), mimetype, content_id)
 
     def to_dict(self) -> dict[str, Any]:
@@ -299,11 +332,16 @@ class Attachment:
         """Rebuild an attachment from :meth:`to_dict` output."""
         try:
             content = base64.b64decode(data["content"], validate=True)
-            return cls(data["filename"], content, data.get("mimetype"), data.get("content_id"))
+            mimetype = data.get("mimetype")
+            if mimetype is None:
+                return cls(data["filename"], content, content_id=data.get("content_id"))
+            return cls(data["filename"], content, mimetype, data.get("content_id"))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, InvalidMessage):
                 raise
-            raise InvalidMessage(f"attachment: cannot rebuild from {sorted(data)!r}: {exc}") from exc
+            raise InvalidMessage(
+                f"attachment: cannot rebuild from {sorted(data)!r}: {exc}"
+            ) from exc
 
 
 def _attachments(value: object) -> tuple[Attachment, ...]:
@@ -386,14 +424,14 @@ class Email:
 
     channel: ClassVar[str] = "email"
 
-    to: tuple[str, ...] = attrs.field(converter=_address_list("to"))
+    to: tuple[str, ...] = attrs.field(converter=_to)
     subject: str = attrs.field(converter=_subject)
-    text: str | None = attrs.field(default=None, converter=_optional_text("text"))
-    html: str | None = attrs.field(default=None, converter=_optional_text("html"))
+    text: str | None = attrs.field(default=None, converter=_text)
+    html: str | None = attrs.field(default=None, converter=_html)
     sender: str | None = attrs.field(default=None, converter=_optional_address)
-    cc: tuple[str, ...] = attrs.field(default=(), converter=_address_list("cc"))
-    bcc: tuple[str, ...] = attrs.field(default=(), converter=_address_list("bcc"))
-    reply_to: tuple[str, ...] = attrs.field(default=(), converter=_address_list("reply_to"))
+    cc: tuple[str, ...] = attrs.field(default=(), converter=_cc)
+    bcc: tuple[str, ...] = attrs.field(default=(), converter=_bcc)
+    reply_to: tuple[str, ...] = attrs.field(default=(), converter=_reply_to)
     headers: Mapping[str, str] = attrs.field(factory=dict, converter=_headers, hash=False)
     attachments: tuple[Attachment, ...] = attrs.field(default=(), converter=_attachments)
     tags: tuple[str, ...] = attrs.field(default=(), converter=_tags)
@@ -476,7 +514,7 @@ class Email:
         if self.text is not None and self.html:
             msg.set_content(self.text)
             msg.add_alternative(self.html, subtype="html")
-            html_part = msg.get_payload()[1]  # type: ignore[index]
+            html_part = cast(EmailMessage, msg.get_payload()[1])  # type: ignore[index]
         elif self.html:
             msg.set_content(self.html, subtype="html")
             html_part = msg
@@ -692,7 +730,7 @@ class SMS:
 
 
 #: Either kind of message.
-Message = Union[Email, SMS]
+Message = Email | SMS
 
 
 def message_from_dict(data: Mapping[str, Any]) -> Message:

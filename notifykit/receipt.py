@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -17,6 +17,14 @@ Outcome = Literal["sent", "transient", "provider", "rejected", "skipped"]
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _strings(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
+def _attempts(values: Iterable[Attempt]) -> tuple[Attempt, ...]:
+    return tuple(values)
 
 
 @attrs.frozen
@@ -80,9 +88,9 @@ class Receipt:
     message_id: str
     transport: str
     provider_message_id: str | None = None
-    accepted: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    accepted: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     rejected: Mapping[str, str] = attrs.field(factory=dict)
-    attempts: tuple[Attempt, ...] = attrs.field(default=(), converter=tuple)
+    attempts: tuple[Attempt, ...] = attrs.field(default=(), converter=_attempts)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict of this receipt."""

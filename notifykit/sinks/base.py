@@ -16,7 +16,7 @@ that raises never stops a message from being sent: the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -30,6 +30,10 @@ Channel = Literal["email", "sms"]
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _strings(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
 
 
 @attrs.frozen
@@ -63,7 +67,7 @@ class DeliveryEvent:
     status: Status
     channel: Channel
     transport: str | None = None
-    recipients: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    recipients: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     subject: str | None = None
     template: str | None = None
     attempt: int = 0
@@ -72,7 +76,7 @@ class DeliveryEvent:
     provider_message_id: str | None = None
     duration: float | None = None
     at: datetime = attrs.field(factory=_utcnow)
-    tags: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     metadata: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     maybe_delivered: bool = False
     rejected: Mapping[str, str] = attrs.field(factory=dict, hash=False)

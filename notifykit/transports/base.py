@@ -10,6 +10,7 @@ of the transport's secrets in any error it raises. Subclasses implement
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -56,6 +57,45 @@ def mask_secrets(text: str, secrets: Iterable[str | None]) -> str:
     return text
 
 
+class _Capture:
+    """One active :func:`notifykit.testing.capture_sent` block."""
+
+    def __init__(self, deliver: bool) -> None:
+        self.deliver = deliver
+        self.messages: list[Message] = []
+
+
+# Active capture blocks (a test-only switch), and the thread's send depth so that
+# a composer's inner sends are not captured twice.
+_captures: list[_Capture] = []
+_captures_lock = threading.Lock()
+_local = threading.local()
+
+
+def _send_captured(transport: BaseTransport, message: Message) -> Receipt:
+    if getattr(_local, "depth", 0):
+        return transport._deliver(message)
+    _local.depth = 1
+    try:
+        with _captures_lock:
+            active = list(_captures)
+        if all(c.deliver for c in active):
+            receipt = transport._deliver(message)
+        else:
+            receipt = Receipt(
+                message_id=message.id,
+                transport=transport.name,
+                provider_message_id=f"captured-{message.id}",
+                accepted=message.recipients,
+                attempts=(Attempt(transport.name, "sent"),),
+            )
+        for capture in active:
+            capture.messages.append(message)
+        return receipt
+    finally:
+        _local.depth = 0
+
+
 class BaseTransport:
     """A convenient base for transports.
 
@@ -67,7 +107,7 @@ class BaseTransport:
     """
 
     #: The channels this transport carries: ``"email"``, ``"sms"`` or both.
-    channels: ClassVar[frozenset[str]] = frozenset({"email", "sms"})
+    channels: frozenset[str] = frozenset({"email", "sms"})
     #: The URL scheme this transport has in DSNs and in ``str()``.
     scheme: ClassVar[str] = ""
     name: str = "transport"
@@ -80,6 +120,12 @@ class BaseTransport:
                 f"{self.name} carries {' and '.join(sorted(self.channels))}, "
                 f"not {channel or type(message).__name__}"
             )
+        if _captures:
+            return _send_captured(self, message)
+        return self._deliver(message)
+
+    def _deliver(self, message: Message) -> Receipt:
+        """Send one message for a channel this transport carries (composers override this)."""
         started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
         try:
