@@ -126,10 +126,12 @@ class Retry:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         on_retry: Callable[[TransientError, float], None] | None = None,
+        retryable: Callable[[TransientError], bool] | None = None,
     ) -> _R:
         """Call ``fn`` until it returns, retrying it on :class:`TransientError` only.
 
-        Any other exception propagates at once. After ``attempts`` tries, or
+        Any other exception, or a :class:`TransientError` for which
+        ``retryable(error)`` is false, propagates at once. After ``attempts`` tries, or
         when the next wait would pass ``deadline_at`` (a ``clock()`` value), the
         last :class:`TransientError` is raised. ``on_retry(error, wait)`` is
         called before each wait.
@@ -155,7 +157,11 @@ class Retry:
                 on_retry(exc, state.upcoming_sleep)
 
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(TransientError),
+            retry=tenacity.retry_if_exception(
+                lambda exc: (
+                    isinstance(exc, TransientError) and (retryable is None or retryable(exc))
+                )
+            ),
             wait=wait,
             stop=stop,
             sleep=lambda seconds: sleep(seconds) if seconds > 0 else None,

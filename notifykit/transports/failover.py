@@ -231,6 +231,7 @@ class FailoverTransport(BaseTransport):
             if retries:
                 receipt = self.retry.call(
                     once,
+                    retryable=lambda exc: self.resend_uncertain or not exc.maybe_delivered,
                     deadline_at=deadline_at,
                     sleep=self._sleep,
                     clock=self._clock,

@@ -38,7 +38,10 @@ class TransportContract:
 
     def make_sms(self) -> nk.SMS:
         return nk.SMS(
-            "+919876543210", "Your order has shipped.", sender="SHOPIN", template_id="1001",
+            "+919876543210",
+            "Your order has shipped.",
+            sender="SHOPIN",
+            template_id="1001",
             variables={"order": "A-1"},
         )
 
@@ -62,7 +65,8 @@ class TransportContract:
         message = self.make_message(self._channel(transport))
         receipt = transport.send(message)
         assert message.id == receipt.message_id
-        assert transport.name == receipt.transport
+        inner = {t.name for t in getattr(transport, "transports", ())}
+        assert receipt.transport in ({transport.name} | inner)
         assert "sent" == receipt.attempts[-1].outcome
         assert set(message.recipients) >= set(receipt.accepted)
         self.assert_delivered(transport, message)
