@@ -1,0 +1,436 @@
+"""The :class:`Notifier`: where templates, messages, transports and sinks meet.
+
+Every other piece of notifykit is usable alone; the Notifier ties them
+together for the common case::
+
+    notifier = Notifier(email=transport, templates=renderer, sinks=[SQLiteSink("nk.db")],
+                        sender="Shop <noreply@shop.example>")
+    notifier.send_email("order_shipped", to="asha@example.com", context={...})
+
+It fills in sender defaults, renders templates, picks the transport for the
+message's channel, and reports every attempt and outcome to the sinks as
+:class:`~notifykit.sinks.base.DeliveryEvent` facts. A sink that raises never
+stops delivery: the failure is logged on the ``notifykit`` logger and counted
+in :attr:`Notifier.sink_failures` (``strict_sinks=True`` raises instead, for
+tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from notifykit.errors import (
+    ConfigurationError,
+    DeliveryError,
+    InvalidMessage,
+    NotifyKitError,
+    TemplateError,
+)
+from notifykit.message import SMS, Email, Message, Recipient
+from notifykit.receipt import Receipt
+from notifykit.sinks.base import DeliveryEvent, LogSink
+
+if TYPE_CHECKING:
+    from notifykit.transports.base import Transport
+
+__all__ = ["Notifier", "redact_recipient"]
+
+logger = logging.getLogger("notifykit")
+
+_M = TypeVar("_M", Email, SMS)
+
+
+class _Rendered(Protocol):
+    subject: str
+    html: str
+    text: str
+    sms: str | None
+
+
+class _Renderer(Protocol):
+    def render(self, name: str, context: Mapping[str, Any] | None = None) -> Any: ...
+
+
+def redact_recipient(recipient: str) -> str:
+    """Mask a recipient for logs: ``a***@example.com``, ``+91******3210``."""
+    if "@" in recipient:
+        _, _, rest = recipient.rpartition("<")
+        addr = rest.rstrip(">") if rest else recipient
+        local, _, domain = addr.rpartition("@")
+        return f"{local[:1]}***@{domain}"
+    digits = recipient.strip()
+    if len(digits) <= 7:
+        return "*" * len(digits)
+    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+class Notifier:
+    """Sends messages and notifications through transports and records them in sinks.
+
+    Args:
+        email: the transport for e-mail (e.g. a ``FailoverTransport``).
+        sms: the transport for SMS.
+        templates: a :class:`~notifykit.TemplateRenderer` for the template methods.
+        sinks: where delivery events go (:mod:`notifykit.sinks`).
+        sender: the default ``From`` of e-mails that do not set one.
+        sms_sender: the default SMS sender (a 6-letter DLT header in India).
+        default_region: the region for national phone numbers (``"IN"``).
+        strict_sinks: raise when a sink fails instead of logging it (for tests).
+        redact_recipients: mask recipients in delivery events.
+    """
+
+    def __init__(
+        self,
+        email: Transport | None = None,
+        sms: Transport | None = None,
+        templates: _Renderer | None = None,
+        sinks: Iterable[LogSink] = (),
+        sender: str | None = None,
+        sms_sender: str | None = None,
+        default_region: str | None = None,
+        *,
+        strict_sinks: bool = False,
+        redact_recipients: bool = False,
+    ) -> None:
+        if sender is not None:
+            # Validate once, here, rather than on every message.
+            sender = Email(to="check@example.com", subject="", text="x", sender=sender).sender
+        self.email = email
+        self.sms = sms
+        self.templates = templates
+        self.sinks: tuple[LogSink, ...] = tuple(sinks)
+        for sink in self.sinks:
+            if not callable(getattr(sink, "record", None)):
+                raise ConfigurationError(f"{sink!r} is not a LogSink (it has no record() method)")
+        self.sender = sender
+        self.sms_sender = sms_sender
+        self.default_region = default_region
+        self.strict_sinks = strict_sinks
+        self.redact_recipients = redact_recipients
+        self._sink_failures = 0
+        self._count_lock = threading.Lock()
+
+    @property
+    def sink_failures(self) -> int:
+        """How many times a sink raised (and the failure was logged instead)."""
+        return self._sink_failures
+
+    # -- configuration from the environment lives in notifykit.config
+
+    @classmethod
+    def from_env(
+        cls, prefix: str = "NOTIFYKIT_", environ: Mapping[str, str] | None = None
+    ) -> Notifier:
+        """Build a Notifier from ``NOTIFYKIT_*`` variables (see :mod:`notifykit.config`)."""
+        from notifykit.config import notifier_from_env
+
+        return notifier_from_env(prefix=prefix, environ=environ)
+
+    # -- sending
+
+    def send(self, message: Message, *, template: str | None = None) -> Receipt:
+        """Send one :class:`Email` or :class:`SMS`, filling in the Notifier's defaults.
+
+        Raises the transport's :class:`~notifykit.errors.DeliveryError` when the
+        message is not delivered; every attempt is in the sinks either way.
+        """
+        message = self._with_defaults(message)
+        transport = self._transport_for(message)
+        self._emit(self._event(message, "queued", template))
+        t0 = time.perf_counter()
+        try:
+            receipt = transport.send(message)
+        except DeliveryError as exc:
+            self._report_attempts(message, exc.attempts, template)
+            self._emit(
+                self._event(
+                    message,
+                    "failed",
+                    template,
+                    transport=exc.transport,
+                    attempt=_count_tries(exc.attempts),
+                    error=str(exc),
+                    error_kind=exc.kind,
+                    duration=time.perf_counter() - t0,
+                    maybe_delivered=exc.maybe_delivered,
+                    rejected=getattr(exc, "rejected", None) or {},
+                )
+            )
+            raise
+        except (InvalidMessage, ConfigurationError) as exc:
+            self._emit(
+                self._event(
+                    message,
+                    "failed",
+                    template,
+                    error=str(exc),
+                    error_kind="invalid",
+                    duration=time.perf_counter() - t0,
+                )
+            )
+            raise
+        self._report_attempts(message, receipt.attempts[:-1], template)
+        self._emit(
+            self._event(
+                message,
+                "sent",
+                template,
+                transport=receipt.transport,
+                attempt=_count_tries(receipt.attempts),
+                provider_message_id=receipt.provider_message_id,
+                duration=time.perf_counter() - t0,
+                rejected=receipt.rejected,
+            )
+        )
+        return receipt
+
+    def send_email(
+        self,
+        template: str,
+        to: str | Recipient | Sequence[str | Recipient],
+        context: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> Receipt:
+        """Render ``template`` and send it as an e-mail to ``to``.
+
+        ``overrides`` are :class:`Email` fields (``cc``, ``attachments``,
+        ``tags``, ``subject``…) that win over the rendered values and defaults.
+        """
+        rendered = self._render(template, context)
+        return self.send(self._email_from(rendered, to, overrides), template=template)
+
+    def send_sms(
+        self,
+        template: str,
+        to: str | Recipient,
+        context: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> Receipt:
+        """Render the ``sms`` block of ``template`` and send it to ``to``.
+
+        For a DLT template pass ``template_id=`` and ``variables=``: the
+        provider builds the text from them, and the rendered block is only the
+        preview kept in the log and the console.
+        """
+        rendered = self._render(template, context)
+        if not rendered.sms:
+            raise TemplateError(f"template {template!r} has no sms block", template=template)
+        return self.send(self._sms_from(rendered, to, overrides), template=template)
+
+    def notify(
+        self,
+        template: str,
+        to: Recipient,
+        context: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> dict[str, Receipt | NotifyKitError]:
+        """Send ``template`` on every channel it defines and ``to`` can be reached on.
+
+        Returns a mapping ``{"email": Receipt | error, "sms": Receipt | error}``
+        with one entry per channel tried: one channel failing does not stop the
+        others. ``overrides`` apply to both messages where the field exists.
+        """
+        if not isinstance(to, Recipient):
+            raise InvalidMessage("notify() needs a Recipient(email=..., phone=...)")
+        unknown = set(overrides) - _EMAIL_FIELDS - _SMS_FIELDS
+        if unknown:
+            raise InvalidMessage(f"notify() got unknown message fields: {sorted(unknown)}")
+        rendered = self._render(template, context)
+        jobs: list[tuple[str, Any]] = []
+        if to.email and self.email is not None and (rendered.html or rendered.text):
+            jobs.append(("email", lambda: self._email_from(rendered, to, _only(overrides, Email))))
+        if to.phone and self.sms is not None and rendered.sms:
+            jobs.append(("sms", lambda: self._sms_from(rendered, to, _only(overrides, SMS))))
+        if not jobs:
+            raise ConfigurationError(
+                f"template {template!r} cannot reach {to!r}: it needs a channel the template "
+                "defines, the recipient has and the Notifier has a transport for"
+            )
+        results: dict[str, Receipt | NotifyKitError] = {}
+        for channel, build in jobs:
+            try:
+                results[channel] = self.send(build(), template=template)
+            except NotifyKitError as exc:
+                results[channel] = exc
+        return results
+
+    # -- helpers
+
+    def _render(self, template: str, context: Mapping[str, Any] | None) -> _Rendered:
+        if self.templates is None:
+            raise ConfigurationError(
+                "this Notifier has no templates; pass templates=TemplateRenderer(...)"
+            )
+        rendered: _Rendered = self.templates.render(template, context or {})
+        return rendered
+
+    def _email_from(self, rendered: _Rendered, to: Any, overrides: Mapping[str, Any]) -> Email:
+        fields: dict[str, Any] = {
+            "to": to,
+            "subject": rendered.subject,
+            "text": rendered.text or None,
+            "html": rendered.html or None,
+            "sender": self.sender,
+        }
+        fields.update(overrides)
+        return _build(Email, fields)
+
+    def _sms_from(self, rendered: _Rendered, to: Any, overrides: Mapping[str, Any]) -> SMS:
+        fields: dict[str, Any] = {"to": to, "body": rendered.sms or "", "sender": self.sms_sender}
+        fields.update(overrides)
+        fields.setdefault("default_region", self.default_region)
+        return _build(SMS, fields)
+
+    def _with_defaults(self, message: Message) -> Message:
+        if isinstance(message, Email):
+            if message.sender is None and self.sender is not None:
+                return message.replace(sender=self.sender)
+            return message
+        if isinstance(message, SMS):
+            if message.sender is None and self.sms_sender is not None:
+                return message.replace(sender=self.sms_sender)
+            return message
+        raise InvalidMessage(f"expected an Email or an SMS, got {type(message).__name__}")
+
+    def _transport_for(self, message: Message) -> Transport:
+        transport = self.email if message.channel == "email" else self.sms
+        if transport is None:
+            raise ConfigurationError(
+                f"this Notifier has no {message.channel} transport; pass {message.channel}=..."
+            )
+        return transport
+
+    def _event(
+        self, message: Message, status: Any, template: str | None, **fields: Any
+    ) -> DeliveryEvent:
+        recipients = message.recipients
+        rejected = fields.pop("rejected", None) or {}
+        if self.redact_recipients:
+            recipients = tuple(redact_recipient(r) for r in recipients)
+            rejected = {redact_recipient(k): v for k, v in rejected.items()}
+        return DeliveryEvent(
+            message_id=message.id,
+            status=status,
+            channel=message.channel,  # type: ignore[arg-type]
+            recipients=recipients,
+            subject=message.subject if isinstance(message, Email) else None,
+            template=template,
+            tags=message.tags,
+            metadata=message.metadata,
+            rejected=rejected,
+            **fields,
+        )
+
+    def _report_attempts(
+        self, message: Message, attempts: Iterable[Any], template: str | None
+    ) -> None:
+        number = 0
+        for attempt in attempts:
+            if attempt.outcome == "skipped":
+                continue
+            number += 1
+            if attempt.outcome == "sent":
+                continue
+            self._emit(
+                self._event(
+                    message,
+                    "attempt_failed",
+                    template,
+                    transport=attempt.transport,
+                    attempt=number,
+                    error=attempt.error,
+                    error_kind=attempt.outcome,
+                    duration=attempt.duration,
+                    at=attempt.started_at,
+                    maybe_delivered=attempt.maybe_delivered,
+                )
+            )
+
+    def _emit(self, event: DeliveryEvent) -> None:
+        for sink in self.sinks:
+            try:
+                sink.record(event)
+            except Exception:
+                if self.strict_sinks:
+                    raise
+                with self._count_lock:
+                    self._sink_failures += 1
+                logger.exception(
+                    "notifykit sink %r failed to record a %s event for message %s",
+                    sink,
+                    event.status,
+                    event.message_id,
+                )
+
+    # -- lifecycle
+
+    def close(self) -> None:
+        """Close the transports and the sinks that have a ``close()`` (flushing them)."""
+        closed: set[int] = set()
+        for transport in (self.email, self.sms):
+            if transport is not None and id(transport) not in closed:
+                closed.add(id(transport))
+                transport.close()
+        for sink in self.sinks:
+            close = getattr(sink, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    if self.strict_sinks:
+                        raise
+                    logger.exception("notifykit sink %r failed to close", sink)
+
+    def __enter__(self) -> Notifier:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Notifier email={self.email} sms={self.sms} sinks={len(self.sinks)}>"
+
+
+def _count_tries(attempts: Iterable[Any]) -> int:
+    return sum(1 for a in attempts if a.outcome != "skipped")
+
+
+_EMAIL_FIELDS = frozenset(
+    {
+        "cc",
+        "bcc",
+        "reply_to",
+        "headers",
+        "attachments",
+        "tags",
+        "metadata",
+        "idempotency_key",
+        "sender",
+        "subject",
+        "text",
+        "html",
+    }
+)
+_SMS_FIELDS = frozenset({"template_id", "variables", "tags", "metadata", "idempotency_key", "body"})
+
+
+def _only(overrides: Mapping[str, Any], kind: type[Email] | type[SMS]) -> dict[str, Any]:
+    allowed = _EMAIL_FIELDS if kind is Email else _SMS_FIELDS
+    return {k: v for k, v in overrides.items() if k in allowed}
+
+
+def _build(kind: type[_M], fields: dict[str, Any]) -> _M:
+    try:
+        return kind(**fields)
+    except TypeError as exc:
+        raise InvalidMessage(f"cannot build {kind.__name__}: {exc}") from None
