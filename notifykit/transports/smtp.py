@@ -1,0 +1,662 @@
+"""Deliver e-mail to an SMTP server with the standard library's :mod:`smtplib`.
+
+:class:`SMTPTransport` keeps one connection open and reuses it for every
+message (TLS handshake, EHLO and AUTH are paid once per connection, not once per
+message), reconnects transparently when the server has dropped an idle
+connection, and is safe to share between threads.
+
+Every failure leaves as one of notifykit's delivery errors; the translation of
+smtplib, socket and ssl exceptions lives in one function, :func:`_map_error`:
+
+========================================================  ==========================
+what happened                                             error
+========================================================  ==========================
+4xx reply, connection refused, time-out, connection lost  ``TransientError``
+connection lost after the final ``.`` of DATA             ``TransientError`` with
+                                                          ``maybe_delivered=True``
+530/534/535/538, no STARTTLS, certificate not trusted,    ``ProviderError``
+5xx on MAIL FROM (sender refused), 5xx at connect/AUTH
+5xx for every recipient, 5xx for the message (DATA)       ``RejectedError``
+5xx for some recipients                                   a :class:`Receipt` whose
+                                                          ``rejected`` names them
+========================================================  ==========================
+
+A 4xx reply to any recipient fails the whole message with a ``TransientError``
+rather than sending it to the others: a later retry then reaches everyone once,
+where a partial send would leave the temporarily refused recipients behind.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+import smtplib
+import socket
+import ssl
+import threading
+from typing import TYPE_CHECKING, Literal, NamedTuple
+from urllib.parse import quote
+
+from notifykit.errors import (
+    ConfigurationError,
+    DeliveryError,
+    ProviderError,
+    RejectedError,
+    TransientError,
+)
+from notifykit.message import Email
+from notifykit.receipt import Receipt
+from notifykit.transports.base import BaseTransport
+
+if TYPE_CHECKING:
+    from notifykit.message import Message
+
+__all__ = ["SMTPTransport"]
+
+logger = logging.getLogger("notifykit.smtp")
+
+Security = Literal["starttls", "ssl", "none"]
+_SECURITIES = ("starttls", "ssl", "none")
+_DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
+# Replies that say "authenticate (properly) first": this account cannot send.
+_AUTH_CODES = frozenset({530, 534, 535, 538})
+# RFC 5321 4.5.2: a line starting with "." gets one more.
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+class _Phase(enum.IntEnum):
+    """Where in the SMTP dialogue a failure happened; decides what it means."""
+
+    CONNECT = 0  # TCP connect, implicit TLS handshake, greeting
+    HELLO = 1
+    STARTTLS = 2
+    AUTH = 3
+    MAIL = 4
+    RCPT = 5
+    DATA = 6  # the DATA command, waiting for 354
+    BODY = 7  # writing the message and its terminator
+    REPLY = 8  # terminator written, waiting for the verdict: maybe delivered
+    QUIT = 9
+
+    @property
+    def doing(self) -> str:
+        return _DOING[self]
+
+
+_DOING = {
+    _Phase.CONNECT: "connecting",
+    _Phase.HELLO: "waiting for the reply to EHLO",
+    _Phase.STARTTLS: "starting TLS",
+    _Phase.AUTH: "authenticating",
+    _Phase.MAIL: "waiting for the reply to MAIL FROM",
+    _Phase.RCPT: "waiting for the reply to RCPT TO",
+    _Phase.DATA: "waiting for the reply to DATA",
+    _Phase.BODY: "sending the message",
+    _Phase.REPLY: "waiting for the server to confirm the message",
+    _Phase.QUIT: "closing the connection",
+}
+
+
+class _Prepared(NamedTuple):
+    """A message serialised for the wire, built outside the connection lock."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    payload: bytes  # dot-stuffed, ends with CRLF.CRLF
+    size: int
+    smtputf8: bool
+    eightbit: bool
+    message_id: str
+
+
+class _Connection(smtplib.SMTP):
+    """smtplib.SMTP with an IPv4-only resolver and implicit TLS on demand."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        local_hostname: str | None,
+        ipv4_only: bool,
+        implicit_tls: ssl.SSLContext | None,
+    ) -> None:
+        self._ipv4_only = ipv4_only
+        self._implicit_tls = implicit_tls
+        super().__init__(local_hostname=local_hostname, timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        if self._ipv4_only:
+            sock = _connect_ipv4(host, port, timeout)
+        else:
+            sock = socket.create_connection((host, port), timeout)
+        if self._implicit_tls is None:
+            return sock
+        try:
+            return self._implicit_tls.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+
+
+def _connect_ipv4(host: str, port: int, timeout: float) -> socket.socket:
+    """Connect to the first reachable IPv4 address of ``host`` (at most eight tried)."""
+    infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
+    error: OSError = OSError(f"{host} has no IPv4 address")
+    for family, kind, proto, _, address in infos[:8]:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+        else:
+            return sock
+    raise error
+
+
+def _reply_text(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return " ".join(text.split())
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    """True for a time-out, also when smtplib wrapped it in SMTPServerDisconnected."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 4:  # smtplib chains at most one level
+        if isinstance(current, (TimeoutError, socket.timeout)):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+def _classify_reply(
+    code: int, phase: _Phase
+) -> type[TransientError] | type[ProviderError] | type[RejectedError]:
+    """The delivery error kind of an SMTP reply ``code`` received in ``phase``."""
+    if 400 <= code < 500:
+        return TransientError
+    if code in _AUTH_CODES or not 500 <= code < 600:
+        return ProviderError
+    if phase == _Phase.MAIL:
+        # The sender is refused (550 5.7.1 relay denied, 553 not allowed): the same
+        # for every message of this account. Only "too large" is about the message.
+        return RejectedError if code == 552 else ProviderError
+    if phase >= _Phase.RCPT and phase != _Phase.QUIT:
+        return RejectedError
+    return ProviderError  # 5xx at greeting, EHLO, STARTTLS or AUTH
+
+
+def _map_error(exc: OSError, phase: _Phase, timeout: float) -> DeliveryError:
+    """Translate one smtplib / socket / ssl exception raised in ``phase``.
+
+    This is the only place where those exceptions become notifykit errors.
+    """
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        refused = {
+            rcpt: f"{code} {_reply_text(reply)}" for rcpt, (code, reply) in exc.recipients.items()
+        }
+        listing = "; ".join(f"{rcpt}: {reason}" for rcpt, reason in refused.items())
+        codes = [code for code, _ in exc.recipients.values()]
+        temporary = [code for code in codes if 400 <= code < 500]
+        if temporary:
+            return TransientError(
+                f"recipients temporarily refused, message not sent ({listing})",
+                provider_code=temporary[0],
+            )
+        return RejectedError(
+            f"every recipient was refused ({listing})",
+            provider_code=codes[0] if codes else None,
+            rejected=refused,
+        )
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        if phase == _Phase.STARTTLS:
+            return ProviderError(
+                "the server does not offer STARTTLS, so the connection cannot be encrypted; "
+                "use security='ssl' for implicit TLS, or security='none' for a local server"
+            )
+        return ProviderError(f"the server does not support what is needed: {exc}")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        code = exc.smtp_code
+        reason = f"{code} {_reply_text(exc.smtp_error)}"
+        kind = _classify_reply(code, phase)
+        if phase == _Phase.AUTH and kind is ProviderError:
+            text = f"authentication failed ({reason})"
+        elif phase == _Phase.MAIL and kind is ProviderError:
+            text = f"the server refused the sender ({reason})"
+        elif phase in (_Phase.DATA, _Phase.REPLY) and kind is RejectedError:
+            text = f"the server refused the message ({reason})"
+        else:
+            text = f"the server replied {reason} while {phase.doing}"
+        if kind is RejectedError:
+            return RejectedError(text, provider_code=code)
+        return kind(text, provider_code=code)
+    maybe = phase == _Phase.REPLY
+    after = (
+        "; the message was handed over and may have been delivered"
+        if maybe
+        else "; the message was not sent"
+    )
+    if _is_timeout(exc):
+        return TransientError(
+            f"timed out after {timeout:g} s while {phase.doing}{after}", maybe_delivered=maybe
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ProviderError(
+            f"TLS certificate verification failed ({exc.verify_message}); "
+            "pass ssl_context= to trust a private certificate authority"
+        )
+    if isinstance(
+        exc,
+        (ssl.SSLEOFError, ssl.SSLZeroReturnError, smtplib.SMTPServerDisconnected, ConnectionError),
+    ):
+        if isinstance(exc, ConnectionRefusedError):
+            return TransientError(f"connection refused{after}")
+        return TransientError(f"connection lost while {phase.doing}{after}", maybe_delivered=maybe)
+    if isinstance(exc, ssl.SSLError):
+        if maybe:
+            return TransientError(f"TLS error while {phase.doing}{after}", maybe_delivered=True)
+        return ProviderError(f"TLS failed while {phase.doing}: {exc.reason or exc}")
+    if isinstance(exc, socket.gaierror):
+        if exc.errno == socket.EAI_AGAIN:
+            return TransientError(f"cannot resolve the host name now: {exc.strerror}")
+        return ProviderError(f"cannot resolve the host name: {exc.strerror or exc}")
+    if isinstance(exc, smtplib.SMTPException):
+        return ProviderError(f"SMTP error while {phase.doing}: {exc}")
+    return TransientError(
+        f"{exc.strerror or type(exc).__name__} while {phase.doing}{after}",
+        maybe_delivered=maybe,
+    )
+
+
+def _is_stale(exc: OSError, phase: _Phase) -> bool:
+    """True when a reused connection turned out to be dead before the message left.
+
+    Servers drop idle connections (or answer 421 and close); the first command
+    of the next transaction then fails. Nothing was handed over yet, so a new
+    connection may try again at once. A time-out is not staleness: a server
+    that stopped answering would only make the caller wait twice.
+    """
+    if phase not in (_Phase.MAIL, _Phase.RCPT, _Phase.DATA) or _is_timeout(exc):
+        return False
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code == 421
+    return isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, ssl.SSLEOFError))
+
+
+def _check_credential(what: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{what} must be a string")
+    if not value.isascii() or "\r" in value or "\n" in value or "\0" in value:
+        # smtplib encodes credentials as ASCII; say so now rather than mid-send.
+        raise ConfigurationError(f"{what} must be printable ASCII (smtplib's AUTH limit)")
+    return value
+
+
+class SMTPTransport(BaseTransport):
+    """Send e-mail through an SMTP server, reusing one connection.
+
+    Args:
+        host: the server's name or IP address (``"smtp.example.com"``).
+        port: the server's port; by default 587 for ``starttls``, 465 for
+            ``ssl`` and 25 for ``none``.
+        username, password: credentials for SMTP AUTH; both or neither.
+        security: ``"starttls"`` (upgrade a plain connection, port 587),
+            ``"ssl"`` (implicit TLS, port 465, RFC 8314) or ``"none"`` (plain
+            text: local development servers and trusted relays only).
+        timeout: seconds every socket operation (connect, each reply) may take.
+        ssl_context: the TLS settings; by default ``ssl.create_default_context()``,
+            which verifies the server's certificate. Pass a context that trusts
+            your private CA rather than switching verification off.
+        local_hostname: the name sent in EHLO; by default this machine's FQDN.
+        ipv4_only: resolve and connect over IPv4 only (for hosts whose IPv6
+            route is broken).
+        max_messages_per_connection: close and reopen the connection after
+            this many messages (some providers limit messages per session).
+        allow_insecure_auth: permit AUTH with ``security="none"``, i.e. the
+            password in clear text on the wire. Off by default: such a
+            configuration is a :class:`~notifykit.errors.ConfigurationError`.
+
+    The connection is opened on the first send, kept open, and shared by every
+    thread using the transport (sends are serialised by a lock). ``close()``
+    sends QUIT; sending afterwards opens a new connection.
+
+    Example::
+
+        with SMTPTransport("127.0.0.1", 1025, security="none") as smtp:
+            smtp.send(email)
+    """
+
+    channels: frozenset[str] = frozenset({"email"})
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        security: Security = "starttls",
+        timeout: float = 10,
+        ssl_context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+        ipv4_only: bool = False,
+        max_messages_per_connection: int | None = None,
+        allow_insecure_auth: bool = False,
+    ) -> None:
+        if security not in _SECURITIES:
+            raise ConfigurationError(
+                f"security must be one of {', '.join(map(repr, _SECURITIES))}, not {security!r}"
+            )
+        if not isinstance(host, str) or not host.strip():
+            raise ConfigurationError("host must be a non-empty string")
+        host = host.strip()
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        if any(c.isspace() or c in "/@[]" for c in host):
+            raise ConfigurationError(f"host {host!r} is not a host name or IP address")
+        if host.count(":") == 1:
+            raise ConfigurationError(f"host {host!r} includes a port; pass it as port= instead")
+        if port is None:
+            port = _DEFAULT_PORTS[security]
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ConfigurationError(f"port must be an integer from 1 to 65535, not {port!r}")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not 0 < timeout < float("inf")
+        ):
+            raise ConfigurationError(
+                f"timeout must be a positive number of seconds, not {timeout!r}"
+            )
+        if password is not None and username is None:
+            raise ConfigurationError("a password was given without a username")
+        if username is not None:
+            _check_credential("username", username)
+            if not username:
+                raise ConfigurationError("username must not be empty")
+            if password is None:
+                raise ConfigurationError("a username was given without a password")
+            _check_credential("password", password)
+            if security == "none" and not allow_insecure_auth:
+                raise ConfigurationError(
+                    "refusing to send the SMTP password over an unencrypted connection "
+                    "(security='none'); use security='starttls' or 'ssl', or pass "
+                    "allow_insecure_auth=True for a trusted local relay"
+                )
+        if ssl_context is not None:
+            if not isinstance(ssl_context, ssl.SSLContext):
+                raise ConfigurationError("ssl_context must be an ssl.SSLContext")
+            if security == "none":
+                raise ConfigurationError("ssl_context was given but security='none' never uses TLS")
+        if local_hostname is not None and (
+            not isinstance(local_hostname, str)
+            or not local_hostname
+            or any(c.isspace() for c in local_hostname)
+        ):
+            raise ConfigurationError(f"local_hostname {local_hostname!r} is not a host name")
+        if max_messages_per_connection is not None and (
+            isinstance(max_messages_per_connection, bool)
+            or not isinstance(max_messages_per_connection, int)
+            or max_messages_per_connection < 1
+        ):
+            raise ConfigurationError(
+                "max_messages_per_connection must be a positive integer or None, "
+                f"not {max_messages_per_connection!r}"
+            )
+
+        self.host = host
+        self.port = port
+        self.username = username
+        self._password = password
+        self.security: Security = security
+        self.timeout = float(timeout)
+        self.ssl_context = ssl_context
+        self.local_hostname = local_hostname
+        self.ipv4_only = bool(ipv4_only)
+        self.max_messages_per_connection = max_messages_per_connection
+        self.allow_insecure_auth = bool(allow_insecure_auth)
+
+        bracketed = f"[{host}]" if ":" in host else host
+        self._hostport = f"{bracketed}:{port}"
+        self.name = f"smtp:{self._hostport}"
+        self._lock = threading.Lock()
+        self._conn: _Connection | None = None
+        self._sent_on_connection = 0
+        self._phase = _Phase.CONNECT
+        self._tls: ssl.SSLContext | None = None
+
+    # -- identity
+
+    @property
+    def scheme(self) -> str:  # type: ignore[override]
+        """``"smtps"`` for implicit TLS, ``"smtp"`` otherwise (as in DSNs)."""
+        return "smtps" if self.security == "ssl" else "smtp"
+
+    def _url(self, with_user: bool) -> str:
+        user = ""
+        if with_user and self.username is not None:
+            user = quote(self.username, safe="") + (":***" if self._password else "") + "@"
+        query = "?security=none" if self.security == "none" else ""
+        return f"{self.scheme}://{user}{self._hostport}{query}"
+
+    def __str__(self) -> str:
+        return self._url(with_user=False)
+
+    def __repr__(self) -> str:
+        return f"<SMTPTransport {self._url(with_user=True)}>"
+
+    def _secrets(self) -> tuple[str | None, ...]:
+        return (self._password,)
+
+    # -- sending
+
+    def _send(self, message: Message) -> Receipt:
+        if not isinstance(message, Email):  # pragma: no cover - BaseTransport checks channels
+            raise ConfigurationError(f"{self.name} sends e-mail only")
+        prepared = _prepare(message)  # CPU work, outside the lock
+        with self._lock:
+            return self._transmit(message, prepared)
+
+    def check(self) -> None:
+        """Connect (and authenticate) without sending anything.
+
+        Raises the same errors a send would; used by ``notifykit check``. The
+        connection stays open for the next send.
+        """
+        with self._lock:
+            if self._conn is None:
+                try:
+                    self._open()
+                except OSError as exc:
+                    err = _map_error(exc, self._phase, self.timeout)
+                    err.transport = self.name
+                    raise err from exc
+
+    def _transmit(self, message: Email, prepared: _Prepared) -> Receipt:
+        retried = False
+        while True:  # runs at most twice: one transparent reconnect
+            reused = self._conn is not None
+            try:
+                conn = self._conn if self._conn is not None else self._open()
+                accepted, rejected = self._transaction(conn, prepared)
+            except OSError as exc:
+                phase = self._phase
+                self._recover(exc, phase)
+                if reused and not retried and _is_stale(exc, phase):
+                    logger.debug("%s: the idle connection was dropped; reconnecting", self.name)
+                    retried = True
+                    continue
+                raise _map_error(exc, phase, self.timeout) from exc
+            break
+        self._sent_on_connection += 1
+        limit = self.max_messages_per_connection
+        if limit is not None and self._sent_on_connection >= limit:
+            self._quit()
+        return Receipt(
+            message_id=message.id,
+            transport=self.name,
+            provider_message_id=prepared.message_id,
+            accepted=accepted,
+            rejected=rejected,
+        )
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:
+            # Loading the system CA store costs milliseconds: once per transport.
+            self._tls = self.ssl_context or ssl.create_default_context()
+        return self._tls
+
+    def _open(self) -> _Connection:
+        """Connect, greet, secure and authenticate; called with the lock held."""
+        self._phase = _Phase.CONNECT
+        implicit = self._tls_context() if self.security == "ssl" else None
+        conn = _Connection(
+            timeout=self.timeout,
+            local_hostname=self.local_hostname,
+            ipv4_only=self.ipv4_only,
+            implicit_tls=implicit,
+        )
+        try:
+            code, reply = conn.connect(self.host, self.port)
+            if code != 220:
+                raise smtplib.SMTPConnectError(code, reply)
+            self._phase = _Phase.HELLO
+            conn.ehlo_or_helo_if_needed()
+            if self.security == "starttls":
+                self._phase = _Phase.STARTTLS
+                conn.starttls(context=self._tls_context())
+                self._phase = _Phase.HELLO
+                conn.ehlo_or_helo_if_needed()
+            if self.username is not None and self._password is not None:
+                self._phase = _Phase.AUTH
+                conn.login(self.username, self._password)
+        except BaseException:
+            conn.close()
+            raise
+        if self.local_hostname is None:
+            # smtplib looked up the FQDN (a DNS query); do it once per transport.
+            self.local_hostname = conn.local_hostname
+        self._conn = conn
+        self._sent_on_connection = 0
+        logger.debug("%s: connected", self.name)
+        return conn
+
+    def _transaction(
+        self, conn: _Connection, p: _Prepared
+    ) -> tuple[tuple[str, ...], dict[str, str]]:
+        """MAIL, RCPT, DATA on an open connection; smtplib errors propagate."""
+        options: list[str] = []
+        if p.smtputf8:
+            if not conn.has_extn("smtputf8"):
+                self._phase = _Phase.MAIL
+                raise smtplib.SMTPNotSupportedError(
+                    "the addresses need SMTPUTF8, which the server does not offer"
+                )
+            options.append("SMTPUTF8")
+        if p.eightbit and conn.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        if conn.has_extn("size"):
+            options.append(f"SIZE={p.size}")
+
+        self._phase = _Phase.MAIL
+        code, reply = conn.mail(p.sender, options)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, p.sender)
+
+        self._phase = _Phase.RCPT
+        accepted: list[str] = []
+        refused: dict[str, tuple[int, bytes]] = {}
+        for rcpt in p.recipients:
+            code, reply = conn.rcpt(rcpt)
+            if code in (250, 251):
+                accepted.append(rcpt)
+            elif code == 421:  # the server is closing the connection
+                raise smtplib.SMTPResponseException(code, reply)
+            else:
+                refused[rcpt] = (code, reply)
+        if not accepted or any(400 <= code < 500 for code, _ in refused.values()):
+            raise smtplib.SMTPRecipientsRefused(refused)
+
+        self._phase = _Phase.DATA
+        conn.putcmd("data")
+        code, reply = conn.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        self._phase = _Phase.BODY
+        conn.send(p.payload)
+        self._phase = _Phase.REPLY
+        code, reply = conn.getreply()
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+        rejected = {rcpt: f"{code} {_reply_text(reply)}" for rcpt, (code, reply) in refused.items()}
+        return tuple(accepted), rejected
+
+    def _recover(self, exc: OSError, phase: _Phase) -> None:
+        """After a failure: reset the transaction if the connection is sound, else drop it."""
+        conn = self._conn
+        if conn is None:
+            return
+        sound = (
+            isinstance(exc, smtplib.SMTPResponseException)
+            and exc.smtp_code != 421
+            and phase in (_Phase.MAIL, _Phase.RCPT, _Phase.DATA, _Phase.REPLY)
+            and conn.sock is not None
+        ) or isinstance(exc, smtplib.SMTPNotSupportedError)
+        if sound:
+            try:
+                code, _ = conn.rset()
+            except OSError:
+                code = 0
+            if code == 250:
+                return
+        self._drop()
+
+    def _drop(self) -> None:
+        """Forget the connection without QUIT (it is broken or the server hung up)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _quit(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.sock is not None:
+                conn.quit()
+        except OSError:
+            pass  # the server may have gone already; we are leaving anyway
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        """Say QUIT and close the connection. Idempotent; a later send reconnects."""
+        with self._lock:
+            self._quit()
+
+
+def _prepare(message: Email) -> _Prepared:
+    """Serialise ``message`` for DATA: CRLF line ends, dot-stuffing, terminator."""
+    mime = message.to_mime()  # InvalidMessage when there is no sender
+    sender = message.sender_address
+    assert sender is not None  # to_mime() refused a message without one
+    recipients = message.recipients
+    smtputf8 = not (sender.isascii() and all(r.isascii() for r in recipients))
+    policy = mime.policy.clone(utf8=True) if smtputf8 else None  # type: ignore[call-arg]
+    data = mime.as_bytes(policy=policy)
+    if data.startswith(b".") or b"\n." in data:
+        data = _LEADING_DOT.sub(b"..", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return _Prepared(
+        sender=sender,
+        recipients=recipients,
+        payload=data + b".\r\n",
+        size=len(data),
+        smtputf8=smtputf8,
+        eightbit=not data.isascii(),
+        message_id=str(mime.get("Message-ID", message.message_id_header)).strip(),
+    )
