@@ -344,6 +344,13 @@ def build_send_email_kwargs(
             f"the message has {len(seen)} recipients; SES accepts at most {max_recipients} "
             "per message (split it into several messages)"
         )
+    # Base64 makes attachments at least 4/3 their size: refuse a message that is
+    # surely too large before spending time encoding it.
+    if sum(len(a.content) for a in message.attachments) * 4 // 3 > max_size:
+        raise RejectedError(
+            f"the message's attachments alone exceed {max_size:,} bytes once encoded; "
+            f"SES accepts at most {max_size:,} bytes of MIME"
+        )
     raw = message.to_mime().as_bytes()
     if len(raw) > max_size:
         raise RejectedError(
