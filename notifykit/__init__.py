@@ -41,6 +41,29 @@ _EXPORTS: dict[str, str] = {
     "BaseTransport": "notifykit.transports.base",
     "ConsoleTransport": "notifykit.transports.console",
     "MemoryTransport": "notifykit.transports.memory",
+    "FileTransport": "notifykit.transports.file",
+    "SMTPTransport": "notifykit.transports.smtp",
+    "SESTransport": "notifykit.transports.ses",
+    "MSG91Transport": "notifykit.transports.msg91",
+    "Fast2SMSTransport": "notifykit.transports.fast2sms",
+    "FailoverTransport": "notifykit.transports.failover",
+    "RoundRobinTransport": "notifykit.transports.failover",
+    "Retry": "notifykit.retry",
+    # templates
+    "TemplateRenderer": "notifykit.templates",
+    "Rendered": "notifykit.templates",
+    # delivery log
+    "LogSink": "notifykit.sinks.base",
+    "DeliveryEvent": "notifykit.sinks.base",
+    "LoggingSink": "notifykit.sinks.stdlib",
+    "MemorySink": "notifykit.sinks.memory",
+    "JSONLSink": "notifykit.sinks.jsonl",
+    "SQLiteSink": "notifykit.sinks.sqlite",
+    # the notifier and configuration
+    "Notifier": "notifykit.notifier",
+    "from_dsn": "notifykit.config",
+    "from_env": "notifykit.config",
+    "mask_url": "notifykit.config",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -60,6 +83,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from notifykit.config import from_dsn, from_env, mask_url
     from notifykit.errors import (
         AllTransportsFailed,
         ConfigurationError,
@@ -81,7 +105,12 @@ if TYPE_CHECKING:
         message_from_dict,
         normalize_phone,
     )
+    from notifykit.notifier import Notifier
     from notifykit.receipt import Attempt, Receipt
+    from notifykit.retry import Retry
+    from notifykit.sinks.base import DeliveryEvent, LogSink
     from notifykit.transports.base import BaseTransport, Transport
     from notifykit.transports.console import ConsoleTransport
+    from notifykit.transports.failover import FailoverTransport, RoundRobinTransport
+    from notifykit.transports.file import FileTransport
     from notifykit.transports.memory import MemoryTransport

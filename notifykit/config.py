@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from notifykit.sinks.base import LogSink
     from notifykit.transports.base import Transport
 
-__all__ = ["from_dsn", "mask_url", "notifier_from_env", "sink_from_url"]
+__all__ = ["from_dsn", "from_env", "mask_url", "notifier_from_env", "sink_from_url"]
 
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^@/?#\s]*)@")
 # Schemes whose user part is itself a secret (an API key).
@@ -498,3 +498,7 @@ def notifier_from_env(
         sms_sender=get("SMS_SENDER"),
         default_region=get("DEFAULT_REGION"),
     )
+
+
+#: ``notifykit.from_env()``: the same as :meth:`Notifier.from_env() <notifykit.Notifier.from_env>`.
+from_env = notifier_from_env

@@ -14,6 +14,13 @@ _EXPORTS: dict[str, str] = {
     "BaseTransport": "notifykit.transports.base",
     "ConsoleTransport": "notifykit.transports.console",
     "MemoryTransport": "notifykit.transports.memory",
+    "FileTransport": "notifykit.transports.file",
+    "SMTPTransport": "notifykit.transports.smtp",
+    "SESTransport": "notifykit.transports.ses",
+    "MSG91Transport": "notifykit.transports.msg91",
+    "Fast2SMSTransport": "notifykit.transports.fast2sms",
+    "FailoverTransport": "notifykit.transports.failover",
+    "RoundRobinTransport": "notifykit.transports.failover",
 }
 
 __all__ = list(_EXPORTS)
