@@ -779,6 +779,20 @@ def test_str_and_repr_hide_credentials() -> None:
         assert KEY_ID not in text
 
 
+def test_dsn_with_percent_encoded_credentials() -> None:
+    """A ses:// URL with percent-encoded KEY:SECRET configures the transport; str() round-trips."""
+    from notifykit.config import from_dsn
+
+    secret = "testing/secret+key=="
+    url = "ses://AKIATESTING:testing%2Fsecret%2Bkey%3D%3D@?region=ap-south-1&configuration_set=tx"
+    transport = from_dsn(url)
+    assert isinstance(transport, SESTransport)
+    assert (secret,) == transport._secrets()[:1]
+    assert "ses://?region=ap-south-1&configuration_set=tx" == str(transport)
+    assert str(transport) == str(from_dsn(str(transport)))
+    assert secret not in repr(transport)
+
+
 def test_email_only() -> None:
     """SES carries e-mail only: an SMS is a ConfigurationError."""
     transport = make_transport()
