@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterable
@@ -43,7 +44,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["FAULTS", "RecordedRequest", "Reply", "SMSFakeServer"]
+__all__ = ["FAST2SMS_KEY", "FAULTS", "MSG91_KEY", "RecordedRequest", "Reply", "SMSFakeServer"]
+
+#: The keys the fake accepts unless told otherwise.
+MSG91_KEY = "msg91-test-authkey-123"
+FAST2SMS_KEY = "f2s-test-api-key-456"
 
 #: The scripted faults :meth:`SMSFakeServer.script` understands.
 FAULTS = frozenset({"rate_limit", "server_error", "garbage", "hang", "drop", "close"})
@@ -100,8 +105,8 @@ class SMSFakeServer:
     def __init__(
         self,
         *,
-        msg91_keys: Iterable[str] = ("msg91-test-authkey-123",),
-        fast2sms_keys: Iterable[str] = ("f2s-test-api-key-456",),
+        msg91_keys: Iterable[str] = (MSG91_KEY,),
+        fast2sms_keys: Iterable[str] = (FAST2SMS_KEY,),
         hang_limit: float = 5.0,
         retry_after: str | None = "7",
     ) -> None:
@@ -129,7 +134,7 @@ class SMSFakeServer:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._open: set[socket.socket] = set()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # -- control
@@ -140,6 +145,21 @@ class SMSFakeServer:
         assert self._server is not None, "start the server first"
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    @property
+    def open_connections(self) -> int:
+        """How many client connections are open right now."""
+        with self._lock:
+            return len(self._open)
+
+    def wait_idle(self, timeout: float = 2.0) -> bool:
+        """Wait (bounded) until no client connection is open; True when that happened."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.open_connections:
+                return True
+            time.sleep(0.002)
+        return False
 
     def script(self, *entries: str | Reply) -> None:
         """Queue what the next requests get, one entry each (then the provider logic)."""
@@ -155,7 +175,8 @@ class SMSFakeServer:
         class Handler(_Handler):
             server_fake = fake
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = _Server(("127.0.0.1", 0), Handler)
+        server.fake = self
         server.daemon_threads = False  # stop() joins every handler thread
         self._server = server
         self._thread = threading.Thread(
@@ -364,6 +385,15 @@ class SMSFakeServer:
         return Reply(404, b"not found")
 
 
+class _Server(ThreadingHTTPServer):
+    fake: SMSFakeServer
+
+    def shutdown_request(self, request: Any) -> None:
+        # Counted as closed only once the socket really is.
+        super().shutdown_request(request)
+        self.fake._disconnected(request)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
     server_fake: SMSFakeServer
@@ -375,12 +405,6 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.server_fake._connected(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server_fake._disconnected(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:  # silence stderr
         pass
