@@ -115,6 +115,7 @@ class _Connection(smtplib.SMTP):
 
     def __init__(
         self,
+        host: str,
         *,
         timeout: float,
         local_hostname: str | None,
@@ -124,6 +125,9 @@ class _Connection(smtplib.SMTP):
         self._ipv4_only = ipv4_only
         self._implicit_tls = implicit_tls
         super().__init__(local_hostname=local_hostname, timeout=timeout)
+        # smtplib names the server for STARTTLS's certificate check only when the
+        # host goes to __init__ (which would also connect there); set it here.
+        self._host = host
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         if self._ipv4_only:
@@ -514,6 +518,7 @@ class SMTPTransport(BaseTransport):
         self._phase = _Phase.CONNECT
         implicit = self._tls_context() if self.security == "ssl" else None
         conn = _Connection(
+            self.host,
             timeout=self.timeout,
             local_hostname=self.local_hostname,
             ipv4_only=self.ipv4_only,
