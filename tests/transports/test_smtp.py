@@ -308,15 +308,15 @@ def test_untrusted_certificate_is_provider_error(
 ) -> None:
     """Certificates are verified by default: a private CA not given as ssl_context is a ProviderError."""
     server: SMTPServer = request.getfixturevalue(server_fixture)
-    with SMTPTransport(
+    transport = SMTPTransport(
         "127.0.0.1",
         server.port,
         FAKE_USER,
         FAKE_PASSWORD,
         security=server.security,  # type: ignore[arg-type]
-    ) as transport:
-        with pytest.raises(nk.ProviderError) as info:
-            transport.send(make_email())
+    )
+    with transport, pytest.raises(nk.ProviderError) as info:
+        transport.send(make_email())
     assert "certificate verification failed" in str(info.value)
     assert "ssl_context" in str(info.value)
     assert [] == server.messages
@@ -335,9 +335,11 @@ def test_hostname_is_checked(smtp_tls_server: SMTPServer, certificates: Certific
 
 def test_starttls_not_offered_is_provider_error(smtp_server: SMTPServer) -> None:
     """security='starttls' against a server without STARTTLS is a ProviderError, never a silent plain send."""
-    with SMTPTransport("127.0.0.1", smtp_server.port, security="starttls") as transport:
-        with pytest.raises(nk.ProviderError) as info:
-            transport.send(make_email())
+    with (
+        SMTPTransport("127.0.0.1", smtp_server.port, security="starttls") as transport,
+        pytest.raises(nk.ProviderError) as info,
+    ):
+        transport.send(make_email())
     assert "STARTTLS" in str(info.value)
     assert [] == smtp_server.messages
 
@@ -347,9 +349,11 @@ def test_wrong_password_is_provider_error_without_the_password(
 ) -> None:
     """A 535 is a ProviderError with code 535; the password is in no message, repr or attempt."""
     password = "wrong-password-4242"
-    with tls_transport(smtp_tls_server, certificates, password=password) as transport:
-        with pytest.raises(nk.ProviderError) as info:
-            transport.send(make_email())
+    with (
+        tls_transport(smtp_tls_server, certificates, password=password) as transport,
+        pytest.raises(nk.ProviderError) as info,
+    ):
+        transport.send(make_email())
     error = info.value
     assert "535" == error.provider_code
     assert "authentication failed" in str(error)
@@ -386,18 +390,20 @@ def test_auth_required_without_credentials_is_provider_error(certificates: Certi
             auth_required=True,
         ) as server,
         tls_transport(server, certificates, username=None, password=None) as transport,
+        pytest.raises(nk.ProviderError) as info,
     ):
-        with pytest.raises(nk.ProviderError) as info:
-            transport.send(make_email())
+        transport.send(make_email())
     assert "530" == info.value.provider_code
 
 
 def test_scripted_535_on_auth(smtp_tls_server: SMTPServer, certificates: Certificates) -> None:
     """A 535 scripted on AUTH is a ProviderError carrying the code."""
     smtp_tls_server.fail("AUTH", "535 5.7.8 Authentication credentials invalid", times=None)
-    with tls_transport(smtp_tls_server, certificates) as transport:
-        with pytest.raises(nk.ProviderError) as info:
-            transport.send(make_email())
+    with (
+        tls_transport(smtp_tls_server, certificates) as transport,
+        pytest.raises(nk.ProviderError) as info,
+    ):
+        transport.send(make_email())
     assert "535" == info.value.provider_code
 
 
@@ -410,9 +416,11 @@ def test_check_authenticates_without_sending(
         assert [] == smtp_tls_server.messages
         transport.send(make_email())
     assert 1 == smtp_tls_server.connections
-    with tls_transport(smtp_tls_server, certificates, password="nope-nope") as transport:
-        with pytest.raises(nk.ProviderError):
-            transport.check()
+    with (
+        tls_transport(smtp_tls_server, certificates, password="nope-nope") as transport,
+        pytest.raises(nk.ProviderError),
+    ):
+        transport.check()
 
 
 # --------------------------------------------------------------------------- scripted replies
@@ -588,9 +596,11 @@ def test_drop_on_fresh_connection_is_not_retried(
 
 def test_closed_port_is_transient(closed_port: int) -> None:
     """A refused connection is a TransientError at once, not after the time-out."""
-    with SMTPTransport("127.0.0.1", closed_port, security="none", timeout=30) as transport:
-        with pytest.raises(nk.TransientError) as info:
-            transport.send(make_email())
+    with (
+        SMTPTransport("127.0.0.1", closed_port, security="none", timeout=30) as transport,
+        pytest.raises(nk.TransientError) as info,
+    ):
+        transport.send(make_email())
     assert "refused" in str(info.value)
     assert not info.value.maybe_delivered
     assert "transient" == info.value.attempts[-1].outcome
@@ -599,9 +609,11 @@ def test_closed_port_is_transient(closed_port: int) -> None:
 @pytest.mark.timeout(10)
 def test_server_that_never_answers_times_out(silent_server: Any) -> None:
     """A server that accepts the connection but never greets is a TransientError after the time-out."""
-    with SMTPTransport("127.0.0.1", silent_server.port, security="none", timeout=0.5) as transport:
-        with pytest.raises(nk.TransientError) as info:
-            transport.send(make_email())
+    with (
+        SMTPTransport("127.0.0.1", silent_server.port, security="none", timeout=0.5) as transport,
+        pytest.raises(nk.TransientError) as info,
+    ):
+        transport.send(make_email())
     assert "timed out after 0.5 s" in str(info.value)
     assert not info.value.maybe_delivered
 
@@ -624,9 +636,11 @@ def test_drop_after_data_terminator_is_maybe_delivered(
 def test_timeout_after_data_terminator_is_maybe_delivered(smtp_server: SMTPServer) -> None:
     """No reply after the final '.' within the time-out is a TransientError with maybe_delivered."""
     smtp_server.hang("DATA")
-    with SMTPTransport("127.0.0.1", smtp_server.port, security="none", timeout=0.5) as transport:
-        with pytest.raises(nk.TransientError) as info:
-            transport.send(make_email())
+    with (
+        SMTPTransport("127.0.0.1", smtp_server.port, security="none", timeout=0.5) as transport,
+        pytest.raises(nk.TransientError) as info,
+    ):
+        transport.send(make_email())
     assert info.value.maybe_delivered
     assert "timed out" in str(info.value)
 
