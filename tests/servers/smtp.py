@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
@@ -312,7 +312,7 @@ class SMTPServer:
         self._counts: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
         self._tls_context = certificates.server_context() if certificates else None
 
     # -- what the server saw
@@ -450,7 +450,7 @@ class SMTPServer:
             loop=self._loop,
         )
 
-    async def _listen(self) -> asyncio.AbstractServer:
+    async def _listen(self) -> asyncio.Server:
         loop = asyncio.get_running_loop()
         return await loop.create_server(
             self._protocol,
@@ -465,7 +465,7 @@ class SMTPServer:
         self._server.close()
         for proto in list(self._live):
             if proto.transport is not None:
-                proto.transport.abort()
+                cast(asyncio.Transport, proto.transport).abort()
         await self._server.wait_closed()
         current = asyncio.current_task()
         tasks = [t for t in asyncio.all_tasks() if t is not current]

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("aiosmtpd")
 
 import notifykit as nk
-from notifykit.transports.smtp import SMTPTransport
+from notifykit.transports.smtp import Security, SMTPTransport
 from tests.servers.smtp import FAKE_PASSWORD, FAKE_USER, Certificates, SMTPServer
 from tests.transports.contract import TransportContract
 
@@ -43,7 +43,7 @@ def tls_transport(server: SMTPServer, certificates: Certificates, **options: Any
     options.setdefault("password", FAKE_PASSWORD)
     options.setdefault("ssl_context", certificates.client_context())
     options.setdefault("timeout", 5)
-    return SMTPTransport("127.0.0.1", server.port, security=server.security, **options)  # type: ignore[arg-type]
+    return SMTPTransport("127.0.0.1", server.port, security=server.security, **options)
 
 
 # --------------------------------------------------------------------------- contract
@@ -132,9 +132,9 @@ def test_non_ascii_password_is_refused_without_echoing_it() -> None:
 
 
 @pytest.mark.parametrize(("security", "port"), [("starttls", 587), ("ssl", 465), ("none", 25)])
-def test_default_port_follows_security(security: str, port: int) -> None:
+def test_default_port_follows_security(security: Security, port: int) -> None:
     """Without a port, STARTTLS uses 587, implicit TLS 465 and plain text 25."""
-    assert port == SMTPTransport("mail.example.com", security=security).port  # type: ignore[arg-type]
+    assert port == SMTPTransport("mail.example.com", security=security).port
 
 
 def test_name_str_and_repr() -> None:
@@ -313,7 +313,7 @@ def test_untrusted_certificate_is_provider_error(
         server.port,
         FAKE_USER,
         FAKE_PASSWORD,
-        security=server.security,  # type: ignore[arg-type]
+        security=server.security,
     )
     with transport, pytest.raises(nk.ProviderError) as info:
         transport.send(make_email())
