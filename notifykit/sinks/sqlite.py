@@ -51,7 +51,7 @@ sink that was never closed, and garbage collection of a sink nobody holds any
 more. Only a hard kill (``SIGKILL``, ``os._exit``) loses what is still queued.
 After ``fork()`` (Gunicorn, Celery prefork) the child starts with an empty
 queue and its own connection and writer thread; what the parent had queued is
-written by the parent.
+written by the parent (an in-memory log starts empty in the child).
 """
 
 from __future__ import annotations
@@ -493,10 +493,18 @@ class _Writer:
             self.pending.append(event)
             self.enqueued += 1
             if self.thread is None:
-                self.thread = threading.Thread(
+                thread = threading.Thread(
                     target=self._run, name="notifykit-sqlite-writer", daemon=True
                 )
-                self.thread.start()
+                try:
+                    thread.start()
+                except RuntimeError as exc:  # e.g. during interpreter shutdown
+                    self.pending.pop()
+                    self.enqueued -= 1
+                    raise NotifyKitError(
+                        f"SQLiteSink({self.path!r}) cannot start its writer thread: {exc}"
+                    ) from exc
+                self.thread = thread
             elif self.idle:
                 self.has_work.notify()
 
@@ -619,7 +627,7 @@ class _Writer:
         """The open connection (reopened after fork); call with ``db_lock`` held."""
         if self._conn is None:
             if self.memory and self.closed:
-                raise NotifyKitError("this in-memory SQLiteSink has been garbage-collected")
+                raise NotifyKitError("this in-memory SQLiteSink is closed and its data gone")
             self._conn = _connect(self.path, self.timeout)
         return self._conn
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from notifykit.sinks.base import DeliveryEvent
 
@@ -16,12 +17,14 @@ __all__ = ["DEFAULT_LEVELS", "LoggingSink", "format_event"]
 
 #: The level of each kind of event. A retried attempt is a warning because the
 #: message may still go out; a final failure is an error because it did not.
-DEFAULT_LEVELS: Mapping[str, int] = {
-    "queued": logging.DEBUG,
-    "attempt_failed": logging.WARNING,
-    "sent": logging.INFO,
-    "failed": logging.ERROR,
-}
+DEFAULT_LEVELS: Mapping[str, int] = MappingProxyType(
+    {
+        "queued": logging.DEBUG,
+        "attempt_failed": logging.WARNING,
+        "sent": logging.INFO,
+        "failed": logging.ERROR,
+    }
+)
 
 #: At most this many recipients are spelled out in the message line; the
 #: ``extra`` always has all of them.
@@ -57,7 +60,8 @@ def format_event(event: DeliveryEvent) -> str:
         if event.rejected:
             text += f"; refused: {', '.join(event.rejected)}"
         return text
-    kind = f" ({event.error_kind})" if event.error_kind else ""
+    # "failed" is the kind of AllTransportsFailed: "failed (failed)" says nothing more.
+    kind = f" ({event.error_kind})" if event.error_kind not in (None, "failed") else ""
     uncertain = "; it may have been delivered" if event.maybe_delivered else ""
     if event.status == "attempt_failed":
         return (

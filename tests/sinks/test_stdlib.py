@@ -129,3 +129,12 @@ def test_partial_refusal_is_in_the_sent_line() -> None:
         "m1", "sent", "email", transport="smtp", attempt=1, rejected={"b@x.example": "550"}
     )
     assert format_event(event).endswith("; refused: b@x.example")
+
+
+def test_rejection_line_names_the_kind_and_transport() -> None:
+    """A final rejection says which transport refused it and that it was a rejection."""
+    failed = delivery("m1", "rejected")[-1]
+    assert (
+        "email m1 (welcome) to asha@example.com failed via smtp:mail.example.com:587 "
+        "(rejected) after 1 attempt(s): 550 no such user"
+    ) == format_event(failed)
