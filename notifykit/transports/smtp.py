@@ -41,6 +41,7 @@ from urllib.parse import quote
 from notifykit.errors import (
     ConfigurationError,
     DeliveryError,
+    InvalidMessage,
     ProviderError,
     RejectedError,
     TransientError,
@@ -645,13 +646,19 @@ class SMTPTransport(BaseTransport):
 
 def _prepare(message: Email) -> _Prepared:
     """Serialise ``message`` for DATA: CRLF line ends, dot-stuffing, terminator."""
-    mime = message.to_mime()  # InvalidMessage when there is no sender
     sender = message.sender_address
-    assert sender is not None  # to_mime() refused a message without one
     recipients = message.recipients
-    smtputf8 = not (sender.isascii() and all(r.isascii() for r in recipients))
-    policy = mime.policy.clone(utf8=True) if smtputf8 else None  # type: ignore[call-arg]
-    data = mime.as_bytes(policy=policy)
+    smtputf8 = not ((sender or "").isascii() and all(r.isascii() for r in recipients))
+    try:
+        mime = message.to_mime()  # InvalidMessage when there is no sender
+        policy = mime.policy.clone(utf8=True) if smtputf8 else None  # type: ignore[call-arg]
+        data = mime.as_bytes(policy=policy)
+    except (ValueError, TypeError, UnicodeError) as exc:
+        if isinstance(exc, InvalidMessage):
+            raise
+        # The email package refused a value notifykit's validation let through.
+        raise InvalidMessage(f"the e-mail cannot be serialised: {exc}") from exc
+    assert sender is not None  # to_mime() refused a message without one
     if data.startswith(b".") or b"\n." in data:
         data = _LEADING_DOT.sub(b"..", data)
     if not data.endswith(b"\r\n"):

@@ -265,6 +265,15 @@ def test_message_without_sender_is_invalid_and_nothing_connects(
     assert 0 == smtp_server.connections
 
 
+def test_unserialisable_message_is_invalid_message(
+    plain: SMTPTransport, smtp_server: SMTPServer
+) -> None:
+    """A value the email package refuses to serialise is InvalidMessage, not a raw ValueError."""
+    with pytest.raises(nk.InvalidMessage):
+        plain.send(make_email(subject="Hello\u2028Bcc: victim@example.com"))
+    assert [] == smtp_server.messages
+
+
 def test_local_hostname_is_sent_in_ehlo(smtp_server: SMTPServer) -> None:
     """local_hostname is the name the client gives in EHLO."""
     with SMTPTransport(
