@@ -64,6 +64,7 @@ __all__ = [
     "malformed",
     "map_httpx_error",
     "parse_retry_after",
+    "templates_option",
 ]
 
 _R = TypeVar("_R")
@@ -398,6 +399,18 @@ def _check_timeout(timeout: object) -> float:
     if not math.isfinite(timeout) or timeout <= 0:
         raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
     return float(timeout)
+
+
+def templates_option(value: object) -> dict[str, str]:
+    """Check a ``templates=`` option: your template names mapped to the provider's ids."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, (str, int)) and str(v).strip()
+        for k, v in value.items()
+    ):
+        raise ConfigurationError("templates: expected a mapping of template name to provider id")
+    return {k: str(v).strip() for k, v in value.items()}
 
 
 class HTTPTransport(BaseTransport):

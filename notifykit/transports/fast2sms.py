@@ -35,6 +35,7 @@ from notifykit.transports._http import (
     HTTPTransport,
     decode_json,
     malformed,
+    templates_option,
 )
 
 if TYPE_CHECKING:
@@ -144,6 +145,7 @@ def build_request(
     sender_id: str | None = None,
     base_url: str = DEFAULT_BASE_URL,
     flash: bool = False,
+    templates: Mapping[str, str] | None = None,
 ) -> HTTPRequest:
     """The bulkV2 request that sends ``message`` on ``route``.
 
@@ -182,7 +184,7 @@ def build_request(
                 "Fast2SMSTransport(sender_id=...)"
             )
         body["sender_id"] = chosen_sender
-        body["message"] = message.template_id
+        body["message"] = (templates or {}).get(message.template_id, message.template_id)
         if message.variables:
             body["variables_values"] = _variables_values(message)
     elif route == "q":
@@ -307,6 +309,10 @@ class Fast2SMSTransport(HTTPTransport):
             :meth:`close`.
         timeout: seconds allowed to connect, send and read the answer.
         flash: send flash SMS (``dlt`` and ``q`` routes).
+        templates: your template names mapped to Fast2SMS DLT message ids
+            (``{"otp": "158923"}``), so one SMS with ``template_id="otp"`` can
+            fail over between providers that each have their own id for the
+            same DLT template.
         name: the transport's name in receipts and errors (``"fast2sms"``).
 
     The ``request_id`` Fast2SMS returns is the receipt's ``provider_message_id``.
@@ -325,6 +331,7 @@ class Fast2SMSTransport(HTTPTransport):
         timeout: float = 10.0,
         *,
         flash: bool = False,
+        templates: Mapping[str, str] | None = None,
         name: str = "fast2sms",
     ) -> None:
         super().__init__(
@@ -339,6 +346,7 @@ class Fast2SMSTransport(HTTPTransport):
         if not isinstance(flash, bool):
             raise ConfigurationError("flash: expected True or False")
         self.flash = flash
+        self.templates = templates_option(templates)
 
     def build_request(self, message: SMS) -> HTTPRequest:
         """The request :meth:`send` would make for ``message`` (no I/O)."""
@@ -349,6 +357,7 @@ class Fast2SMSTransport(HTTPTransport):
             sender_id=self.sender_id,
             base_url=self.base_url,
             flash=self.flash,
+            templates=self.templates,
         )
 
     def _send(self, message: Message) -> Receipt:

@@ -33,6 +33,7 @@ from notifykit.transports._http import (
     HTTPTransport,
     decode_json,
     malformed,
+    templates_option,
 )
 
 if TYPE_CHECKING:
@@ -114,11 +115,13 @@ def build_request(
     template_id: str | None = None,
     base_url: str = DEFAULT_BASE_URL,
     short_url: bool | None = None,
+    templates: Mapping[str, str] | None = None,
 ) -> HTTPRequest:
     """The Flow API request that sends ``message``.
 
     The template is ``message.template_id``, else ``template_id`` (the
-    transport's default); the sender is ``message.sender``, else ``sender``
+    transport's default), looked up in ``templates`` (your name → MSG91's
+    template id; an id not in it is sent as is); the sender is ``message.sender``, else ``sender``
     (optional: a flow may define its own). Each of ``message.variables``
     becomes a key of the recipient object, named exactly as in the template.
 
@@ -128,6 +131,8 @@ def build_request(
             the number).
     """
     flow = message.template_id or template_id
+    if flow and templates:
+        flow = templates.get(flow, flow)
     if not flow:
         raise InvalidMessage(
             "MSG91 sends only flow/DLT templates: give the SMS a template_id "
@@ -257,6 +262,10 @@ class MSG91Transport(HTTPTransport):
         timeout: seconds allowed to connect, send and read the answer.
         short_url: ask MSG91 to shorten links (``True``/``False``); left out
             of the request when ``None``.
+        templates: your template names mapped to MSG91 template ids
+            (``{"otp": "65e06f45d6fc05278c7d47e2"}``), so one SMS with
+            ``template_id="otp"`` can fail over between providers that each
+            have their own id for the same DLT template.
         name: the transport's name in receipts and errors (``"msg91"``); give
             two accounts different names.
 
@@ -277,6 +286,7 @@ class MSG91Transport(HTTPTransport):
         timeout: float = 10.0,
         *,
         short_url: bool | None = None,
+        templates: Mapping[str, str] | None = None,
         name: str = "msg91",
     ) -> None:
         super().__init__(
@@ -287,6 +297,7 @@ class MSG91Transport(HTTPTransport):
         if short_url is not None and not isinstance(short_url, bool):
             raise ConfigurationError("short_url: expected True, False or None")
         self.short_url = short_url
+        self.templates = templates_option(templates)
 
     def build_request(self, message: SMS) -> HTTPRequest:
         """The request :meth:`send` would make for ``message`` (no I/O)."""
@@ -297,6 +308,7 @@ class MSG91Transport(HTTPTransport):
             template_id=self.template_id,
             base_url=self.base_url,
             short_url=self.short_url,
+            templates=self.templates,
         )
 
     def _send(self, message: Message) -> Receipt:

@@ -469,3 +469,15 @@ def test_str_and_name() -> None:
     assert ("fast2sms://", "fast2sms") == (str(t), t.name)
     assert "k-secret-1" not in repr(t)
     assert frozenset({"sms"}) == t.channels
+
+
+def test_templates_map_names_to_message_ids(sms_fake: SMSFakeServer) -> None:
+    """templates= maps a template name to the Fast2SMS DLT message id actually sent."""
+    with Fast2SMSTransport(
+        FAST2SMS_KEY, sender_id="SHOPIN", base_url=sms_fake.url, templates={"order": "1001"}
+    ) as t:
+        t.send(dlt_sms(template_id="order"))
+    assert "1001" == sms_fake.requests[0].json["message"]
+    _, _, body = build_request(dlt_sms(template_id="9"), api_key="k-123", templates={"x": "1"})
+    assert body is not None
+    assert "9" == body["message"]

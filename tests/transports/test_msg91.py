@@ -426,3 +426,22 @@ def test_bad_defaults(kwargs: dict[str, Any]) -> None:
     """Empty or mistyped defaults are ConfigurationErrors at construction."""
     with pytest.raises(nk.ConfigurationError):
         MSG91Transport("k-secret-1", **kwargs)
+
+
+def test_templates_map_names_to_msg91_ids() -> None:
+    """templates= maps a template name to MSG91's id; an id not in the map is sent unchanged."""
+    t = MSG91Transport("k-secret-1", templates={"otp": "65e06f45d6fc05278c7d47e2"})
+    assert (
+        "65e06f45d6fc05278c7d47e2"
+        == t.build_request(order_sms(template_id="otp")).json["template_id"]
+    )
+    assert "1001" == t.build_request(order_sms()).json["template_id"]
+    default = MSG91Transport("k-secret-1", template_id="otp", templates={"otp": "65e0"})
+    assert "65e0" == default.build_request(nk.SMS("+919876543210", "x")).json["template_id"]
+
+
+@pytest.mark.parametrize("templates", [{"otp": ""}, ["otp"], {1: "x"}])
+def test_bad_templates_option(templates: Any) -> None:
+    """A templates option that is not a mapping of names to non-empty ids is a ConfigurationError."""
+    with pytest.raises(nk.ConfigurationError, match="templates"):
+        MSG91Transport("k-secret-1", templates=templates)
