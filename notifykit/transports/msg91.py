@@ -189,7 +189,9 @@ def _error(status: int, data: Mapping[str, object]) -> DeliveryError:
     code = None if raw_code in (None, "") else str(raw_code)
     kind = classify_error(status, message, code)
     text = f"MSG91 refused the request: {message[:300]}"
-    return kind(text, provider_code=code if code is not None else status)
+    if code is None and not 200 <= status < 300:
+        code = str(status)
+    return kind(text, provider_code=code)
 
 
 def parse_response(status: int, headers: Mapping[str, str], body: bytes) -> str | None:
