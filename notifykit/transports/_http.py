@@ -221,7 +221,8 @@ def decode_json(status: int, headers: Mapping[str, str], body: bytes) -> Any:
     """Apply the checks every JSON API answer needs, then return the parsed body.
 
     - HTTP 429 → :class:`TransientError` with ``retry_after`` from ``Retry-After``;
-    - HTTP 408 and 5xx → :class:`TransientError` (the provider failed, not the message);
+    - HTTP 408 and 5xx → :class:`TransientError` (the provider failed, not the
+      message), with ``retry_after`` when a 503 says when to come back;
     - HTTP 3xx → :class:`ProviderError` (nothing here follows redirects: a
       redirect means ``base_url`` is wrong);
     - a body that is not JSON → :class:`TransientError`; after a 2xx it is also
@@ -242,7 +243,11 @@ def decode_json(status: int, headers: Mapping[str, str], body: bytes) -> Any:
     if status == 408 or status >= 500:
         said = _provider_text(body)
         suffix = f": {said}" if said else ""
-        raise TransientError(f"provider error (HTTP {status}{suffix})", provider_code=status)
+        raise TransientError(
+            f"provider error (HTTP {status}{suffix})",
+            provider_code=status,
+            retry_after=parse_retry_after(headers.get("retry-after")),
+        )
     if 300 <= status < 400:
         raise ProviderError(
             f"unexpected redirect (HTTP {status}) to {headers.get('location', '?')!r}; "
@@ -271,13 +276,17 @@ def decode_json(status: int, headers: Mapping[str, str], body: bytes) -> Any:
     )
 
 
-def malformed(status: int, what: str) -> TransientError:
-    """The error for a JSON answer that lacks what the API always sends."""
-    return TransientError(
-        f"malformed answer from the provider (HTTP {status}: {what})",
-        maybe_delivered=200 <= status < 300,
-        provider_code=status,
-    )
+def malformed(status: int, what: str) -> DeliveryError:
+    """The error for a JSON answer that lacks what the API always sends.
+
+    After a 2xx it is a :class:`TransientError` that may have been delivered;
+    after a 4xx a :class:`ProviderError` (this endpoint does not speak the API:
+    a wrong ``base_url``); otherwise a plain :class:`TransientError`.
+    """
+    text = f"malformed answer from the provider (HTTP {status}: {what})"
+    if 400 <= status < 500:
+        return ProviderError(f"{text}; check base_url", provider_code=status)
+    return TransientError(text, maybe_delivered=200 <= status < 300, provider_code=status)
 
 
 # --------------------------------------------------------------------------- session
@@ -297,6 +306,11 @@ class HTTPSession:
         self._injected = http_client
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        """True when the pooled client exists (after a request, until :meth:`close`)."""
+        return self._client is not None
 
     def client(self) -> httpx.Client:
         """The client to use: the injected one, or the pooled one (created on first use)."""

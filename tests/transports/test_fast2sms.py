@@ -290,6 +290,7 @@ def test_error_without_status_code() -> None:
         (200, b'{"request_id": "x"}', nk.TransientError, True),
         (200, b"[]", nk.TransientError, True),
         (200, b"<html>", nk.TransientError, True),
+        (404, b'{"detail": "Not Found"}', nk.ProviderError, False),
         (429, b'{"return": false}', nk.TransientError, False),
         (503, b"", nk.TransientError, False),
     ],
@@ -297,7 +298,7 @@ def test_error_without_status_code() -> None:
 def test_malformed_and_transient(
     status: int, body: bytes, kind: type[Exception], maybe: bool
 ) -> None:
-    """No `return` field, non-JSON, 429 and 5xx are TransientErrors."""
+    """No `return` field or non-JSON is transient after a 2xx (ProviderError after a 4xx); 429 and 5xx are transient."""
     with pytest.raises(kind) as info:
         parse_response(status, {}, body)
     assert maybe is getattr(info.value, "maybe_delivered", False)

@@ -48,12 +48,45 @@ def closed_port() -> int:
 # --------------------------------------------------------------------------- pooling
 
 
-def test_no_connection_before_first_send(sms_fake: SMSFakeServer) -> None:
-    """The pooled client is created lazily: building a transport opens no connection."""
-    t = transport(sms_fake)
-    assert 0 == sms_fake.connections
-    t.close()
-    assert 0 == sms_fake.connections
+def test_session_creates_client_lazily_and_reopens(sms_fake: SMSFakeServer) -> None:
+    """The pooled client exists only from the first request until close(), and comes back after."""
+    session = HTTPSession(timeout=2.0)
+    assert not session.is_open
+    request = HTTPRequest(f"{sms_fake.url}/any", {}, None)
+    session.request("GET", request)
+    assert session.is_open
+    session.close()
+    session.close()
+    assert not session.is_open
+    session.request("GET", request)
+    assert session.is_open
+    session.close()
+    assert 2 == sms_fake.connections
+
+
+class RacingSession(HTTPSession):
+    """Closes the pooled client right after handing it out, as a concurrent close() would."""
+
+    raced = False
+
+    def client(self) -> Any:
+        client = super().client()
+        if not self.raced:
+            self.raced = True
+            self.close()
+        return client
+
+
+def test_close_racing_a_send_is_survived(sms_fake: SMSFakeServer) -> None:
+    """A send that finds its client closed by another thread retries once on a new client."""
+    session = RacingSession(timeout=2.0)
+    try:
+        response = session.request("GET", HTTPRequest(f"{sms_fake.url}/any", {}, None))
+    finally:
+        session.close()
+    assert session.raced
+    assert 404 == response.status
+    assert 1 == len(sms_fake.requests)
 
 
 def test_keep_alive_reuses_one_connection(sms_fake: SMSFakeServer) -> None:
@@ -407,6 +440,7 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
         (429, b"{}", nk.TransientError, False),
         (408, b"", nk.TransientError, False),
         (502, b"<html>bad gateway</html>", nk.TransientError, False),
+        (503, b"", nk.TransientError, False),
         (503, b'{"message": "down"}', nk.TransientError, False),
         (301, b"", nk.ProviderError, False),
         (200, b"not json", nk.TransientError, True),
@@ -427,6 +461,13 @@ def test_decode_json_passes_json_through() -> None:
     """A JSON body with a non-error status comes back parsed, whatever its shape."""
     assert {"type": "error"} == decode_json(400, {}, b'{"type": "error"}')
     assert [1, 2] == decode_json(200, {}, b"[1, 2]")
+
+
+def test_503_retry_after() -> None:
+    """A 503 that says when to come back carries retry_after."""
+    with pytest.raises(nk.TransientError) as info:
+        decode_json(503, {"retry-after": "120"}, b"")
+    assert 120.0 == info.value.retry_after
 
 
 def test_server_message_is_kept_for_5xx() -> None:

@@ -224,19 +224,23 @@ def test_error_with_200_is_not_success() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "maybe"),
+    ("status", "body", "kind", "maybe"),
     [
-        (200, b'{"message": "no type"}', True),
-        (200, b'{"type": "queued"}', True),
-        (200, b"[1, 2]", True),
-        (200, b"<html>", True),
-        (400, b'{"type": 3}', False),
+        (200, b'{"message": "no type"}', nk.TransientError, True),
+        (200, b'{"type": "queued"}', nk.TransientError, True),
+        (200, b"[1, 2]", nk.TransientError, True),
+        (200, b"<html>", nk.TransientError, True),
+        (404, b'{"detail": "Not Found"}', nk.ProviderError, False),
+        (400, b'{"type": 3}', nk.ProviderError, False),
     ],
 )
-def test_malformed_answers_are_transient(status: int, body: bytes, maybe: bool) -> None:
-    """An answer without a known `type` is a TransientError, maybe delivered after a 2xx."""
-    with pytest.raises(nk.TransientError) as info:
+def test_malformed_answers(
+    status: int, body: bytes, kind: type[nk.DeliveryError], maybe: bool
+) -> None:
+    """No known `type`: transient (maybe delivered) after a 2xx, ProviderError after a 4xx (wrong endpoint)."""
+    with pytest.raises(kind) as info:
         parse_response(status, {}, body)
+    assert kind is type(info.value)
     assert maybe is info.value.maybe_delivered
 
 
