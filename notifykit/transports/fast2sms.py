@@ -55,6 +55,7 @@ __all__ = [
     "indian_number",
     "parse_response",
     "parse_wallet",
+    "quick_language",
 ]
 
 DEFAULT_BASE_URL = "https://www.fast2sms.com"
@@ -137,6 +138,20 @@ def _otp_value(message: SMS) -> str:
     return value
 
 
+def quick_language(message: SMS) -> str:
+    """The quick route's ``language``: ``"english"`` or ``"unicode"``.
+
+    ``"unicode"`` when the text needs UCS-2 (:attr:`SMS.encoding`), and also
+    for GSM-7 texts with letters outside ASCII (``£``, ``é``, ``€``):
+    Fast2SMS's ``english`` takes English letters only and refuses the rest
+    with status 417, so those go as ``unicode`` at the UCS-2 price rather than
+    not at all.
+    """
+    if message.encoding == "UCS-2" or not message.body.isascii():
+        return "unicode"
+    return "english"
+
+
 def build_request(
     message: SMS,
     *,
@@ -156,8 +171,7 @@ def build_request(
       insertion order** (the order the dict was written, kept by
       ``to_dict``/``from_dict``), which must be the template's order.
     - ``q``: ``message`` is ``message.body`` (the text) and ``language`` is
-      ``"unicode"`` when the text needs UCS-2 (:attr:`SMS.encoding`), else
-      ``"english"``. Fast2SMS's own sender is used.
+      :func:`quick_language`'s choice. Fast2SMS's own sender is used.
     - ``otp``: ``variables_values`` is the code: ``variables["otp"]``, or the
       only variable.
 
@@ -191,7 +205,7 @@ def build_request(
         if not message.body.strip():
             raise InvalidMessage("Fast2SMS quick route sends text: the SMS body is empty")
         body["message"] = message.body
-        body["language"] = "unicode" if message.encoding == "UCS-2" else "english"
+        body["language"] = quick_language(message)
     else:
         body["variables_values"] = _otp_value(message)
     if route != "otp":

@@ -149,9 +149,11 @@ def test_quick_route_english() -> None:
     } == body
 
 
-@pytest.mark.parametrize("text", ["Order “A-1” shipped", "आपका ऑर्डर भेज दिया गया", "Pay ₹500"])
+@pytest.mark.parametrize(
+    "text", ["Order “A-1” shipped", "आपका ऑर्डर भेज दिया गया", "Pay ₹500", "Café £5", "Total 5€"]
+)
 def test_quick_route_unicode(text: str) -> None:
-    """Text that needs UCS-2 (curly quotes, Devanagari, the rupee sign) goes with language unicode."""
+    """UCS-2 text, and GSM-7 text with non-English letters (£, é, €), goes with language unicode."""
     _, _, body = build_request(nk.SMS("+919876543210", text), api_key="k-123", route="q")
     assert body is not None
     assert "unicode" == body["language"]
@@ -348,6 +350,14 @@ def test_quick_route_through_fake(sms_fake: SMSFakeServer) -> None:
     """A Hindi text goes on the quick route as unicode and is accepted."""
     with Fast2SMSTransport(FAST2SMS_KEY, route="q", base_url=sms_fake.url) as t:
         t.send(nk.SMS("+919876543210", "आपका ऑर्डर भेज दिया गया"))
+    assert "unicode" == sms_fake.requests[0].json["language"]
+
+
+@pytest.mark.parametrize("text", ["Café £5 {ok}", "Pay ₹500"])
+def test_quick_route_non_english_is_accepted(sms_fake: SMSFakeServer, text: str) -> None:
+    """Texts with letters beyond English reach Fast2SMS as unicode and are not refused with 417."""
+    with Fast2SMSTransport(FAST2SMS_KEY, route="q", base_url=sms_fake.url) as t:
+        t.send(nk.SMS("+919876543210", text))
     assert "unicode" == sms_fake.requests[0].json["language"]
 
 
