@@ -35,6 +35,8 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Literal, NamedTuple
 from urllib.parse import quote
 
@@ -468,17 +470,27 @@ class SMTPTransport(BaseTransport):
     def check(self) -> None:
         """Connect (and authenticate) without sending anything.
 
-        Raises the same errors a send would; used by ``notifykit check``. The
+        Raises the same errors a send would; used by ``notifykit check``. An
+        open connection is probed with NOOP (and reopened if dead); the
         connection stays open for the next send.
         """
+        started = datetime.now(timezone.utc)
+        t0 = time.perf_counter()
         with self._lock:
-            if self._conn is None:
+            if self._conn is not None:
                 try:
-                    self._open()
-                except OSError as exc:
-                    err = _map_error(exc, self._phase, self.timeout)
-                    err.transport = self.name
-                    raise err from exc
+                    code, _ = self._conn.noop()
+                except OSError:
+                    code = 0
+                if code == 250:
+                    return
+                self._drop()
+            try:
+                self._open()
+            except OSError as exc:
+                err = _map_error(exc, self._phase, self.timeout)
+                self._finish_error(err, started, time.perf_counter() - t0)  # masks secrets
+                raise err from exc
 
     def _transmit(self, message: Email, prepared: _Prepared) -> Receipt:
         retried = False
@@ -495,6 +507,11 @@ class SMTPTransport(BaseTransport):
                     retried = True
                     continue
                 raise _map_error(exc, phase, self.timeout) from exc
+            except BaseException:
+                # Interrupted mid-transaction (KeyboardInterrupt...): the
+                # connection's state is unknown, so it must not carry the next message.
+                self._drop()
+                raise
             break
         self._sent_on_connection += 1
         limit = self.max_messages_per_connection

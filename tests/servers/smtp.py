@@ -414,11 +414,18 @@ class SMTPServer:
 
         async def close_all() -> None:
             for proto in list(self._live):
-                if proto.transport is not None:
-                    proto.transport.close()
+                if proto.transport is None:
+                    continue
+                if self.security == "none":
+                    proto.transport.close()  # FIN, as an idle time-out does
+                else:
+                    # A TLS close waits for the idle client's close_notify, which
+                    # never comes; hang up at once instead.
+                    cast(asyncio.Transport, proto.transport).abort()
 
         asyncio.run_coroutine_threadsafe(close_all(), self._loop).result(10)
-        self.wait_for(lambda: not self._live)
+        if not self.wait_for(lambda: not self._live):
+            raise RuntimeError("the connections did not close")
 
     def __enter__(self) -> SMTPServer:
         return self.start()

@@ -419,17 +419,25 @@ def test_scripted_535_on_auth(smtp_tls_server: SMTPServer, certificates: Certifi
 def test_check_authenticates_without_sending(
     smtp_tls_server: SMTPServer, certificates: Certificates
 ) -> None:
-    """check() connects and logs in, sends nothing, and keeps the connection for the next send."""
+    """check() logs in without sending, keeps the connection for the next send, replaces a dead one."""
     with tls_transport(smtp_tls_server, certificates) as transport:
         transport.check()
         assert [] == smtp_tls_server.messages
         transport.send(make_email())
     assert 1 == smtp_tls_server.connections
+    with tls_transport(smtp_tls_server, certificates) as transport:
+        transport.send(make_email())
+        smtp_tls_server.drop_connections()
+        transport.check()  # the dead connection is noticed and replaced
+        assert 3 == smtp_tls_server.connections
+    password = "nope-nope-nope"
     with (
-        tls_transport(smtp_tls_server, certificates, password="nope-nope") as transport,
-        pytest.raises(nk.ProviderError),
+        tls_transport(smtp_tls_server, certificates, password=password) as transport,
+        pytest.raises(nk.ProviderError) as info,
     ):
         transport.check()
+    assert password not in repr(info.value)
+    assert "provider" == info.value.attempts[-1].outcome
 
 
 # --------------------------------------------------------------------------- scripted replies
