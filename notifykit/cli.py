@@ -1,0 +1,1046 @@
+"""The ``notifykit`` command: ``demo``, ``send``, ``render``, ``check`` and ``log``.
+
+Run ``notifykit demo`` for a first look: it starts a real SMTP server on
+127.0.0.1, sends a bundled order confirmation through a failover whose primary
+is down, logs every attempt to SQLite and prints what happened.
+
+Exit codes: ``0`` success; ``1`` something was not delivered (``send``) or a
+check failed (``check``); ``2`` a usage or configuration error (a bad URL, a
+missing file, an unknown template, a missing optional dependency); ``130``
+interrupted. Errors from notifykit's error tree print one line on standard
+error, never a traceback, and never a secret: URLs go through
+:func:`~notifykit.config.mask_url`.
+
+Output is coloured only when standard output is a terminal and ``NO_COLOR``
+is unset; ``--json`` prints one JSON document for machines instead.
+
+Only :mod:`argparse` and the error tree are imported at start-up, so
+``notifykit --help`` stays fast: each command imports what it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+from notifykit import __version__
+from notifykit.errors import ConfigurationError, DeliveryError, NotifyKitError
+
+if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+
+    from notifykit.notifier import Notifier
+    from notifykit.receipt import Attempt, Receipt
+    from notifykit.sinks.sqlite import SQLiteSink
+    from notifykit.transports.base import Transport
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
+
+#: Everything went as asked.
+EXIT_OK = 0
+#: A message was not delivered, or a check failed.
+EXIT_FAILED = 1
+#: A usage or configuration error: nothing was attempted.
+EXIT_USAGE = 2
+
+_DEMO_TEMPLATE = "order_confirmation"
+_DEFAULT_DB = "notifykit.db"
+
+# -- output ----------------------------------------------------------------------
+
+_CODES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "cyan": "36"}
+
+
+def _colour_enabled(stream: TextIO) -> bool:
+    """Colour only on a terminal, never with ``NO_COLOR`` set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class _Console:
+    """Where a command writes: plain or coloured text on stdout, errors on stderr."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.out = out if out is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
+        self.colour = _colour_enabled(self.out)
+
+    def paint(self, text: str, style: str | None) -> str:
+        if not style or not self.colour or not text:
+            return text
+        codes = ";".join(_CODES[s] for s in style.split())
+        return f"\033[{codes}m{text}\033[0m"
+
+    def line(self, text: str = "", style: str | None = None) -> None:
+        print(self.paint(text, style), file=self.out)
+
+    def json(self, document: object) -> None:
+        import json
+
+        print(json.dumps(document, indent=2, ensure_ascii=False, default=str), file=self.out)
+
+    def table(
+        self,
+        headers: Sequence[str],
+        rows: Iterable[Sequence[str | tuple[str, str | None]]],
+        *,
+        right: Iterable[int] = (),
+        indent: str = "  ",
+    ) -> None:
+        """Print ``rows`` in aligned columns; a cell may be ``(text, style)``."""
+        cells = [[c if isinstance(c, tuple) else (c, None) for c in row] for row in rows]
+        widths = [len(h) for h in headers]
+        for row in cells:
+            for i, (text, _) in enumerate(row):
+                widths[i] = max(widths[i], len(text))
+        align_right = set(right)
+
+        def fit(i: int, text: str) -> str:
+            return text.rjust(widths[i]) if i in align_right else text.ljust(widths[i])
+
+        head = "  ".join(fit(i, h) for i, h in enumerate(headers)).rstrip()
+        self.line(indent + head, "bold")
+        for row in cells:
+            parts = [self.paint(fit(i, text), style) for i, (text, style) in enumerate(row)]
+            self.line(indent + "  ".join(parts).rstrip())
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    return f"{seconds * 1000:.1f} ms"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# -- shared helpers -------------------------------------------------------------
+
+
+def _environ(overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """The process environment over ``.env`` (when python-dotenv is installed), plus overrides."""
+    from notifykit.config import _load_dotenv
+
+    env = _load_dotenv(".env")
+    env.update(os.environ)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            env[key] = value
+    return env
+
+
+def _read_context(path: str | None) -> dict[str, Any]:
+    """The template context from a JSON file (``-`` for standard input)."""
+    if path is None:
+        return {}
+    import json
+
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the context file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"the context file {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"the context file {path} must hold a JSON object")
+    return data
+
+
+def _renderer(directory: str | None) -> Any:
+    """A TemplateRenderer over ``directory``, or over notifykit's bundled templates."""
+    from notifykit.templates import TemplateRenderer
+
+    if directory is None:
+        return _bundled_renderer()
+    if not os.path.isdir(directory):
+        raise ConfigurationError(f"--templates {directory!r} is not a directory")
+    return TemplateRenderer.from_directory(directory)
+
+
+def _bundled_renderer() -> Any:
+    from notifykit.templates import TemplateRenderer
+
+    return TemplateRenderer.from_package("notifykit", "templates/bundled")
+
+
+def _bundled_sample_context(name: str) -> dict[str, Any]:
+    from notifykit.templates import bundled
+
+    return dict(bundled.sample_context(name))
+
+
+def _attempt_rows(attempts: Iterable[Attempt]) -> list[list[str | tuple[str, str | None]]]:
+    styles = {"sent": "green", "skipped": "yellow"}
+    rows: list[list[str | tuple[str, str | None]]] = []
+    for n, a in enumerate(attempts, 1):
+        error = a.error or ""
+        if a.outcome == "skipped":
+            error = f"{error} (circuit breaker)" if error else "circuit breaker"
+        rows.append(
+            [
+                str(n),
+                a.transport,
+                (a.outcome, styles.get(a.outcome, "red")),
+                _one_line(error),
+                _ms(a.duration),
+            ]
+        )
+    return rows
+
+
+def _sqlite_from_env() -> str:
+    """The SQLite file named by ``NOTIFYKIT_LOG``, else ``./notifykit.db``."""
+    from notifykit.config import sink_from_url
+
+    for url in _environ().get("NOTIFYKIT_LOG", "").split():
+        if url.lower().startswith("sqlite:"):
+            sink = sink_from_url(url)
+            path: str = sink.path  # type: ignore[attr-defined]
+            sink.close()  # type: ignore[attr-defined]
+            return path
+    return _DEFAULT_DB
+
+
+def _open_log(db: str | None) -> SQLiteSink:
+    from notifykit.sinks.sqlite import SQLiteSink
+
+    path = db if db is not None else _sqlite_from_env()
+    if not os.path.isfile(path):
+        raise ConfigurationError(
+            f"no delivery log at {path} (pass --db, or set NOTIFYKIT_LOG=sqlite:///path)"
+        )
+    return SQLiteSink(path)
+
+
+def _stats_document(rows: Iterable[Any]) -> list[dict[str, Any]]:
+    return [row._asdict() for row in rows]
+
+
+def _print_stats(console: _Console, title: str, rows: Sequence[Any]) -> None:
+    console.line(title, "bold")
+    if not rows:
+        console.line("  (nothing logged yet)", "dim")
+        return
+    body: list[list[str | tuple[str, str | None]]] = []
+    for r in rows:
+        rate = "-" if r.success_rate is None else f"{r.success_rate:.0%}"
+        style = None if r.success_rate is None else ("green" if r.success_rate == 1 else "yellow")
+        body.append(
+            [
+                "(none)" if r.key is None else str(r.key),
+                str(r.sent),
+                str(r.failed),
+                str(r.queued),
+                str(r.total),
+                (rate, style),
+            ]
+        )
+    console.table(["key", "sent", "failed", "queued", "total", "success"], body, right=range(1, 6))
+
+
+# -- demo ------------------------------------------------------------------------
+
+
+class _Inbox:
+    """What the demo's SMTP server received: an aiosmtpd handler."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.messages: list[tuple[str, tuple[str, ...], bytes]] = []
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        data = envelope.original_content or envelope.content
+        with self._lock:
+            self.messages.append((envelope.mail_from, tuple(envelope.rcpt_tos), bytes(data)))
+        return "250 2.0.0 OK: queued by the notifykit demo"
+
+    def received(self) -> list[tuple[str, tuple[str, ...], bytes]]:
+        with self._lock:
+            return list(self.messages)
+
+
+def _start_smtp_server(inbox: _Inbox) -> Any:
+    """Start aiosmtpd on 127.0.0.1 on a free port; returns the running controller."""
+    try:
+        from aiosmtpd.controller import Controller
+    except ImportError:
+        from notifykit.errors import MissingDependency
+
+        raise MissingDependency("aiosmtpd", "demo", "notifykit demo") from None
+
+    class FreePortController(Controller):
+        """aiosmtpd's Controller, listening on a port the kernel picks (port 0)."""
+
+        def _trigger_server(self) -> None:
+            # The server is bound by now: learn its port before connecting to it.
+            server: Any = self.server
+            self.port = server.sockets[0].getsockname()[1]
+            super()._trigger_server()  # type: ignore[no-untyped-call]
+
+    controller = FreePortController(
+        inbox, hostname="127.0.0.1", port=0, server_hostname="demo.notifykit.test"
+    )
+    controller.start()
+    return controller
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (connecting is refused at once)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def _describe_mime(data: bytes) -> dict[str, Any]:
+    """Subject, addresses, size and MIME structure of a received message."""
+    import email
+    from email import policy
+
+    msg = email.message_from_bytes(data, policy=policy.default)
+    parts = [part.get_content_type() for part in msg.walk()]
+    return {
+        "subject": str(msg.get("Subject", "")),
+        "from": str(msg.get("From", "")),
+        "to": str(msg.get("To", "")),
+        "size": len(data),
+        "parts": parts,
+    }
+
+
+def _demo_contexts(count: int) -> list[tuple[str, dict[str, Any]]]:
+    """``count`` (recipient, context) pairs built from the bundled sample context."""
+    import copy
+
+    sample = _bundled_sample_context(_DEMO_TEMPLATE)
+    names = ["Asha Rao", "Vikram Nair", "Meera Iyer", "Kabir Shah", "Leela Menon"]
+    out = []
+    for i in range(count):
+        name = names[i % len(names)]
+        context = copy.deepcopy(sample)
+        customer = context.get("customer")
+        if isinstance(customer, dict):
+            customer["name"] = name
+        order = context.get("order")
+        if isinstance(order, dict) and "number" in order:
+            order["number"] = f"{order['number']}-{i + 1}" if i else order["number"]
+        address = name.split()[0].lower() + f"{i + 1}@example.com"
+        out.append((address, context))
+    return out
+
+
+def cmd_demo(args: argparse.Namespace, console: _Console) -> int:
+    """Send a bundled template through a failover whose primary is down; report everything."""
+    import tempfile
+    import time
+
+    from notifykit.config import from_dsn, mask_url
+    from notifykit.notifier import Notifier
+    from notifykit.sinks.sqlite import SQLiteSink
+
+    if args.messages < 1 or args.messages > 100:
+        raise ConfigurationError("--messages must be from 1 to 100")
+    t_start = time.perf_counter()
+    db = args.db or os.path.join(tempfile.mkdtemp(prefix="notifykit-demo-"), "notifykit.db")
+    renderer = _bundled_renderer()
+    jobs = _demo_contexts(args.messages)
+
+    inbox = _Inbox()
+    controller = _start_smtp_server(inbox)
+    try:
+        live_port: int = controller.port
+        dead_port = _closed_port()
+        url = (
+            f"failover(smtp://127.0.0.1:{dead_port}?security=none&timeout=2"
+            f" smtp://127.0.0.1:{live_port}?security=none&timeout=2"
+            " console://)?retry_attempts=2&retry_initial=0.2&retry_maximum=0.5&cooldown=60"
+        )
+        transport = from_dsn(url)
+        sink = SQLiteSink(db)
+        results: list[dict[str, Any]] = []
+        with Notifier(
+            email=transport,
+            templates=renderer,
+            sinks=[sink],
+            sender="Demo Shop <orders@shop.example>",
+        ) as notifier:
+            for to, context in jobs:
+                seen = len(inbox.received())
+                try:
+                    receipt = notifier.send_email(_DEMO_TEMPLATE, to=to, context=context)
+                except DeliveryError as exc:
+                    results.append(
+                        {"to": to, "ok": False, "error": str(exc), "attempts": exc.attempts}
+                    )
+                    continue
+                new = inbox.received()[seen:]
+                results.append(
+                    {
+                        "to": to,
+                        "ok": True,
+                        "receipt": receipt,
+                        "attempts": receipt.attempts,
+                        "received": [_describe_mime(data) for _, _, data in new],
+                    }
+                )
+            by_transport = sink.stats(group_by="transport")
+            by_template = sink.stats(group_by="template")
+    finally:
+        controller.stop()
+    elapsed = time.perf_counter() - t_start
+
+    setup = {
+        "server": f"127.0.0.1:{live_port}",
+        "dead_primary": f"127.0.0.1:{dead_port}",
+        "transport": mask_url(url),
+        "db": os.path.abspath(db),
+        "template": _DEMO_TEMPLATE,
+    }
+    if args.json:
+        console.json(
+            {
+                **setup,
+                "messages": [_demo_json(r) for r in results],
+                "stats": {
+                    "by_transport": _stats_document(by_transport),
+                    "by_template": _stats_document(by_template),
+                },
+                "seconds": round(elapsed, 3),
+            }
+        )
+    else:
+        _demo_report(console, setup, results, by_transport, by_template, elapsed)
+    return EXIT_OK if all(r["ok"] for r in results) else EXIT_FAILED
+
+
+def _demo_json(result: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "to": result["to"],
+        "ok": result["ok"],
+        "attempts": [a.to_dict() for a in result["attempts"]],
+    }
+    if result["ok"]:
+        receipt: Receipt = result["receipt"]
+        out["receipt"] = receipt.to_dict()
+        out["received"] = result["received"]
+    else:
+        out["error"] = result["error"]
+    return out
+
+
+def _demo_report(
+    console: _Console,
+    setup: Mapping[str, str],
+    results: Sequence[Mapping[str, Any]],
+    by_transport: Sequence[Any],
+    by_template: Sequence[Any],
+    elapsed: float,
+) -> None:
+    line = console.line
+    line("notifykit demo", "bold")
+    line(f"  local SMTP server (aiosmtpd)  {setup['server']}")
+    line(f"  dead primary                  {setup['dead_primary']}  (nothing listens there)")
+    line(f"  transport                     {setup['transport']}")
+    line(f"  delivery log (SQLite)         {setup['db']}")
+    line(f"  template                      {setup['template']} (bundled)")
+    for n, result in enumerate(results, 1):
+        line()
+        line(f"Message {n}/{len(results)} to {result['to']}", "bold")
+        line("  attempts")
+        console.table(
+            ["#", "transport", "outcome", "error", "duration"],
+            _attempt_rows(result["attempts"]),
+            right=(0, 4),
+            indent="    ",
+        )
+        if not result["ok"]:
+            line(f"  not delivered: {result['error']}", "red")
+            continue
+        receipt: Receipt = result["receipt"]
+        line(f"  receipt   delivered by {receipt.transport}", "green")
+        line(f"            provider message id {receipt.provider_message_id}")
+        for got in result["received"]:
+            line(f"  server    subject  {got['subject']}")
+            line(f"            from     {got['from']}")
+            line(f"            to       {got['to']}")
+            line(f"            size     {got['size']} bytes")
+            line(f"            parts    {', '.join(got['parts'])}")
+        if not result["received"]:
+            line("  server    (nothing arrived at the local server)", "yellow")
+    line()
+    _print_stats(console, "Delivery log by transport (attempts)", by_transport)
+    line()
+    _print_stats(console, "Delivery log by template (messages)", by_template)
+    line()
+    skipped = sum(1 for r in results for a in r["attempts"] if a.outcome == "skipped")
+    line(
+        f"Done in {_ms(elapsed)}: the dead primary was retried once, then skipped "
+        f"{skipped} time(s) by the circuit breaker; the backup delivered."
+        if skipped
+        else f"Done in {_ms(elapsed)}."
+    )
+    line(f"Explore the log: notifykit log stats --db {setup['db']} --by transport", "dim")
+
+
+# -- send -----------------------------------------------------------------------
+
+
+def _split_addresses(values: Sequence[str] | None) -> list[str]:
+    out: list[str] = []
+    for value in values or ():
+        out.extend(part.strip() for part in value.split(",") if part.strip())
+    return out
+
+
+class _Progress:
+    """A one-line progress bar on a terminal's standard error; silent elsewhere."""
+
+    def __init__(self, total: int, stream: TextIO, enabled: bool) -> None:
+        self.total = total
+        self.stream = stream
+        self.enabled = enabled and bool(getattr(stream, "isatty", lambda: False)())
+
+    def update(self, done: int, ok: int, failed: int) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = width * done // max(self.total, 1)
+        bar = "#" * filled + "." * (width - filled)
+        self.stream.write(f"\r  [{bar}] {done}/{self.total}  sent {ok}  failed {failed}")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _read_csv(path: str) -> list[dict[str, str]]:
+    import csv
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            fields = [f.strip() for f in reader.fieldnames or ()]
+            if "email" not in fields:
+                raise ConfigurationError(
+                    f"{path} has no 'email' column (columns: {', '.join(fields) or 'none'})"
+                )
+            rows = [
+                {(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader
+            ]
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    except csv.Error as exc:
+        raise ConfigurationError(f"{path} is not a readable CSV file: {exc}") from None
+    return rows
+
+
+def _send_notifier(args: argparse.Namespace) -> Notifier:
+    from notifykit.config import notifier_from_env
+
+    env = _environ(
+        {
+            "NOTIFYKIT_EMAIL_URL": args.via,
+            "NOTIFYKIT_SENDER": args.sender,
+            "NOTIFYKIT_TEMPLATES": args.templates,
+        }
+    )
+    if not env.get("NOTIFYKIT_EMAIL_URL", "").strip():
+        raise ConfigurationError(
+            "no e-mail transport: pass --via URL or set NOTIFYKIT_EMAIL_URL (e.g. console://)"
+        )
+    notifier = notifier_from_env(environ=env)
+    if args.template is not None and notifier.templates is None:
+        notifier.templates = _bundled_renderer()
+    return notifier
+
+
+def cmd_send(args: argparse.Namespace, console: _Console) -> int:
+    """Send one e-mail (or one per CSV row) and report each receipt or failure."""
+    from notifykit.message import Email
+
+    recipients = _split_addresses(args.to)
+    if args.csv is None and not recipients:
+        raise ConfigurationError("give --to ADDRESS[,ADDRESS] or --csv recipients.csv")
+    if args.csv is not None and recipients:
+        raise ConfigurationError("give --to or --csv, not both")
+    if args.template is None and not args.subject:
+        raise ConfigurationError("--subject is required with --text and --html-file")
+    html = None
+    if args.html_file is not None:
+        try:
+            with open(args.html_file, encoding="utf-8") as fh:
+                html = fh.read()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {args.html_file}: {exc.strerror}") from None
+    base_context = _read_context(args.context)
+    rows: list[dict[str, str]] = (
+        _read_csv(args.csv) if args.csv is not None else [{"email": ",".join(recipients)}]
+    )
+
+    results: list[dict[str, Any]] = []
+    progress = _Progress(len(rows), console.err, enabled=args.csv is not None and not args.json)
+    with _send_notifier(args) as notifier:
+        ok = failed = 0
+        for n, row in enumerate(rows, 1):
+            to = _split_addresses([row.get("email", "")])
+            entry: dict[str, Any] = {"row": n, "to": to}
+            try:
+                if not to:
+                    from notifykit.errors import InvalidMessage
+
+                    raise InvalidMessage("no e-mail address")
+                if args.template is not None:
+                    context = {**base_context, **{k: v for k, v in row.items() if k != "email"}}
+                    overrides = {"subject": args.subject} if args.subject else {}
+                    receipt = notifier.send_email(
+                        args.template, to=to, context=context, **overrides
+                    )
+                else:
+                    message = Email(to=to, subject=args.subject, text=args.text, html=html)
+                    receipt = notifier.send(message)
+            except ConfigurationError:
+                raise
+            except NotifyKitError as exc:
+                failed += 1
+                entry.update(ok=False, error=_one_line(str(exc)), kind=type(exc).__name__)
+                if isinstance(exc, DeliveryError):
+                    entry["attempts"] = [a.to_dict() for a in exc.attempts]
+            else:
+                ok += 1
+                entry.update(ok=True, receipt=receipt.to_dict())
+            results.append(entry)
+            progress.update(n, ok, failed)
+        progress.finish()
+
+    if args.json:
+        console.json({"sent": ok, "failed": failed, "results": results})
+    else:
+        _send_report(console, results, ok, failed, many=args.csv is not None)
+    return EXIT_OK if failed == 0 else EXIT_FAILED
+
+
+def _send_report(
+    console: _Console, results: Sequence[Mapping[str, Any]], ok: int, failed: int, many: bool
+) -> None:
+    for entry in results:
+        where = f"row {entry['row']} " if many else ""
+        to = ", ".join(entry["to"]) or "(no address)"
+        if entry["ok"]:
+            if many:
+                continue
+            receipt = entry["receipt"]
+            console.line(f"sent to {to} via {receipt['transport']}", "green")
+            console.line(f"  provider message id {receipt['provider_message_id']}")
+            tries = [a for a in receipt["attempts"] if a["outcome"] != "sent"]
+            for a in tries:
+                console.line(f"  earlier attempt: {a['transport']} {a['outcome']}: {a['error']}")
+        else:
+            console.line(f"{where}not sent to {to}: {entry['error']}", "red")
+    if many or failed:
+        style = "green" if failed == 0 else "red"
+        console.line(f"{ok} sent, {failed} failed, {ok + failed} in all", style)
+
+
+# -- render ---------------------------------------------------------------------
+
+
+def _preview_stem(name: str) -> str:
+    stem = name.replace("\\", "/").rsplit("/", 1)[-1]
+    for ext in (".jinja2", ".jinja", ".j2", ".html", ".htm", ".txt"):
+        if stem.endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    return stem or "preview"
+
+
+def cmd_render(args: argparse.Namespace, console: _Console) -> int:
+    """Render a template to NAME.html, NAME.txt and NAME.sms.txt previews."""
+    from pathlib import Path
+
+    renderer = _renderer(args.templates)
+    if args.context is not None:
+        context = _read_context(args.context)
+    elif args.templates is None:
+        context = _bundled_sample_context(args.name)
+    else:
+        context = {}
+    rendered = renderer.render(args.name, context)
+    out = Path(args.out)
+    stem = _preview_stem(args.name)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        files: dict[str, str] = {}
+        for kind, suffix, content in (
+            ("html", ".html", rendered.html),
+            ("text", ".txt", rendered.text),
+            ("sms", ".sms.txt", rendered.sms),
+        ):
+            if content:
+                path = out / f"{stem}{suffix}"
+                path.write_text(content, encoding="utf-8")
+                files[kind] = str(path)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write the previews to {out}: {exc.strerror}") from None
+    opened = False
+    if args.open and "html" in files:
+        import webbrowser
+
+        opened = webbrowser.open(Path(files["html"]).resolve().as_uri())
+    if args.json:
+        console.json(
+            {"template": args.name, "subject": rendered.subject, "files": files, "opened": opened}
+        )
+        return EXIT_OK
+    console.line(f"subject: {rendered.subject}", "bold")
+    for kind, written in files.items():
+        console.line(f"  {kind:<5} {written}")
+    if "sms" not in files:
+        console.line("  (the template has no sms block)", "dim")
+    if args.open and not opened:
+        console.line("  no web browser could be opened", "yellow")
+    return EXIT_OK
+
+
+# -- check ----------------------------------------------------------------------
+
+
+def _check_one(transport: Transport) -> tuple[bool, str]:
+    """Run ``transport.check()`` (or the best equivalent); (ok, detail)."""
+    check = getattr(transport, "check", None)
+    if callable(check):
+        result = check()
+        return True, _check_detail(transport, result)
+    from notifykit.transports.file import FileTransport
+
+    if isinstance(transport, FileTransport):
+        directory = transport.directory
+        target = directory if directory.exists() else directory.parent
+        if not os.access(target, os.W_OK):
+            return False, f"{directory} is not writable"
+        return True, f"{directory} is writable"
+    return True, "nothing to connect to"
+
+
+def _check_detail(transport: Transport, result: object) -> str:
+    detail = getattr(result, "detail", None)
+    if isinstance(detail, str):
+        return detail
+    if result is None and hasattr(transport, "security"):
+        steps = ["connected", "EHLO"]
+        security = getattr(transport, "security", "none")
+        if security == "starttls":
+            steps.append("STARTTLS")
+        elif security == "ssl":
+            steps.insert(1, "TLS")
+        if getattr(transport, "username", None):
+            steps.append("AUTH")
+        return " + ".join(steps) + " OK"
+    if hasattr(result, "max_24_hour_send"):
+        quota: Any = result
+        limit = "unlimited" if quota.max_24_hour_send < 0 else f"{quota.max_24_hour_send:g}"
+        text = f"quota {quota.sent_last_24_hours:g}/{limit} in 24 h, {quota.max_send_rate:g}/s"
+        if quota.sending_enabled is False:
+            text += ", sending paused"
+        if quota.production_access is False:
+            text += ", sandbox"
+        return text
+    return "OK" if result is None else _one_line(str(result))
+
+
+def _check_rows(label: str, transport: Transport, depth: int = 0) -> Iterable[dict[str, Any]]:
+    """One row per leaf transport (composers are expanded) with OK/FAIL and latency."""
+    import time
+
+    from notifykit.config import mask_url
+
+    children = getattr(transport, "transports", None)
+    if isinstance(children, tuple) and children:
+        yield {"url": label, "depth": depth, "ok": None, "detail": "", "latency_ms": None}
+        for child in children:
+            yield from _check_rows(mask_url(str(child)), child, depth + 1)
+        return
+    t0 = time.perf_counter()
+    try:
+        ok, detail = _check_one(transport)
+    except DeliveryError as exc:
+        # "; the message was not sent" is true but beside the point of a check.
+        reason = exc.message.removesuffix("; the message was not sent")
+        ok, detail = False, f"{reason} ({exc.kind})"
+    except NotifyKitError as exc:
+        ok, detail = False, f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # a third-party check that did not map its error
+        ok, detail = False, f"{type(exc).__name__}: {exc}"
+    finally:
+        transport.close()
+    latency = (time.perf_counter() - t0) * 1000
+    yield {
+        "url": label,
+        "depth": depth,
+        "ok": ok,
+        "detail": mask_url(_one_line(detail)),
+        "latency_ms": round(latency, 1),
+    }
+
+
+def cmd_check(args: argparse.Namespace, console: _Console) -> int:
+    """Connect and authenticate to each transport without sending anything."""
+    from notifykit.config import from_dsn, mask_url
+
+    urls: list[str] = list(args.urls)
+    if not urls:
+        env = _environ()
+        urls = [
+            env[name].strip()
+            for name in ("NOTIFYKIT_EMAIL_URL", "NOTIFYKIT_SMS_URL")
+            if env.get(name, "").strip()
+        ]
+        if not urls:
+            raise ConfigurationError(
+                "nothing to check: pass URLs, or set NOTIFYKIT_EMAIL_URL / NOTIFYKIT_SMS_URL"
+            )
+    transports = [(mask_url(url), from_dsn(url)) for url in urls]  # all parse before any check
+    rows: list[dict[str, Any]] = []
+    for label, transport in transports:
+        rows.extend(_check_rows(label, transport))
+    failed = [r for r in rows if r["ok"] is False]
+    if args.json:
+        console.json({"ok": not failed, "results": rows})
+    else:
+        body: list[list[str | tuple[str, str | None]]] = []
+        for r in rows:
+            url = "  " * r["depth"] + r["url"]
+            if r["ok"] is None:
+                body.append([url, "", "", ""])
+                continue
+            status = ("OK", "green") if r["ok"] else ("FAIL", "red")
+            body.append([url, status, r["detail"], f"{r['latency_ms']:.0f}"])
+        console.table(["transport", "status", "detail", "ms"], body, right=(3,), indent="")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+# -- log ------------------------------------------------------------------------
+
+
+def _parse_since(text: str) -> datetime | timedelta:
+    """``30m``, ``12h``, ``7d``, ``2w`` (ago), or an ISO date/time (naive = local time)."""
+    import re
+    from datetime import datetime, timedelta
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+        return timedelta(**{unit[match[2]]: float(match[1])})
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigurationError(
+            f"--since {text!r}: use a duration (30m, 12h, 7d, 2w) or a date (2024-05-01)"
+        ) from None
+    return when if when.tzinfo is not None else when.astimezone()
+
+
+def cmd_log_stats(args: argparse.Namespace, console: _Console) -> int:
+    """Sent/failed counts and success rates from the SQLite delivery log."""
+    since = _parse_since(args.since) if args.since else None
+    sink = _open_log(args.db)
+    try:
+        rows = sink.stats(since=since, group_by=args.by)
+    finally:
+        sink.close()
+    if args.json:
+        console.json({"db": sink.path, "by": args.by, "rows": _stats_document(rows)})
+        return EXIT_OK
+    unit = "attempts" if args.by == "transport" else "messages"
+    _print_stats(console, f"By {args.by} ({unit}) in {sink.path}", rows)
+    return EXIT_OK
+
+
+def cmd_log_tail(args: argparse.Namespace, console: _Console) -> int:
+    """The latest events of the SQLite delivery log, oldest first."""
+    if args.n < 0:
+        raise ConfigurationError("-n must be 0 or more")
+    sink = _open_log(args.db)
+    try:
+        events = sink.tail(args.n)
+    finally:
+        sink.close()
+    if args.json:
+        console.json(
+            [
+                {
+                    "at": e.at.isoformat(),
+                    "message_id": e.message_id,
+                    "status": e.status,
+                    "channel": e.channel,
+                    "transport": e.transport,
+                    "recipients": list(e.recipients),
+                    "subject": e.subject,
+                    "template": e.template,
+                    "attempt": e.attempt,
+                    "error": e.error,
+                    "error_kind": e.error_kind,
+                    "provider_message_id": e.provider_message_id,
+                    "duration": e.duration,
+                }
+                for e in events
+            ]
+        )
+        return EXIT_OK
+    if not events:
+        console.line(f"(no events in {sink.path})", "dim")
+        return EXIT_OK
+    styles = {"sent": "green", "failed": "red", "attempt_failed": "yellow"}
+    body: list[list[str | tuple[str, str | None]]] = []
+    for e in events:
+        what = e.template or e.subject or ""
+        body.append(
+            [
+                e.at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+                e.message_id[:8],
+                (e.status, styles.get(e.status)),
+                e.transport or "-",
+                ", ".join(e.recipients),
+                what,
+                _one_line(e.error or ""),
+            ]
+        )
+    console.table(
+        ["time", "message", "status", "transport", "to", "template/subject", "error"],
+        body,
+        indent="",
+    )
+    return EXIT_OK
+
+
+# -- the parser -----------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="notifykit",
+        description="Transactional e-mail and SMS: try it, send, preview, check, read the log.",
+        epilog="Start with: notifykit demo.  Exit codes: 0 ok, 1 not delivered / check "
+        "failed, 2 usage or configuration error.",
+    )
+    parser.add_argument("--version", action="version", version=f"notifykit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help: str, func: Callable[..., int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    def add_json(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="print one JSON document")
+
+    p = command(
+        "demo",
+        "send a bundled order confirmation through a failover into a local SMTP server "
+        "(needs notifykit[demo])",
+        cmd_demo,
+    )
+    p.add_argument("--db", metavar="PATH", help="SQLite log file (default: a new temporary file)")
+    p.add_argument("--messages", type=int, default=3, metavar="N", help="messages (default 3)")
+    add_json(p)
+
+    p = command("send", "send an e-mail (to addresses, or to each row of a CSV file)", cmd_send)
+    p.add_argument("--to", action="append", metavar="ADDR[,ADDR]", help="recipients")
+    p.add_argument("--csv", metavar="FILE", help="one message per row; column 'email' + context")
+    p.add_argument("--subject", help="the subject (a template's own subject by default)")
+    body = p.add_mutually_exclusive_group(required=True)
+    body.add_argument("--text", help="the plain-text body")
+    body.add_argument("--html-file", metavar="FILE", help="the HTML body, from a file")
+    body.add_argument("--template", metavar="NAME", help="render this template")
+    p.add_argument("--context", metavar="FILE", help="template context: a JSON object")
+    p.add_argument("--templates", metavar="DIR", help="template directory (default: bundled)")
+    p.add_argument("--from", dest="sender", metavar="SENDER", help="the From address")
+    p.add_argument("--via", metavar="URL", help="transport URL (default: NOTIFYKIT_EMAIL_URL)")
+    add_json(p)
+
+    p = command("render", "render a template to HTML, text and SMS preview files", cmd_render)
+    p.add_argument("name", metavar="NAME", help="the template name")
+    p.add_argument("--context", metavar="FILE", help="template context: a JSON object")
+    p.add_argument("--templates", metavar="DIR", help="template directory (default: bundled)")
+    p.add_argument("--out", metavar="DIR", default=".", help="where to write (default: .)")
+    p.add_argument("--open", action="store_true", help="open the HTML preview in a browser")
+    add_json(p)
+
+    p = command("check", "connect and authenticate to each transport without sending", cmd_check)
+    p.add_argument(
+        "urls", nargs="*", metavar="URL", help="default: NOTIFYKIT_EMAIL_URL, NOTIFYKIT_SMS_URL"
+    )
+    add_json(p)
+
+    p = command("log", "read the SQLite delivery log", cmd_log_help)
+    log = p.add_subparsers(dest="log_command", metavar="SUBCOMMAND")
+    db_help = "SQLite file (default: NOTIFYKIT_LOG's sqlite URL, else ./notifykit.db)"
+    stats = log.add_parser("stats", help="sent/failed counts and success rates")
+    stats.set_defaults(func=cmd_log_stats)
+    stats.add_argument("--db", metavar="PATH", help=db_help)
+    stats.add_argument("--by", choices=("template", "transport", "channel"), default="template")
+    stats.add_argument("--since", metavar="WHEN", help="30m, 12h, 7d, 2w or an ISO date")
+    add_json(stats)
+    tail = log.add_parser("tail", help="the latest events")
+    tail.set_defaults(func=cmd_log_tail)
+    tail.add_argument("--db", metavar="PATH", help=db_help)
+    tail.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
+    add_json(tail)
+    p.set_defaults(log_parser=p)
+    return parser
+
+
+def cmd_log_help(args: argparse.Namespace, console: _Console) -> int:
+    """``notifykit log`` without a subcommand: say which ones exist."""
+    args.log_parser.print_usage(console.err)
+    console.err.write("notifykit log: error: choose a subcommand: stats or tail\n")
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``notifykit`` command with ``argv`` (default: ``sys.argv[1:]``); the exit code."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    console = _Console()
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(console.err)
+        return EXIT_USAGE
+    try:
+        return int(func(args, console))
+    except NotifyKitError as exc:
+        return _fail(console, exc)
+    except KeyboardInterrupt:
+        console.err.write("notifykit: interrupted\n")
+        return 130
+
+
+def _fail(console: _Console, exc: NotifyKitError) -> int:
+    from notifykit.config import mask_url
+
+    kind = "error" if isinstance(exc, ConfigurationError) else type(exc).__name__
+    message = mask_url(_one_line(str(exc)))
+    console.err.write(f"notifykit: {kind}: {message}\n")
+    return EXIT_FAILED if isinstance(exc, DeliveryError) else EXIT_USAGE
