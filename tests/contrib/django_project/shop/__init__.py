@@ -1,0 +1,1 @@
+"""A small app of the test project: views that send mail, and e-mail templates."""
