@@ -100,13 +100,15 @@ class _Console:
                 widths[i] = max(widths[i], len(text))
         align_right = set(right)
 
-        def fit(i: int, text: str) -> str:
-            return text.rjust(widths[i]) if i in align_right else text.ljust(widths[i])
+        def fit(i: int, text: str, style: str | None = None) -> str:
+            pad = " " * (widths[i] - len(text))
+            painted = self.paint(text, style)  # colour the text, not the padding
+            return pad + painted if i in align_right else painted + pad
 
         head = "  ".join(fit(i, h) for i, h in enumerate(headers)).rstrip()
         self.line(indent + head, "bold")
         for row in cells:
-            parts = [self.paint(fit(i, text), style) for i, (text, style) in enumerate(row)]
+            parts = [fit(i, text, style) for i, (text, style) in enumerate(row)]
             self.line(indent + "  ".join(parts).rstrip())
 
 
@@ -204,14 +206,12 @@ def _attempt_rows(attempts: Iterable[Attempt]) -> list[list[str | tuple[str, str
 
 def _sqlite_from_env() -> str:
     """The SQLite file named by ``NOTIFYKIT_LOG``, else ``./notifykit.db``."""
-    from notifykit.config import sink_from_url
+    from notifykit.config import _sqlite_or_jsonl_path
 
     for url in _environ().get("NOTIFYKIT_LOG", "").split():
         if url.lower().startswith("sqlite:"):
-            sink = sink_from_url(url)
-            path: str = sink.path  # type: ignore[attr-defined]
-            sink.close()  # type: ignore[attr-defined]
-            return path
+            # The path only: opening a sink here would create an empty log file.
+            return _sqlite_or_jsonl_path(url, "sqlite")
     return _DEFAULT_DB
 
 
@@ -238,7 +238,9 @@ def _print_stats(console: _Console, title: str, rows: Sequence[Any]) -> None:
     body: list[list[str | tuple[str, str | None]]] = []
     for r in rows:
         rate = "-" if r.success_rate is None else f"{r.success_rate:.0%}"
-        style = None if r.success_rate is None else ("green" if r.success_rate == 1 else "yellow")
+        style = None
+        if r.success_rate is not None:
+            style = {1.0: "green", 0.0: "red"}.get(r.success_rate, "yellow")
         body.append(
             [
                 "(none)" if r.key is None else str(r.key),
@@ -568,6 +570,8 @@ def _send_notifier(args: argparse.Namespace) -> Notifier:
         raise ConfigurationError(
             "no e-mail transport: pass --via URL or set NOTIFYKIT_EMAIL_URL (e.g. console://)"
         )
+    if not env.get("NOTIFYKIT_SENDER", "").strip():
+        raise ConfigurationError("no sender: pass --from ADDRESS or set NOTIFYKIT_SENDER")
     notifier = notifier_from_env(environ=env)
     if args.template is not None and notifier.templates is None:
         notifier.templates = _bundled_renderer()
