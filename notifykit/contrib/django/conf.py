@@ -264,44 +264,12 @@ def _build_sink(item: Any, index: int) -> LogSink:
     return made  # type: ignore[no-any-return]
 
 
-class _FolderRenderer:
-    """A TemplateRenderer over template folders, built on the first render.
-
-    Projects that only use the e-mail backend never render a template, so
-    they never pay for setting one up.
-    """
-
-    def __init__(self, folders: tuple[Path, ...]) -> None:
-        self.folders = folders
-        self._renderer: Any = None
-        self._lock = threading.Lock()
-
-    def render(self, name: str, context: Mapping[str, Any] | None = None) -> Any:
-        if self._renderer is None:
-            with self._lock:
-                if self._renderer is None:
-                    self._renderer = _folder_renderer(self.folders)
-        return self._renderer.render(name, context)
-
-    def __repr__(self) -> str:
-        return f"<templates in {len(self.folders)} folders>"
-
-
-def _folder_renderer(folders: tuple[Path, ...]) -> Any:
-    import jinja2
-
-    from notifykit.templates import TemplateRenderer
-
-    # One loader over every folder, searched in Django's order: an app can
-    # override another app's e-mail template the way it overrides HTML ones.
-    loader = jinja2.FileSystemLoader([str(p) for p in folders])
-    return TemplateRenderer(environment=jinja2.Environment(loader=loader))
-
-
 def _renderer(templates: tuple[Path, ...] | Any | None) -> Any:
     if templates is None or not isinstance(templates, tuple):
         return templates  # none, or a renderer given as is
-    return _FolderRenderer(templates)
+    from notifykit.contrib._folders import FolderRenderer
+
+    return FolderRenderer(templates)
 
 
 def build_notifier(raw: Mapping[str, Any] | None = None, **overrides: Any) -> Notifier:
