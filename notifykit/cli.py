@@ -185,17 +185,22 @@ def _bundled_sample_context(name: str) -> dict[str, Any]:
     return dict(bundled.sample_context(name))
 
 
-def _attempt_rows(attempts: Iterable[Attempt]) -> list[list[str | tuple[str, str | None]]]:
+def _attempt_rows(
+    attempts: Iterable[Attempt], roles: Mapping[str, str] | None = None
+) -> list[list[str | tuple[str, str | None]]]:
     styles = {"sent": "green", "skipped": "yellow"}
     rows: list[list[str | tuple[str, str | None]]] = []
     for n, a in enumerate(attempts, 1):
         error = a.error or ""
+        # The transport has its own column; the rest of the sentence is the news.
+        error = error.removeprefix(f"{a.transport}: ").removesuffix("; the message was not sent")
         if a.outcome == "skipped":
             error = f"{error} (circuit breaker)" if error else "circuit breaker"
+        role = (roles or {}).get(a.transport)
         rows.append(
             [
                 str(n),
-                a.transport,
+                f"{a.transport} ({role})" if role else a.transport,
                 (a.outcome, styles.get(a.outcome, "red")),
                 _one_line(error),
                 _ms(a.duration),
@@ -409,9 +414,12 @@ def cmd_demo(args: argparse.Namespace, console: _Console) -> int:
         controller.stop()
     elapsed = time.perf_counter() - t_start
 
-    setup = {
+    dead_name, live_name = f"smtp:127.0.0.1:{dead_port}", f"smtp:127.0.0.1:{live_port}"
+    setup: dict[str, Any] = {
         "server": f"127.0.0.1:{live_port}",
         "dead_primary": f"127.0.0.1:{dead_port}",
+        "dead_transport": dead_name,
+        "roles": {dead_name: "dead primary", live_name: "local server", "console": "last resort"},
         "transport": mask_url(url),
         "db": os.path.abspath(db),
         "template": _DEMO_TEMPLATE,
@@ -450,7 +458,7 @@ def _demo_json(result: Mapping[str, Any]) -> dict[str, Any]:
 
 def _demo_report(
     console: _Console,
-    setup: Mapping[str, str],
+    setup: Mapping[str, Any],
     results: Sequence[Mapping[str, Any]],
     by_transport: Sequence[Any],
     by_template: Sequence[Any],
@@ -469,7 +477,7 @@ def _demo_report(
         line("  attempts")
         console.table(
             ["#", "transport", "outcome", "error", "duration"],
-            _attempt_rows(result["attempts"]),
+            _attempt_rows(result["attempts"], setup["roles"]),
             right=(0, 4),
             indent="    ",
         )
@@ -492,12 +500,16 @@ def _demo_report(
     line()
     _print_stats(console, "Delivery log by template (messages)", by_template)
     line()
-    skipped = sum(1 for r in results for a in r["attempts"] if a.outcome == "skipped")
+    dead = setup["dead_transport"]
+    outcomes = [a.outcome for r in results for a in r["attempts"] if a.transport == dead]
+    failed = sum(1 for o in outcomes if o not in ("sent", "skipped"))
+    skipped = outcomes.count("skipped")
+    delivered = sum(1 for r in results if r["ok"])
     line(
-        f"Done in {_ms(elapsed)}: the dead primary was retried once, then skipped "
-        f"{skipped} time(s) by the circuit breaker; the backup delivered."
-        if skipped
-        else f"Done in {_ms(elapsed)}."
+        f"Done in {_ms(elapsed)}: {delivered} of {len(results)} message(s) delivered. "
+        f"The dead primary failed {failed} attempt(s), then was skipped {skipped} time(s) "
+        "at no cost by the circuit breaker.",
+        "bold",
     )
     line(f"Explore the log: notifykit log stats --db {setup['db']} --by transport", "dim")
 
