@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
+from django.core import checks
 from django.utils.translation import gettext_lazy as _
+
+__all__ = ["NotifyKitConfig", "check_settings"]
+
+BACKEND = "notifykit.contrib.django.EmailBackend"
 
 
 class NotifyKitConfig(AppConfig):  # type: ignore[misc]
@@ -17,3 +24,42 @@ class NotifyKitConfig(AppConfig):  # type: ignore[misc]
     label = "notifykit"
     verbose_name = _("notifykit")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        checks.register(check_settings, "notifykit")
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """System check (``manage.py check``, ``runserver``): is ``NOTIFYKIT`` valid?
+
+    Resolves the settings and parses the transport URLs -- without connecting
+    (``manage.py notifykit_check`` does that) -- so a typo shows at start-up,
+    not at the first e-mail.
+    """
+    from django.conf import settings
+
+    from notifykit.config import from_dsn
+    from notifykit.contrib.django.conf import resolve_settings
+    from notifykit.errors import ConfigurationError
+
+    uses_backend = getattr(settings, "EMAIL_BACKEND", None) == BACKEND
+    if getattr(settings, "NOTIFYKIT", None) is None and not uses_backend:
+        return []
+    try:
+        conf = resolve_settings()
+        for key, url in (("EMAIL_URL", conf.email_url), ("SMS_URL", conf.sms_url)):
+            if url is None:
+                continue
+            try:
+                from_dsn(url).close()
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"NOTIFYKIT[{key!r}]: {exc}") from exc
+    except ConfigurationError as exc:
+        return [
+            checks.Error(
+                str(exc),
+                hint="See https://notifykit.readthedocs.io/en/latest/django/",
+                id="notifykit.E001",
+            )
+        ]
+    return []

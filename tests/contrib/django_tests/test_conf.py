@@ -153,3 +153,24 @@ def test_templated_send_uses_app_templates_and_project_layouts(settings: Any) ->
     from notifykit.contrib.django.models import Delivery
 
     assert "emails/order_shipped.html" == Delivery.objects.get().template
+
+
+def test_system_check_reports_bad_settings(settings: Any) -> None:
+    """`manage.py check` reports a wrong NOTIFYKIT at start-up, naming the key."""
+    from django.core.checks import run_checks
+
+    settings.NOTIFYKIT = {"EMAIL_URL": "smtp://mail.example.com?colour=red"}
+
+    errors = [e for e in run_checks() if e.id == "notifykit.E001"]
+
+    assert 1 == len(errors)
+    assert errors[0].msg.startswith("NOTIFYKIT['EMAIL_URL']: ")
+
+
+def test_system_check_passes_good_settings(settings: Any) -> None:
+    """A valid NOTIFYKIT raises no notifykit check error."""
+    from django.core.checks import run_checks
+
+    settings.NOTIFYKIT = {"EMAIL_URL": "smtp://mail.example.com", "SINKS": ["django"]}
+
+    assert [] == [e for e in run_checks() if e.id.startswith("notifykit.")]
