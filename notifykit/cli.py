@@ -282,8 +282,8 @@ class _Inbox:
             return list(self.messages)
 
 
-def _start_smtp_server(inbox: _Inbox) -> Any:
-    """Start aiosmtpd on 127.0.0.1 on a free port; returns the running controller."""
+def _smtp_server_class() -> Any:
+    """aiosmtpd's threaded Controller, listening on a free port; names the extra if missing."""
     try:
         from aiosmtpd.controller import Controller
     except ImportError:
@@ -300,7 +300,12 @@ def _start_smtp_server(inbox: _Inbox) -> Any:
             self.port = server.sockets[0].getsockname()[1]
             super()._trigger_server()  # type: ignore[no-untyped-call]
 
-    controller = FreePortController(
+    return FreePortController
+
+
+def _start_smtp_server(server_class: Any, inbox: _Inbox) -> Any:
+    """Start the SMTP server on 127.0.0.1; returns the running controller."""
+    controller = server_class(
         inbox, hostname="127.0.0.1", port=0, server_hostname="demo.notifykit.test"
     )
     controller.start()
@@ -366,12 +371,13 @@ def cmd_demo(args: argparse.Namespace, console: _Console) -> int:
     if args.messages < 1 or args.messages > 100:
         raise ConfigurationError("--messages must be from 1 to 100")
     t_start = time.perf_counter()
+    server_class = _smtp_server_class()  # first: a missing extra is the first thing to say
     db = args.db or os.path.join(tempfile.mkdtemp(prefix="notifykit-demo-"), "notifykit.db")
     renderer = _bundled_renderer()
     jobs = _demo_contexts(args.messages)
 
     inbox = _Inbox()
-    controller = _start_smtp_server(inbox)
+    controller = _start_smtp_server(server_class, inbox)
     try:
         live_port: int = controller.port
         dead_port = _closed_port()
