@@ -203,3 +203,28 @@ def test_check_file_transport_directory(tmp_path: Path, capsys: pytest.CaptureFi
     rows = json.loads(capsys.readouterr().out)["results"]
     assert 0 == code
     assert f"{tmp_path}/spool is writable" == rows[0]["detail"]
+
+
+def test_check_ses_reports_the_quota() -> None:
+    """An SES check prints the account's quota, sandbox and pause state from GetAccount."""
+    boto3 = pytest.importorskip("boto3")
+    from botocore.stub import Stubber
+
+    from notifykit.cli import _check_rows
+    from notifykit.transports.ses import SESTransport
+
+    session = boto3.session.Session(
+        aws_access_key_id="AKIDTESTING", aws_secret_access_key="x" * 20, region_name="eu-west-1"
+    )
+    client = session.client("sesv2")
+    answer = {
+        "SendQuota": {"Max24HourSend": 200.0, "MaxSendRate": 1.0, "SentLast24Hours": 12.0},
+        "SendingEnabled": True,
+        "ProductionAccessEnabled": False,
+        "EnforcementStatus": "HEALTHY",
+        "DedicatedIpAutoWarmupEnabled": False,
+    }
+    with Stubber(client) as stubber:
+        stubber.add_response("get_account", answer, {})
+        [row] = list(_check_rows("ses://?region=eu-west-1", SESTransport(client=client)))
+    assert (True, "quota 12/200 in 24 h, 1/s, sandbox") == (row["ok"], row["detail"])
