@@ -1,0 +1,303 @@
+"""HTML → plain text, in two phases, with only the stdlib ``html.parser``.
+
+Why two phases: the text part of an e-mail is derived from its HTML, and
+notifykit wants to do that once per template, not once per message. Phase 1
+walks the HTML tokens and writes a *pre-text*: the visible characters plus a
+few control characters that stand for layout ("a paragraph ends here", "a
+table cell starts here", "this is a link to …"). Phase 1 is local: what it
+writes for a tag depends only on the tag and on the stack of open elements,
+and what it writes for text is a per-character function of the text. So the
+pre-text of a rendered template is the concatenation of the pre-texts of its
+static pieces and of its variables, which lets :mod:`notifykit.templates._compile`
+turn a template into a "pre-text template" ahead of time. Phase 2
+(:func:`finish`) is a few regular expressions over the short pre-text that
+resolve whitespace, line breaks, links and list numbers; it runs per message
+and costs little.
+
+What the text looks like: paragraphs separated by a blank line, ``<br>`` kept,
+links as ``label (url)`` (just the URL when the label is the URL or empty),
+list items as ``- item`` or ``1. item``, table rows on their own line with
+cells separated by `` | ``; nothing from ``<head>``, ``<style>``, ``<script>``,
+comments, or elements hidden with an inline ``display:none`` or ``hidden``;
+entities decoded; whitespace collapsed as a browser would (except in
+``<pre>``).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from html.parser import HTMLParser
+from typing import Union
+
+__all__ = ["Href", "TextState", "finish", "html_to_text", "transform"]
+
+# Control characters of the pre-text. The variables' own control characters are
+# removed (see ``_TABLES``), so none of these can come from user data.
+LINK_OPEN = "\x02"  # followed by the URL, then LINK_LABEL
+LINK_LABEL = "\x03"
+LINK_CLOSE = "\x04"
+HARD_SPACE = "\x11"  # a space phase 2 must keep (<pre>, list indentation)
+HARD_NEWLINE = "\x12"  # a newline phase 2 must keep (<pre>)
+PARAGRAPH = "\x13"  # a blank line here
+BREAK = "\x14"  # <br>: one line break
+BLOCK = "\x15"  # a block boundary: start a new line if not at one
+OL_ITEM = "\x16"  # replaced by "N. "
+OL_OPEN = "\x17"
+OL_CLOSE = "\x18"
+CELL = "\x19"  # a table cell starts: " | " between cells of one row
+
+_VOID = frozenset(
+    "area base br col embed hr img input link meta param source track wbr".split()
+)
+# Elements whose content is never part of the text.
+_DROP = frozenset("head title style script template".split())
+_PARAGRAPH_TAGS = frozenset("p h1 h2 h3 h4 h5 h6 blockquote pre dl".split())
+_BLOCK_TAGS = frozenset(
+    """div table tr section article header footer center address main nav aside form
+    fieldset figure figcaption dt dd caption tbody thead tfoot""".split()
+)
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
+
+_REMOVED = dict.fromkeys([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F])
+_INVISIBLE = dict.fromkeys([0x00AD, 0x034F, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF])
+_TABLES: dict[str, dict[int, str | None]] = {
+    "normal": {**_REMOVED, **_INVISIBLE, 0xA0: " "},
+    "pre": {
+        **_REMOVED,
+        **_INVISIBLE,
+        0x20: HARD_SPACE,
+        0xA0: HARD_SPACE,
+        0x09: HARD_SPACE * 4,
+        0x0A: HARD_NEWLINE,
+        0x0C: HARD_NEWLINE,
+        0x0D: None,
+    },
+    "attr": {**_REMOVED, 0x09: " ", 0x0A: " ", 0x0D: " ", 0x0C: " "},
+    "drop": {},
+}
+
+
+def transform(text: str, mode: str) -> str:
+    """The phase 1 text of ``text`` (already entity-decoded) in ``mode``.
+
+    ``mode`` is ``"normal"``, ``"pre"``, ``"attr"`` (a link's URL) or ``"drop"``
+    (hidden content: nothing). The function works character by character, so
+    the pre-text of a concatenation is the concatenation of the pre-texts.
+    """
+    if mode == "drop":
+        return ""
+    return text.translate(_TABLES[mode])
+
+
+class Href:
+    """A link's URL in phase 1 output, to be transformed by whoever has its value.
+
+    The per-message converter has the value; the template compiler may have a
+    value with variables in it, which it splits and transforms piece by piece.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+
+Emission = list[Union[str, Href]]
+
+
+class _Entry:
+    __slots__ = ("close", "drop", "tag")
+
+    def __init__(self, tag: str, close: str, drop: bool) -> None:
+        self.tag = tag
+        self.close = close
+        self.drop = drop
+
+
+class TextState:
+    """Phase 1: the stack of open elements and what each token writes.
+
+    All state is the stack, so the compiler can check that a loop body or a
+    branch leaves it as it found it (:meth:`snapshot`).
+    """
+
+    def __init__(self) -> None:
+        self.stack: list[_Entry] = []
+
+    def snapshot(self) -> tuple[tuple[str, str, bool], ...]:
+        """The whole state, comparable: equal snapshots behave the same."""
+        return tuple((e.tag, e.close, e.drop) for e in self.stack)
+
+    @property
+    def mode(self) -> str:
+        """How text at this point is written: ``drop``, ``pre`` or ``normal``."""
+        if self.stack and self.stack[-1].drop:
+            return "drop"
+        for entry in self.stack:
+            if entry.tag == "pre":
+                return "pre"
+        return "normal"
+
+    def _lists(self) -> list[str]:
+        return [e.tag for e in self.stack if e.tag in ("ul", "ol")]
+
+    def start(self, tag: str, attrs: list[tuple[str, str | None]]) -> Emission:
+        """What a start tag writes; pushes the element unless it is void."""
+        dropping = bool(self.stack) and self.stack[-1].drop
+        if tag == "body":
+            # A missing </head> must not hide the whole body.
+            for i, entry in enumerate(self.stack):
+                if entry.tag == "head":
+                    del self.stack[i:]
+                    dropping = bool(self.stack) and self.stack[-1].drop
+                    break
+        out: Emission = []
+        close = ""
+        attr = dict(attrs)
+        hidden = tag in _DROP or "hidden" in attr
+        style = attr.get("style")
+        if style and _HIDDEN_STYLE.search(style):
+            hidden = True
+        if not dropping:
+            if tag in _PARAGRAPH_TAGS:
+                out.append(PARAGRAPH)
+                close = PARAGRAPH
+            elif tag in ("ul", "ol"):
+                sep = PARAGRAPH if not self._lists() else BLOCK
+                out.append(sep + OL_OPEN if tag == "ol" else sep)
+                close = OL_CLOSE + sep if tag == "ol" else sep
+            elif tag == "li":
+                lists = self._lists()
+                indent = HARD_SPACE * 2 * max(len(lists) - 1, 0)
+                bullet = OL_ITEM if lists and lists[-1] == "ol" else "-" + HARD_SPACE
+                out.append(BLOCK + indent + bullet)
+                close = BLOCK
+            elif tag in _BLOCK_TAGS:
+                out.append(BLOCK)
+                close = BLOCK
+            elif tag in ("td", "th"):
+                out.append(CELL)
+            elif tag == "br":
+                out.append(BREAK)
+            elif tag == "hr":
+                out.append(PARAGRAPH + "---" + PARAGRAPH)
+            elif tag == "a" and attr.get("href") is not None and not hidden:
+                out.extend((LINK_OPEN, Href(attr["href"] or ""), LINK_LABEL))
+                close = LINK_CLOSE
+        if tag not in _VOID:
+            self.stack.append(_Entry(tag, close, dropping or hidden))
+        return out
+
+    def end(self, tag: str) -> str:
+        """What an end tag writes; pops up to the matching element, if open."""
+        for i in range(len(self.stack) - 1, -1, -1):
+            if self.stack[i].tag == tag:
+                closing = self.stack[i:]
+                del self.stack[i:]
+                return "".join(e.close for e in reversed(closing) if not e.drop)
+        return ""
+
+    def close_all(self) -> str:
+        """What the end of the document writes: every open element closes."""
+        closing = self.stack
+        self.stack = []
+        return "".join(e.close for e in reversed(closing) if not e.drop)
+
+
+class _Converter(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.state = TextState()
+        self.out: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for item in self.state.start(tag, attrs):
+            self.out.append(item if isinstance(item, str) else transform(item.value, "attr"))
+
+    def handle_endtag(self, tag: str) -> None:
+        self.out.append(self.state.end(tag))
+
+    def handle_data(self, data: str) -> None:
+        self.out.append(transform(data, self.state.mode))
+
+
+def pretext(source: str) -> str:
+    """Phase 1 over a whole document: the pre-text of ``source``."""
+    converter = _Converter()
+    converter.feed(source)
+    converter.close()
+    converter.out.append(converter.state.close_all())
+    return "".join(converter.out)
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")
+_LINK = re.compile("\x02([^\x02\x03\x04]*)\x03([^\x02\x04]*)\x04")
+_STRAY_LINK = re.compile("\x02[^\x03]*\x03|\x04|\x02")
+_OL = re.compile("[\x16\x17\x18]")
+_RUN = re.compile("[ \x13\x14\x15\x19]*[\x13\x14\x15\x19][ \x13\x14\x15\x19]*")
+_TRAILING = re.compile(r"[ \t]+\n")
+_HARD = str.maketrans({HARD_SPACE: " ", HARD_NEWLINE: "\n"})
+
+
+def _link(match: re.Match[str]) -> str:
+    url = match.group(1).strip()
+    label = match.group(2)
+    bare = label.strip(" \x13\x14\x15\x19")
+    if not url or url.startswith(("#", "javascript:")):
+        return label
+    shown = url[7:] if url.startswith("mailto:") else url
+    if not bare:
+        return f" {shown} " if label else shown
+    if bare in (url, shown):
+        return label
+    return f"{label} ({shown})"
+
+
+def _run(match: re.Match[str]) -> str:
+    run = match.group(0)
+    if PARAGRAPH in run or run.count(BREAK) >= 2:
+        return "\n\n"
+    if BREAK in run or BLOCK in run:
+        return "\n"
+    return " | "
+
+
+def finish(pre: str) -> str:
+    """Phase 2: resolve whitespace, links, list numbers and line breaks."""
+    text = _WHITESPACE.sub(" ", pre)
+    if LINK_OPEN in text:
+        text = _LINK.sub(_link, text)
+        text = _STRAY_LINK.sub("", text)
+    if OL_OPEN in text:
+        counters: list[int] = []
+
+        def number(match: re.Match[str]) -> str:
+            char = match.group(0)
+            if char == OL_OPEN:
+                counters.append(0)
+                return ""
+            if char == OL_CLOSE:
+                if counters:
+                    counters.pop()
+                return ""
+            if not counters:
+                return "-" + HARD_SPACE
+            counters[-1] += 1
+            return f"{counters[-1]}." + HARD_SPACE
+
+        text = _OL.sub(number, text)
+    text = _RUN.sub(_run, text)
+    text = text.translate(_HARD)
+    text = _TRAILING.sub("\n", text)
+    return text.strip("\n ")
+
+
+def html_to_text(source: str) -> str:
+    """The plain-text version of an HTML document (both phases)."""
+    return finish(pretext(source))
+
+
+def unescape_markup(value: str) -> str:
+    """The text a parser sees for markup without tags (entities decoded)."""
+    return html.unescape(value)

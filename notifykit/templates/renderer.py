@@ -1,0 +1,612 @@
+"""``TemplateRenderer``: one Jinja file per notification → :class:`Rendered`.
+
+A notification template has up to four blocks — ``subject``, ``html``,
+``text``, ``sms`` — and may extend a layout. :meth:`TemplateRenderer.render`
+returns the parts as a frozen :class:`Rendered`, with the CSS of the HTML part
+inlined and a text part derived from the HTML when the template has no
+``text`` block. The expensive work (inlining, HTML → text) is done once per
+template when that is provably equivalent to doing it per message (see
+:mod:`notifykit.templates._compile`) and per message otherwise; ``Rendered``
+says which.
+
+Semantics, in one place:
+
+- ``html`` is the whole template rendered when it extends a layout (the
+  layout's markup around the child's blocks), else the ``html`` block alone;
+  ``None`` when the template has neither. It is always autoescaped.
+- ``subject``, ``text`` and ``sms`` are their blocks rendered alone, without
+  HTML escaping (they are not HTML). The subject is put on one line; ``text``
+  is dedented and stripped; ``sms`` is stripped. No ``subject`` block gives
+  ``""`` (an SMS-only template needs none); no ``sms`` block gives ``None``;
+  no ``text`` block gives the text derived from the HTML (``None`` without
+  HTML).
+- Blocks rendered alone see the context, the globals, and the imports,
+  macros and ``{% set %}`` at the top level of the notification's own file.
+- Undefined variables are errors (``StrictUndefined``), whatever the
+  environment says: a missing variable is a :class:`~notifykit.errors.TemplateError`
+  naming the template, the line and the variable, never a blank e-mail.
+- The bundled layouts are reachable from every loader as
+  ``notifykit/layouts/base.html`` (and, unless your own templates have one, as
+  ``layouts/base.html``); the bundled button macro is
+  ``notifykit/layouts/button.html``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import textwrap
+import threading
+from collections import ChainMap
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+import attrs
+import jinja2
+from jinja2 import nodes
+from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import _PassArg
+
+from notifykit.errors import ConfigurationError, NotifyKitError, TemplateError
+from notifykit.templates import _compile, _inline, _text
+
+__all__ = ["Rendered", "TemplatePlan", "TemplateRenderer"]
+
+#: Strategies reported by :class:`Rendered` and :class:`TemplatePlan`.
+COMPILED = "compiled"
+PER_MESSAGE = "per_message"
+NONE = "none"
+BLOCK = "block"
+
+_PARTS = ("subject", "html", "text", "sms")
+_TOP_LEVEL = (nodes.Assign, nodes.AssignBlock, nodes.Import, nodes.FromImport, nodes.Macro)
+
+
+@attrs.frozen
+class Rendered:
+    """The parts of one rendered notification.
+
+    Attributes:
+        subject: the ``subject`` block on one line (``""`` when there is none).
+        html: the HTML document with its CSS inlined, or ``None``.
+        text: the ``text`` block, or the text derived from ``html``, or ``None``.
+        sms: the ``sms`` block, or ``None``.
+        template: the template's name.
+        strategy: how the CSS was inlined: ``"compiled"`` (once per template,
+            ahead of time), ``"per_message"``, or ``"none"`` (no HTML, or
+            ``inliner=None``).
+        text_strategy: where ``text`` came from: ``"block"``, ``"compiled"``
+            (derived from the HTML ahead of time), ``"per_message"`` or ``"none"``.
+        reason: why a part took the per-message path, when one did (for logs).
+    """
+
+    subject: str
+    html: str | None
+    text: str | None
+    sms: str | None
+    template: str
+    strategy: str = NONE
+    text_strategy: str = NONE
+    reason: str | None = None
+
+
+@attrs.frozen
+class TemplatePlan:
+    """What :meth:`TemplateRenderer.explain` found out about one template."""
+
+    template: str
+    parts: tuple[str, ...]
+    strategy: str
+    reason: str | None
+    text_strategy: str
+    text_reason: str | None
+
+
+def _bundled_loader() -> jinja2.BaseLoader:
+    layouts = jinja2.PackageLoader("notifykit", "templates/layouts")
+    bundled = jinja2.PackageLoader("notifykit", "templates/bundled")
+    return jinja2.PrefixLoader(
+        {
+            "notifykit": jinja2.PrefixLoader({"layouts": layouts, "bundled": bundled}),
+            "layouts": layouts,
+        }
+    )
+
+
+class _Entry:
+    """Everything prepared for one template name, built once and cached."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.checks: list[Callable[[], bool]] = []
+        self.parts: set[str] = set()
+        self.has_layout = False
+        self.html_chain: list[jinja2.Template] = []
+        self.plain_chain: list[jinja2.Template] = []
+        self.html_prelude: jinja2.Template | None = None
+        self.plain_prelude: jinja2.Template | None = None
+        self.compiled_html: jinja2.Template | None = None
+        self.html_reason: str | None = None
+        self.compiled_text: jinja2.Template | None = None
+        self.text_reason: str | None = None
+
+    def uptodate(self) -> bool:
+        return all(check() for check in self.checks)
+
+
+class TemplateRenderer:
+    """Renders notification templates into :class:`Rendered` parts.
+
+    Args:
+        environment: an existing :class:`jinja2.Environment` to render with (its
+            loader, filters, globals and tests). notifykit works on overlays of
+            it: autoescaping on for HTML and off for the other parts,
+            ``StrictUndefined``, and the bundled layouts added to the loader.
+        loader: a Jinja loader, when no environment is given.
+        sandboxed: render in Jinja's sandbox, for templates your users edit;
+            a sandbox violation is a :class:`~notifykit.errors.TemplateError`.
+            With ``environment=``, that environment must be sandboxed.
+        inliner: the CSS inliner: ``"premailer"`` (default), ``"css_inline"``
+            (faster, ``pip install "notifykit[fast]"``), ``"auto"`` (css_inline
+            when installed) or ``None`` (no inlining).
+        auto_reload: re-read templates whose source changed (Jinja's option;
+            costs a file ``stat`` per dependency per render).
+        compile: do the CSS and text work once per template where provably
+            equivalent (the default). ``False`` forces the per-message path.
+
+    A renderer is thread-safe; it caches what it prepares per template name.
+    """
+
+    def __init__(
+        self,
+        environment: jinja2.Environment | None = None,
+        *,
+        loader: jinja2.BaseLoader | None = None,
+        sandboxed: bool = False,
+        inliner: str | None = "premailer",
+        auto_reload: bool = True,
+        compile: bool = True,
+    ) -> None:
+        if environment is not None and loader is not None:
+            raise ConfigurationError("pass either environment= or loader=, not both")
+        if environment is None:
+            cls = SandboxedEnvironment if sandboxed else jinja2.Environment
+            environment = cls(loader=loader, autoescape=True, auto_reload=auto_reload)
+        elif sandboxed and not isinstance(environment, SandboxedEnvironment):
+            raise ConfigurationError(
+                "sandboxed=True needs a jinja2.sandbox.SandboxedEnvironment"
+            )
+        if inliner not in (None, "premailer", "css_inline", "auto"):
+            raise ConfigurationError(
+                f"unknown inliner {inliner!r}: use 'premailer', 'css_inline', 'auto' or None"
+            )
+        if inliner is not None:
+            _inline.get_engine(inliner)  # fail now if css_inline is missing
+        self._inliner = inliner
+        self._compile_enabled = compile
+        self._auto_reload = environment.auto_reload
+        user_loader = environment.loader
+        bundled = _bundled_loader()
+        full_loader = bundled if user_loader is None else jinja2.ChoiceLoader([user_loader, bundled])
+        undefined = environment.undefined
+        if not issubclass(undefined, jinja2.StrictUndefined):
+            undefined = jinja2.StrictUndefined
+        self._base = environment
+        self._html_env = environment.overlay(
+            loader=full_loader, autoescape=True, undefined=undefined
+        )
+        self._plain_env = self._html_env.overlay(autoescape=False)
+        user_finalize = environment.finalize
+        self._compile_blocker: str | None = None
+        if user_finalize is None:
+            guard: Callable[[Any], Any] = _compile.html_guard
+        elif _PassArg.from_obj(user_finalize) is None:
+
+            def guard(value: Any) -> Any:
+                return _compile.html_guard(user_finalize(value))
+
+            self._compile_blocker = "the environment has its own finalize"
+        else:
+            guard = _compile.html_guard
+            self._compile_blocker = "the environment's finalize takes a context"
+        self._guard_env = self._html_env.overlay(finalize=guard)
+        self._text_env = self._html_env.overlay(autoescape=False, finalize=None)
+        self._text_env.filters = ChainMap(_compile.text_filters(), self._html_env.filters)  # type: ignore[assignment]
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- constructors
+    @classmethod
+    def from_directory(cls, path: str | Any, **options: Any) -> TemplateRenderer:
+        """Templates from a directory (``orders/shipped.html`` is ``path/orders/shipped.html``)."""
+        return cls(loader=jinja2.FileSystemLoader(str(path)), **options)
+
+    @classmethod
+    def from_package(
+        cls, package: str, subdir: str = "templates", **options: Any
+    ) -> TemplateRenderer:
+        """Templates shipped inside a Python package (``from_package("myapp", "templates")``)."""
+        return cls(loader=jinja2.PackageLoader(package, subdir), **options)
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, str], **options: Any) -> TemplateRenderer:
+        """Templates held in memory, by name: handy in tests and for generated templates."""
+        return cls(loader=jinja2.DictLoader(dict(mapping)), **options)
+
+    @property
+    def environment(self) -> jinja2.Environment:
+        """The Jinja environment given or made; add filters and globals here."""
+        return self._base
+
+    @property
+    def inliner(self) -> str | None:
+        """The inlining engine in use (``"auto"`` resolved)."""
+        if self._inliner is None:
+            return None
+        return _inline.get_engine(self._inliner).name
+
+    # ---------------------------------------------------------------- rendering
+    def render(self, name: str, context: Mapping[str, Any] | None = None, /, **extra: Any) -> Rendered:
+        """Render template ``name`` with ``context`` (and keyword variables).
+
+        Raises :class:`~notifykit.errors.TemplateError` for an unknown or broken
+        template, a missing variable, or a sandbox violation.
+        """
+        variables = dict(context or {})
+        variables.update(extra)
+        entry = self._entry(name)
+        reason: str | None = None
+        html: str | None = None
+        plain_html: str | None = None
+        strategy = NONE
+        if "html" in entry.parts:
+            if entry.compiled_html is not None:
+                try:
+                    html = _concat(entry.compiled_html.root_render_func(
+                        entry.compiled_html.new_context(variables)
+                    ))
+                    strategy = COMPILED
+                except _compile.NeedsFallback as exc:
+                    reason = str(exc)
+                except Exception:  # the plain path reports the error precisely
+                    reason = "the compiled template failed"
+            if html is None:
+                plain_html = self._plain_html(entry, variables)
+                if self._inliner is None:
+                    html = plain_html
+                else:
+                    html = self._inline_per_message(entry, plain_html)
+                    strategy = PER_MESSAGE
+                    reason = reason or entry.html_reason
+            if self._inliner is None:
+                strategy = NONE
+        text: str | None = None
+        text_strategy = NONE
+        blocks: jinja2.runtime.Context | None = None
+        if "subject" in entry.parts or "text" in entry.parts or "sms" in entry.parts:
+            blocks = self._block_context(entry, variables)
+        if "text" in entry.parts:
+            assert blocks is not None
+            text = _clean_text(self._block(entry, blocks, "text"))
+            text_strategy = BLOCK
+        elif html is not None:
+            if entry.compiled_text is not None and not _has_iterators(variables):
+                try:
+                    pre = _concat(entry.compiled_text.root_render_func(
+                        entry.compiled_text.new_context(variables)
+                    ))
+                    text = _text.finish(pre)
+                    text_strategy = COMPILED
+                except _compile.NeedsFallback as exc:
+                    reason = reason or str(exc)
+                except Exception:
+                    reason = reason or "the compiled text template failed"
+            if text is None:
+                if plain_html is None:
+                    plain_html = self._plain_html(entry, variables)
+                text = _text.html_to_text(plain_html)
+                text_strategy = PER_MESSAGE
+                reason = reason or entry.text_reason or "a context value is a one-shot iterator"
+        subject = ""
+        sms: str | None = None
+        if blocks is not None:
+            if "subject" in entry.parts:
+                subject = _one_line(self._block(entry, blocks, "subject"))
+            if "sms" in entry.parts:
+                sms = self._block(entry, blocks, "sms").strip()
+        return Rendered(
+            subject=subject,
+            html=html,
+            text=text,
+            sms=sms,
+            template=name,
+            strategy=strategy,
+            text_strategy=text_strategy,
+            reason=reason,
+        )
+
+    def explain(self, name: str) -> TemplatePlan:
+        """How ``name`` will be rendered, and why a part goes per message."""
+        entry = self._entry(name)
+        if "html" not in entry.parts or self._inliner is None:
+            strategy, why = NONE, None
+        elif entry.compiled_html is not None:
+            strategy, why = COMPILED, None
+        else:
+            strategy, why = PER_MESSAGE, entry.html_reason
+        if "text" in entry.parts:
+            text_strategy, text_why = BLOCK, None
+        elif "html" not in entry.parts:
+            text_strategy, text_why = NONE, None
+        elif entry.compiled_text is not None:
+            text_strategy, text_why = COMPILED, None
+        else:
+            text_strategy, text_why = PER_MESSAGE, entry.text_reason
+        return TemplatePlan(
+            template=name,
+            parts=tuple(p for p in _PARTS if p in entry.parts),
+            strategy=strategy,
+            reason=why,
+            text_strategy=text_strategy,
+            text_reason=text_why,
+        )
+
+    def inline(self, name: str, html: str) -> str:
+        """Inline ``html`` per message, as the renderer would for template ``name``.
+
+        This is the reference the compile-time path is tested against.
+        """
+        entry = self._entry(name)
+        return self._inline_per_message(entry, html)
+
+    def plain_html(self, name: str, context: Mapping[str, Any] | None = None) -> str | None:
+        """The HTML part rendered by Jinja, before inlining (``None``: no HTML)."""
+        entry = self._entry(name)
+        if "html" not in entry.parts:
+            return None
+        return self._plain_html(entry, dict(context or {}))
+
+    # ---------------------------------------------------------------- internals
+    def _plain_html(self, entry: _Entry, variables: dict[str, Any]) -> str:
+        with _errors(entry.name):
+            if entry.has_layout:
+                template = entry.html_chain[0]
+                return _concat(template.root_render_func(template.new_context(variables)))
+            context = self._new_block_context(entry.html_chain, entry.html_prelude, variables)
+            return _concat(context.blocks["html"][0](context))
+
+    def _block_context(self, entry: _Entry, variables: dict[str, Any]) -> jinja2.runtime.Context:
+        with _errors(entry.name):
+            return self._new_block_context(entry.plain_chain, entry.plain_prelude, variables)
+
+    @staticmethod
+    def _new_block_context(
+        chain: list[jinja2.Template], prelude: jinja2.Template | None, variables: dict[str, Any]
+    ) -> jinja2.runtime.Context:
+        context = chain[0].new_context(variables)
+        for parent in chain[1:]:
+            for block_name, block in parent.blocks.items():
+                context.blocks.setdefault(block_name, []).append(block)
+        if prelude is not None:
+            for _ in prelude.root_render_func(context):
+                pass
+        return context
+
+    def _block(self, entry: _Entry, context: jinja2.runtime.Context, part: str) -> str:
+        with _errors(entry.name):
+            return _concat(context.blocks[part][0](context))
+
+    def _inline_per_message(self, entry: _Entry, html: str) -> str:
+        if self._inliner is None:
+            return html
+        engine = _inline.get_engine(self._inliner)
+        with _errors(entry.name):
+            expanded = _inline.expand_links(html, self._css_loader(entry.name, None))
+            try:
+                return engine.inline(expanded)
+            except NotifyKitError:
+                raise
+            except Exception as exc:
+                raise TemplateError(
+                    f"CSS inlining of template {entry.name!r} failed ({engine.name}): {exc}",
+                    template=entry.name,
+                ) from exc
+
+    def _css_loader(
+        self, name: str, checks: list[Callable[[], bool]] | None
+    ) -> Callable[[str], str]:
+        def load(href: str) -> str:
+            href = href.split("?", 1)[0].split("#", 1)[0]
+            relative = posixpath.normpath(posixpath.join(posixpath.dirname(name), href))
+            for candidate in (relative, posixpath.normpath(href.lstrip("/"))):
+                if candidate.startswith("../"):
+                    continue
+                try:
+                    source, _filename, uptodate = self._html_env.loader.get_source(  # type: ignore[union-attr]
+                        self._html_env, candidate
+                    )
+                except jinja2.TemplateNotFound:
+                    continue
+                if checks is not None and uptodate is not None:
+                    checks.append(uptodate)
+                return source
+            raise TemplateError(
+                f"stylesheet {href!r} linked from template {name!r} was not found", template=name
+            )
+
+        return load
+
+    def _entry(self, name: str) -> _Entry:
+        entry = self._entries.get(name)
+        if entry is not None and (not self._auto_reload or entry.uptodate()):
+            return entry
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is not None and (not self._auto_reload or entry.uptodate()):
+                return entry
+            entry = self._build(name)
+            self._entries[name] = entry
+            return entry
+
+    def _load_ast(self, name: str, checks: list[Callable[[], bool]]) -> nodes.Template:
+        source, filename, uptodate = self._html_env.loader.get_source(  # type: ignore[union-attr]
+            self._html_env, name
+        )
+        if uptodate is not None:
+            checks.append(uptodate)
+        return self._html_env.parse(source, name, filename)
+
+    def _build(self, name: str) -> _Entry:
+        entry = _Entry(name)
+        with _errors(name):
+            ast = self._load_ast(name, entry.checks)
+            html_template = self._html_env.get_template(name)
+            plain_template = self._plain_env.get_template(name)
+            entry.html_chain = [html_template]
+            entry.plain_chain = [plain_template]
+            entry.has_layout = ast.find(nodes.Extends) is not None
+            block_names = {b.name for b in ast.find_all(nodes.Block)}
+            current = ast
+            seen = {name}
+            while True:
+                extends = [n for n in current.body if isinstance(n, nodes.Extends)]
+                parent = extends[0].template if len(extends) == 1 else None
+                if not (isinstance(parent, nodes.Const) and isinstance(parent.value, str)):
+                    break
+                if parent.value in seen or len(seen) > 20:
+                    break
+                seen.add(parent.value)
+                current = self._load_ast(parent.value, entry.checks)
+                block_names |= {b.name for b in current.find_all(nodes.Block)}
+                entry.html_chain.append(self._html_env.get_template(parent.value))
+                entry.plain_chain.append(self._plain_env.get_template(parent.value))
+            entry.parts = {p for p in ("subject", "text", "sms") if p in block_names}
+            if entry.has_layout or "html" in block_names:
+                entry.parts.add("html")
+            top = [n for n in ast.body if isinstance(n, _TOP_LEVEL)]
+            if top:
+                entry.plain_prelude = _compile._compile(self._plain_env, list(top), name)
+                entry.html_prelude = _compile._compile(self._html_env, list(top), name)
+        if "html" in entry.parts:
+            self._prepare_fast_path(entry)
+        return entry
+
+    def _prepare_fast_path(self, entry: _Entry) -> None:
+        if not self._compile_enabled:
+            entry.html_reason = entry.text_reason = "compile=False"
+            return
+        if self._compile_blocker:
+            entry.html_reason = entry.text_reason = self._compile_blocker
+            return
+
+        def load(template_name: str) -> nodes.Template:
+            try:
+                return self._load_ast(template_name, entry.checks)
+            except jinja2.TemplateError as exc:
+                raise _compile.Unsupported(f"template {template_name!r}: {exc}") from exc
+
+        try:
+            document = _compile.build_document(
+                self._html_env, entry.name, load, inline_macros=True
+            )
+        except _compile.Unsupported as exc:
+            entry.html_reason = entry.text_reason = str(exc)
+            return
+        if document is None:
+            return
+        if self._inliner is not None:
+            try:
+                engine = _inline.get_engine(self._inliner)
+                entry.compiled_html = _compile.compile_html(
+                    document,
+                    engine,
+                    self._guard_env,
+                    entry.name,
+                    self._css_loader(entry.name, entry.checks),
+                )
+            except _compile.Unsupported as exc:
+                entry.html_reason = str(exc)
+            except TemplateError as exc:
+                entry.html_reason = str(exc)
+            except jinja2.TemplateError as exc:
+                entry.html_reason = f"compiling the inlined template failed: {exc}"
+        try:
+            entry.compiled_text = _compile.compile_text(document, self._text_env, entry.name)
+        except _compile.Unsupported as exc:
+            entry.text_reason = str(exc)
+        except jinja2.TemplateError as exc:
+            entry.text_reason = f"compiling the text template failed: {exc}"
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def _concat(parts: Iterator[str]) -> str:
+    return "".join(parts)
+
+
+def _one_line(subject: str) -> str:
+    return re.sub(r"\s*[\r\n]+\s*", " ", subject).strip()
+
+
+def _clean_text(text: str) -> str:
+    lines = [line.rstrip() for line in text.splitlines()]
+    return textwrap.dedent("\n".join(lines)).strip("\n")
+
+
+def _has_iterators(variables: Mapping[str, Any]) -> bool:
+    for value in variables.values():
+        if isinstance(value, Iterator):
+            return True
+    return False
+
+
+_UNDEFINED = re.compile(r"'([^']+)' is undefined|has no attribute '([^']+)'")
+
+
+def _locate(tb: TracebackType | None) -> tuple[str | None, int | None]:
+    """The innermost template frame of a traceback: (template name, line)."""
+    found: tuple[str | None, int | None] = (None, None)
+    while tb is not None:
+        template = tb.tb_frame.f_globals.get("__jinja_template__")
+        if template is not None:
+            found = (template.name, template.get_corresponding_lineno(tb.tb_lineno))
+        tb = tb.tb_next
+    return found
+
+
+@contextmanager
+def _errors(name: str) -> Iterator[None]:
+    """Map every Jinja (and template-code) error to :class:`TemplateError`."""
+    try:
+        yield
+    except NotifyKitError:
+        raise
+    except jinja2.TemplateNotFound as exc:
+        missing = exc.name if exc.name else name
+        where = "" if missing == name else f" (needed by {name!r})"
+        raise TemplateError(f"unknown template {missing!r}{where}", template=name) from exc
+    except jinja2.TemplateSyntaxError as exc:
+        template = exc.name or name
+        raise TemplateError(
+            f"syntax error in template {template!r}, line {exc.lineno}: {exc.message}",
+            template=template,
+            lineno=exc.lineno,
+        ) from exc
+    except Exception as exc:
+        template, lineno = _locate(exc.__traceback__)
+        template = template or name
+        if isinstance(exc, jinja2.exceptions.SecurityError):
+            what = f"the sandbox refused an operation: {exc}"
+        elif isinstance(exc, jinja2.UndefinedError):
+            match = _UNDEFINED.search(str(exc))
+            variable = match.group(1) or match.group(2) if match else None
+            what = f"undefined variable {variable!r} ({exc})" if variable else str(exc)
+        else:
+            what = f"{type(exc).__name__}: {exc}"
+        line = f", line {lineno}" if lineno else ""
+        raise TemplateError(
+            f"template {template!r}{line}: {what}", template=template, lineno=lineno
+        ) from exc
