@@ -39,7 +39,7 @@ class FolderRenderer:
                     from notifykit.templates import TemplateRenderer
 
                     loader = jinja2.FileSystemLoader([str(f) for f in self.folders])
-                    self._renderer = TemplateRenderer(environment=jinja2.Environment(loader=loader))
+                    self._renderer = TemplateRenderer(loader=loader)
         return self._renderer
 
     def render(self, name: str, context: Mapping[str, Any] | None = None) -> Any:

@@ -269,3 +269,17 @@ def test_locmem_outbox_is_untouched(notifykit_settings: SMTPServer) -> None:
 
     assert [] == mail.outbox
     assert 1 == len(notifykit_settings.messages)
+
+
+def test_forwarded_message_and_unnamed_attachment() -> None:
+    """A forwarded EmailMessage becomes a message/rfc822 attachment; an unnamed part gets a name."""
+    inner = EmailMessage("Inner", "inner body", "a@shop.example", ["b@example.com"])
+    message = EmailMessage("Fwd", "see attached", "a@shop.example", ["c@example.com"])
+    message.attach("fwd.eml", inner, "message/rfc822")
+    message.attach(None, b"abc", "application/octet-stream")
+
+    forwarded, unnamed = email_from_django(message).attachments
+
+    assert "message/rfc822" == forwarded.mimetype
+    assert b"Subject: Inner" in forwarded.content
+    assert ("attachment-2.bin", b"abc") == (unnamed.filename, unnamed.content)
