@@ -9,7 +9,7 @@ process's GIL), each over one persistent connection:
 - ``raw smtplib, built per message``: the same, building the ``EmailMessage``
   for each message, as an application sending distinct e-mails must;
 - ``notifykit SMTPTransport.send``: ``transport.send(email)`` of an ``Email``
-  built once (per message: ``to_mime()``, serialisation, the dialogue, a Receipt);
+  built once (per message: ``to_bytes()`` serialisation, the dialogue, a Receipt);
 - ``Django EmailBackend``: ``backend.send_messages([msg])`` of an
   ``EmailMultiAlternatives`` built once (Django builds its MIME on every send);
 - two diagnostic rows with the message serialised once, to separate the SMTP
@@ -17,7 +17,7 @@ process's GIL), each over one persistent connection:
   transport fed the same prepared bytes (a private entry point).
 
 A second table puts the per-message cost of building a message in notifykit
-(``Email(...)`` + ``to_mime()`` + ``as_bytes()``) next to a plain Jinja render
+(``Email(...)`` + ``to_bytes()``) next to a plain Jinja render
 of the same body, the floor any templated e-mail pays.
 
     python benchmarks/smtp.py            # 1,500 messages per row, best of 3
@@ -310,21 +310,22 @@ def main() -> None:
 
     def build_email() -> object:
         email = nk.Email(to=TO, subject=SUBJECT, text=text, html=html, sender=SENDER)
-        return email.to_mime().as_bytes()
+        return email.to_bytes()
 
     email = nk.Email(to=TO, subject=SUBJECT, text=text, html=html, sender=SENDER)
-    mime = email.to_mime()
 
     rows = {
         "Jinja render of html + text (baseline)": per_call(jinja_render, m, repeats),
-        "notifykit Email(...) + to_mime() + as_bytes()": per_call(build_email, m, repeats),
+        "notifykit Email(...) + to_bytes() (the send path)": per_call(build_email, m, repeats),
         "  of which Email(...)": per_call(
             lambda: nk.Email(to=TO, subject=SUBJECT, text=text, html=html, sender=SENDER),
             m,
             repeats,
         ),
-        "  of which to_mime()": per_call(email.to_mime, m, repeats),
-        "  of which as_bytes()": per_call(mime.as_bytes, m, repeats),
+        "  of which to_bytes()": per_call(email.to_bytes, m, repeats),
+        "Email.to_mime() (parsed EmailMessage, not on the send path)": per_call(
+            email.to_mime, m, repeats
+        ),
         "stdlib EmailMessage build + as_bytes()": per_call(
             lambda: build_stdlib(html, text).as_bytes(), m, repeats
         ),

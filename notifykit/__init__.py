@@ -109,6 +109,10 @@ if TYPE_CHECKING:
     from notifykit.receipt import Attempt, Receipt
     from notifykit.retry import Retry
     from notifykit.sinks.base import DeliveryEvent, LogSink
+    from notifykit.sinks.jsonl import JSONLSink
+    from notifykit.sinks.memory import MemorySink
+    from notifykit.sinks.sqlite import SQLiteSink
+    from notifykit.sinks.stdlib import LoggingSink
     from notifykit.transports.base import BaseTransport, Transport
     from notifykit.transports.console import ConsoleTransport
     from notifykit.transports.failover import FailoverTransport, RoundRobinTransport

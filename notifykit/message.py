@@ -11,16 +11,18 @@ task queue.
 from __future__ import annotations
 
 import base64
+import json
 import mimetypes
 import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, getaddresses
+from email.utils import getaddresses
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import attrs
 
@@ -38,12 +40,14 @@ __all__ = [
 ]
 
 _ADDR_SPEC = re.compile(
-    r"""[^\s@<>()\[\]\\,;:"]+        # local part (dot-atom, UTF-8 allowed)
+    r"""[^\s@<>()\[\]\\,;:"]+        # local part
         @
-        [^\s@<>()\[\]\\,;:".]+(?:\.[^\s@<>()\[\]\\,;:".]+)*  # domain labels
+        (?!-)[^\s@<>()\[\]\\,;:".]+(?<!-)      # domain labels: no leading or
+        (?:\.(?!-)[^\s@<>()\[\]\\,;:".]+(?<!-))*  # trailing hyphen
     """,
     re.VERBOSE,
 )
+_ANGLE_FORM = re.compile(r"[^<>]*<[^<>]+>")
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII except ':' (RFC 5322 ftext)
 # Headers notifykit writes itself from the message's fields.
 _RESERVED_HEADERS = frozenset(
@@ -62,10 +66,16 @@ _RESERVED_HEADERS = frozenset(
 )
 
 
+# Every character str.splitlines() breaks on: CR and LF, and the ones the email
+# package also treats as line ends (VT, FF, FS, GS, RS, NEL, U+2028, U+2029).
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
 def _no_newline(field: str, value: str) -> None:
-    if "\r" in value or "\n" in value:
+    if not _LINE_BREAKS.isdisjoint(value):
         raise InvalidMessage(
-            f"{field} contains a line break (CR or LF), which would let it inject headers"
+            f"{field} contains a line break (CR, LF or another line separator), "
+            "which would let it inject headers"
         )
 
 
@@ -84,7 +94,12 @@ def _parse_address(value: object, field: str) -> str:
     if len(pairs) != 1:
         raise InvalidMessage(f"{field}: {value!r} holds more than one address; pass a list")
     name, addr = pairs[0]
-    if not _ADDR_SPEC.fullmatch(addr) or ("<" not in text and text != addr):
+    angled = "<" in text or ">" in text
+    if (
+        not _ADDR_SPEC.fullmatch(addr)
+        or (not angled and text != addr)
+        or (angled and not _ANGLE_FORM.fullmatch(text))
+    ):
         raise InvalidMessage(f"{field}: {value!r} is not a valid e-mail address")
     try:
         return str(Address(display_name=name, addr_spec=addr))
@@ -180,9 +195,16 @@ def _tags(value: object) -> tuple[str, ...]:
 def _metadata(value: object) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidMessage("metadata: expected a mapping")
+    if not value:
+        return {}
     for key in value:
         if not isinstance(key, str):
             raise InvalidMessage(f"metadata: key {key!r} is not a string")
+    try:
+        # It must cross a task queue and a JSON log: check that once, here.
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidMessage(f"metadata must be JSON-safe: {exc}") from None
     return dict(value)
 
 
@@ -227,7 +249,9 @@ def normalize_phone(number: str, default_region: str | None = None) -> str:
     except phonenumbers.NumberParseException as exc:
         reason = {
             phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: (
-                "has no country code; write it as +<country code>… or give a default_region"
+                "has an invalid country code"
+                if number.strip().startswith("+")
+                else "has no country code; write it as +<country code>... or give a default_region"
                 if region is None
                 else f"has an invalid country code (default region {region!r})"
             ),
@@ -476,73 +500,28 @@ class Email:
 
     # -- MIME
 
-    def to_mime(self) -> EmailMessage:
-        """Build the MIME message.
+    def to_bytes(self, *, utf8: bool = False) -> bytes:
+        """The message as RFC 5322 bytes with CRLF line ends, ready to send.
 
         ``multipart/alternative`` when both text and html are present; inline
         images (attachments with a ``content_id``) sit in a ``multipart/related``
         with the HTML; other attachments make the message ``multipart/mixed``.
-        ``Bcc`` is never written into the headers. The message uses the SMTP
-        policy (CRLF line endings), ready for ``as_bytes()``.
+        ``Bcc`` is never written into the headers. Non-ASCII header text is
+        RFC 2047-encoded, or left as UTF-8 with ``utf8=True`` (for servers that
+        offer SMTPUTF8). Raises :class:`InvalidMessage` when there is no sender.
         """
-        from email import policy
-        from email.utils import localtime
+        from notifykit._mime import email_to_bytes
 
-        if self.sender is None:
-            raise InvalidMessage(
-                "the Email has no sender; pass sender=... or set Notifier(sender=...)"
-            )
-        msg = EmailMessage(policy=policy.SMTP)
-        msg["From"] = self.sender
-        if self.to:
-            msg["To"] = ", ".join(self.to)
-        if self.cc:
-            msg["Cc"] = ", ".join(self.cc)
-        if self.reply_to:
-            msg["Reply-To"] = ", ".join(self.reply_to)
-        msg["Subject"] = self.subject
-        custom = {k.lower() for k in self.headers}
-        if "date" not in custom:
-            msg["Date"] = format_datetime(localtime())
-        if "message-id" not in custom:
-            msg["Message-ID"] = self.message_id_header
-        for name, value in self.headers.items():
-            msg[name] = value
+        return email_to_bytes(self, utf8=utf8)
 
-        inline = [a for a in self.attachments if a.content_id is not None] if self.html else []
-        files = [a for a in self.attachments if a not in inline]
-        if self.text is not None and self.html:
-            msg.set_content(self.text)
-            msg.add_alternative(self.html, subtype="html")
-            html_part = cast(EmailMessage, msg.get_payload()[1])  # type: ignore[index]
-        elif self.html:
-            msg.set_content(self.html, subtype="html")
-            html_part = msg
-        else:
-            msg.set_content(self.text or "")
-            html_part = None
-        for att in inline:
-            maintype, subtype = att.mimetype.split("/")
-            assert html_part is not None
-            html_part.add_related(
-                att.content,
-                maintype=maintype,
-                subtype=subtype,
-                cid=f"<{att.content_id}>",
-                filename=att.filename,
-                disposition="inline",
-            )
-        for att in files:
-            maintype, subtype = att.mimetype.split("/")
-            if maintype == "text":
-                msg.add_attachment(
-                    att.content.decode("utf-8", "replace"), subtype=subtype, filename=att.filename
-                )
-            else:
-                msg.add_attachment(
-                    att.content, maintype=maintype, subtype=subtype, filename=att.filename
-                )
-        return msg
+    def to_mime(self) -> EmailMessage:
+        """The message as an :class:`email.message.EmailMessage` (parsed from :meth:`to_bytes`).
+
+        Uses the SMTP policy, so ``as_bytes()`` gives CRLF line ends.
+        """
+        from email import message_from_bytes, policy
+
+        return message_from_bytes(self.to_bytes(), policy=policy.SMTP)
 
     # -- serialisation
 
@@ -597,10 +576,13 @@ def _variables(value: object) -> dict[str, str]:
         raise InvalidMessage("variables: expected a mapping of name to value")
     out: dict[str, str] = {}
     for key, val in value.items():
-        if not isinstance(key, str):
-            raise InvalidMessage(f"variables: key {key!r} is not a string")
-        if val is None or isinstance(val, (Mapping, list, tuple, set)):
-            raise InvalidMessage(f"variables: the value of {key!r} must be a plain value")
+        if not isinstance(key, str) or not key:
+            raise InvalidMessage(f"variables: key {key!r} is not a non-empty string")
+        if not isinstance(val, (str, int, float, Decimal)) or isinstance(val, bool):
+            raise InvalidMessage(
+                f"variables: the value of {key!r} must be text or a number, "
+                f"not {type(val).__name__}"
+            )
         out[key] = str(val)
     return out
 
@@ -623,7 +605,7 @@ def _optional_sender(value: object) -> str | None:
 def _optional_template_id(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, (str, int)) or not str(value).strip():
+    if not isinstance(value, (str, int)) or isinstance(value, bool) or not str(value).strip():
         raise InvalidMessage("SMS template_id: expected a non-empty string")
     return str(value).strip()
 

@@ -8,6 +8,13 @@ from typing import Any
 _EXPORTS: dict[str, str] = {
     "LogSink": "notifykit.sinks.base",
     "DeliveryEvent": "notifykit.sinks.base",
+    "LoggingSink": "notifykit.sinks.stdlib",
+    "MemorySink": "notifykit.sinks.memory",
+    "JSONLSink": "notifykit.sinks.jsonl",
+    "SQLiteSink": "notifykit.sinks.sqlite",
+    "StatsRow": "notifykit.sinks.sqlite",
+    "DeliveryRecord": "notifykit.sinks.sqlite",
+    "read_events": "notifykit.sinks.jsonl",
 }
 
 __all__ = list(_EXPORTS)

@@ -322,7 +322,7 @@ def build_send_email_kwargs(
     """
     if message.sender is None:
         # to_mime() says the same; say it before building the MIME.
-        message.to_mime()
+        message.to_bytes()
     assert message.sender is not None
     seen: set[str] = set()
     destination: dict[str, list[str]] = {}
@@ -351,7 +351,7 @@ def build_send_email_kwargs(
             f"the message's attachments alone exceed {max_size:,} bytes once encoded; "
             f"SES accepts at most {max_size:,} bytes of MIME"
         )
-    raw = message.to_mime().as_bytes()
+    raw = message.to_bytes()
     if len(raw) > max_size:
         raise RejectedError(
             f"the message is {len(raw):,} bytes as MIME; SES accepts at most {max_size:,}"

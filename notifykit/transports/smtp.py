@@ -667,15 +667,13 @@ def _prepare(message: Email) -> _Prepared:
     recipients = message.recipients
     smtputf8 = not ((sender or "").isascii() and all(r.isascii() for r in recipients))
     try:
-        mime = message.to_mime()  # InvalidMessage when there is no sender
-        policy = mime.policy.clone(utf8=True) if smtputf8 else None  # type: ignore[call-arg]
-        data = mime.as_bytes(policy=policy)
+        data = message.to_bytes(utf8=smtputf8)  # InvalidMessage when there is no sender
     except (ValueError, TypeError, UnicodeError) as exc:
         if isinstance(exc, InvalidMessage):
             raise
         # The email package refused a value notifykit's validation let through.
         raise InvalidMessage(f"the e-mail cannot be serialised: {exc}") from exc
-    assert sender is not None  # to_mime() refused a message without one
+    assert sender is not None  # to_bytes() refused a message without one
     if data.startswith(b".") or b"\n." in data:
         data = _LEADING_DOT.sub(b"..", data)
     if not data.endswith(b"\r\n"):
@@ -687,5 +685,5 @@ def _prepare(message: Email) -> _Prepared:
         size=len(data),
         smtputf8=smtputf8,
         eightbit=not data.isascii(),
-        message_id=str(mime.get("Message-ID", message.message_id_header)).strip(),
+        message_id=message.message_id_header,
     )

@@ -217,11 +217,12 @@ def test_multipart_alternative_arrives(plain: SMTPTransport, smtp_server: SMTPSe
     assert ["text/plain", "text/html"] == [p.get_content_type() for p in parsed.iter_parts()]
 
 
-def test_eight_bit_body_declares_8bitmime(plain: SMTPTransport, smtp_server: SMTPServer) -> None:
-    """A non-ASCII body is sent with BODY=8BITMIME and arrives unchanged."""
+def test_non_ascii_body_is_seven_bit_clean(plain: SMTPTransport, smtp_server: SMTPServer) -> None:
+    """A non-ASCII body travels quoted-printable (7-bit clean, no 8BITMIME needed) and arrives unchanged."""
     plain.send(make_email(text="Namaste 🙏 — ₹499 paid", html=None))
     (received,) = smtp_server.messages
-    assert "BODY=8BITMIME" in received.mail_options
+    assert received.data.isascii()
+    assert "BODY=8BITMIME" not in received.mail_options
     assert "Namaste 🙏 — ₹499 paid" == received.message.get_content().rstrip("\r\n")
 
 
