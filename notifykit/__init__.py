@@ -83,38 +83,46 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from notifykit.config import from_dsn, from_env, mask_url
-    from notifykit.errors import (
-        AllTransportsFailed,
-        ConfigurationError,
-        DeliveryError,
-        InvalidMessage,
-        MissingDependency,
-        NotifyKitError,
-        ProviderError,
-        RejectedError,
-        TemplateError,
-        TransientError,
-    )
-    from notifykit.message import (
-        SMS,
-        Attachment,
-        Email,
-        Message,
-        Recipient,
-        message_from_dict,
-        normalize_phone,
-    )
-    from notifykit.notifier import Notifier
-    from notifykit.receipt import Attempt, Receipt
-    from notifykit.retry import Retry
-    from notifykit.sinks.base import DeliveryEvent, LogSink
-    from notifykit.sinks.jsonl import JSONLSink
-    from notifykit.sinks.memory import MemorySink
-    from notifykit.sinks.sqlite import SQLiteSink
-    from notifykit.sinks.stdlib import LoggingSink
-    from notifykit.transports.base import BaseTransport, Transport
-    from notifykit.transports.console import ConsoleTransport
-    from notifykit.transports.failover import FailoverTransport, RoundRobinTransport
-    from notifykit.transports.file import FileTransport
-    from notifykit.transports.memory import MemoryTransport
+    from notifykit.config import from_dsn as from_dsn
+    from notifykit.config import from_env as from_env
+    from notifykit.config import mask_url as mask_url
+    from notifykit.errors import AllTransportsFailed as AllTransportsFailed
+    from notifykit.errors import ConfigurationError as ConfigurationError
+    from notifykit.errors import DeliveryError as DeliveryError
+    from notifykit.errors import InvalidMessage as InvalidMessage
+    from notifykit.errors import MissingDependency as MissingDependency
+    from notifykit.errors import NotifyKitError as NotifyKitError
+    from notifykit.errors import ProviderError as ProviderError
+    from notifykit.errors import RejectedError as RejectedError
+    from notifykit.errors import TemplateError as TemplateError
+    from notifykit.errors import TransientError as TransientError
+    from notifykit.message import SMS as SMS
+    from notifykit.message import Attachment as Attachment
+    from notifykit.message import Email as Email
+    from notifykit.message import Message as Message
+    from notifykit.message import Recipient as Recipient
+    from notifykit.message import message_from_dict as message_from_dict
+    from notifykit.message import normalize_phone as normalize_phone
+    from notifykit.notifier import Notifier as Notifier
+    from notifykit.receipt import Attempt as Attempt
+    from notifykit.receipt import Receipt as Receipt
+    from notifykit.retry import Retry as Retry
+    from notifykit.sinks.base import DeliveryEvent as DeliveryEvent
+    from notifykit.sinks.base import LogSink as LogSink
+    from notifykit.sinks.jsonl import JSONLSink as JSONLSink
+    from notifykit.sinks.memory import MemorySink as MemorySink
+    from notifykit.sinks.sqlite import SQLiteSink as SQLiteSink
+    from notifykit.sinks.stdlib import LoggingSink as LoggingSink
+    from notifykit.templates import Rendered as Rendered
+    from notifykit.templates import TemplateRenderer as TemplateRenderer
+    from notifykit.transports.base import BaseTransport as BaseTransport
+    from notifykit.transports.base import Transport as Transport
+    from notifykit.transports.console import ConsoleTransport as ConsoleTransport
+    from notifykit.transports.failover import FailoverTransport as FailoverTransport
+    from notifykit.transports.failover import RoundRobinTransport as RoundRobinTransport
+    from notifykit.transports.fast2sms import Fast2SMSTransport as Fast2SMSTransport
+    from notifykit.transports.file import FileTransport as FileTransport
+    from notifykit.transports.memory import MemoryTransport as MemoryTransport
+    from notifykit.transports.msg91 import MSG91Transport as MSG91Transport
+    from notifykit.transports.ses import SESTransport as SESTransport
+    from notifykit.transports.smtp import SMTPTransport as SMTPTransport

@@ -53,7 +53,7 @@ class _Rendered(Protocol):
 
 
 class _Renderer(Protocol):
-    def render(self, name: str, context: Mapping[str, Any] | None = None) -> Any: ...
+    def render(self, name: str, context: Mapping[str, Any] | None = None, /) -> Any: ...
 
 
 def redact_recipient(recipient: str) -> str:
@@ -258,6 +258,35 @@ class Notifier:
             except NotifyKitError as exc:
                 results[channel] = exc
         return results
+
+    # -- later, on a task queue (notifykit.contrib.celery)
+
+    def send_later(
+        self, message: Message, *, task: Any, template: str | None = None, **options: Any
+    ) -> Any:
+        """Enqueue ``message`` (defaults filled in) on a Celery ``task`` from
+        :func:`notifykit.contrib.celery.make_send_task`; ``options`` go to
+        ``apply_async``. Returns the ``AsyncResult``.
+        """
+        from notifykit.contrib.celery import send_later
+
+        return send_later(task, self._with_defaults(message), template=template, **options)
+
+    def notify_later(
+        self,
+        template: str,
+        to: Recipient,
+        context: Mapping[str, Any] | None = None,
+        *,
+        task: Any,
+        **overrides: Any,
+    ) -> dict[str, Any]:
+        """Render ``template`` now and enqueue one message per channel on ``task``
+        (see :func:`notifykit.contrib.celery.notify_later`).
+        """
+        from notifykit.contrib.celery import notify_later
+
+        return notify_later(task, self, template, to, context, **overrides)
 
     # -- helpers
 

@@ -149,6 +149,21 @@ def test_worker_delivers_a_queued_email(
     assert ["queued", "sent"] == statuses(sink, message.id)
 
 
+def test_notifier_send_later_fills_defaults(
+    bench: Workbench, smtp_server: SMTPServer, sink: MemorySink
+) -> None:
+    """Notifier.send_later() fills in the Notifier's sender before the worker sends the message."""
+    bench.use(lambda: Notifier(email=smtp(smtp_server), sinks=[sink]))
+    caller = Notifier(email=smtp(smtp_server), sender="Shop <noreply@shop.example>")
+    message = email()
+
+    caller.send_later(message, task=bench.send).get(timeout=TIMEOUT, interval=0.01)
+
+    [received] = smtp_server.messages
+    assert "Shop <noreply@shop.example>" == received.message["From"]
+    assert ["queued", "sent"] == statuses(sink, message.id)
+
+
 def test_transient_failure_is_retried_by_the_worker(
     bench: Workbench, smtp_server: SMTPServer, sink: MemorySink
 ) -> None:
