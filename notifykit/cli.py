@@ -46,7 +46,7 @@ EXIT_FAILED = 1
 #: A usage or configuration error: nothing was attempted.
 EXIT_USAGE = 2
 
-_DEMO_TEMPLATE = "order_confirmation"
+_DEMO_TEMPLATE = "order_confirmation.html"
 _DEFAULT_DB = "notifykit.db"
 
 # -- output ----------------------------------------------------------------------
@@ -174,15 +174,52 @@ def _renderer(directory: str | None) -> Any:
 
 
 def _bundled_renderer() -> Any:
+    """The templates shipped in ``notifykit/templates/bundled`` (``order_confirmation.html``)."""
     from notifykit.templates import TemplateRenderer
 
     return TemplateRenderer.from_package("notifykit", "templates/bundled")
 
 
-def _bundled_sample_context(name: str) -> dict[str, Any]:
-    from notifykit.templates import bundled
+def _template_name(renderer: Any, name: str) -> str:
+    """``name``, or ``name.html`` when only that exists: ``render order_confirmation`` works."""
+    last = name.rsplit("/", 1)[-1]
+    if "." in last:
+        return name
+    env = renderer.environment
+    loader = env.loader
+    if loader is None:
+        return name
+    import jinja2
 
-    return dict(bundled.sample_context(name))
+    for candidate in (name, f"{name}.html"):
+        try:
+            loader.get_source(env, candidate)
+        except jinja2.TemplateNotFound:
+            continue
+        return candidate
+    return name  # the renderer reports it as unknown
+
+
+def _sample_context(directory: str | None, name: str) -> dict[str, Any] | None:
+    """The sample context kept next to a template (``NAME.json``), if there is one."""
+    import json
+
+    stem = name.rsplit(".", 1)[0] if "." in name.rsplit("/", 1)[-1] else name
+    if directory is None:
+        from importlib import resources
+
+        bundled = resources.files("notifykit.templates").joinpath("bundled")
+        resource = bundled.joinpath(f"{stem}.json")
+        if not resource.is_file():
+            return None
+        text = resource.read_text(encoding="utf-8")
+    else:
+        path = os.path.join(directory, f"{stem}.json")
+        if not os.path.isfile(path):
+            return None
+        return _read_context(path)
+    data = json.loads(text)
+    return data if isinstance(data, dict) else None
 
 
 def _attempt_rows(
@@ -341,20 +378,27 @@ def _describe_mime(data: bytes) -> dict[str, Any]:
 def _demo_contexts(count: int) -> list[tuple[str, dict[str, Any]]]:
     """``count`` (recipient, context) pairs built from the bundled sample context."""
     import copy
+    import re
 
-    sample = _bundled_sample_context(_DEMO_TEMPLATE)
+    sample = _sample_context(None, _DEMO_TEMPLATE) or {}
     names = ["Asha Rao", "Vikram Nair", "Meera Iyer", "Kabir Shah", "Leela Menon"]
     out = []
     for i in range(count):
         name = names[i % len(names)]
+        address = f"{name.split()[0].lower()}@example.com"
+        if i >= len(names):
+            address = address.replace("@", f"{i // len(names) + 1}@")
         context = copy.deepcopy(sample)
         customer = context.get("customer")
         if isinstance(customer, dict):
-            customer["name"] = name
+            customer.update(name=name, email=address)
         order = context.get("order")
-        if isinstance(order, dict) and "number" in order:
-            order["number"] = f"{order['number']}-{i + 1}" if i else order["number"]
-        address = name.split()[0].lower() + f"{i + 1}@example.com"
+        if isinstance(order, dict) and isinstance(order.get("number"), str):
+            # A-10042, A-10043, ...: each customer gets an order of their own.
+            match = re.search(r"(\d+)$", order["number"])
+            if match:
+                number = int(match[1]) + i
+                order["number"] = order["number"][: match.start()] + str(number)
         out.append((address, context))
     return out
 
@@ -375,6 +419,7 @@ def cmd_demo(args: argparse.Namespace, console: _Console) -> int:
     db = args.db or os.path.join(tempfile.mkdtemp(prefix="notifykit-demo-"), "notifykit.db")
     renderer = _bundled_renderer()
     jobs = _demo_contexts(args.messages)
+    preview = renderer.render(_DEMO_TEMPLATE, jobs[0][1])  # what each message will carry
 
     inbox = _Inbox()
     controller = _start_smtp_server(server_class, inbox)
@@ -429,6 +474,13 @@ def cmd_demo(args: argparse.Namespace, console: _Console) -> int:
         "transport": mask_url(url),
         "db": os.path.abspath(db),
         "template": _DEMO_TEMPLATE,
+        "rendered": {
+            "subject": preview.subject,
+            "html_bytes": len((preview.html or "").encode()),
+            "css": preview.strategy,
+            "text": preview.text_strategy,
+            "sms": preview.sms,
+        },
     }
     if args.json:
         console.json(
@@ -476,7 +528,12 @@ def _demo_report(
     line(f"  dead primary                  {setup['dead_primary']}  (nothing listens there)")
     line(f"  transport                     {setup['transport']}")
     line(f"  delivery log (SQLite)         {setup['db']}")
+    r = setup["rendered"]
     line(f"  template                      {setup['template']} (bundled)")
+    line(
+        f"    rendered as                 HTML {r['html_bytes']} bytes, CSS inlined ({r['css']}), "
+        f"text part ({r['text']}), SMS part ({len(r['sms'] or '')} characters)"
+    )
     for n, result in enumerate(results, 1):
         line()
         line(f"Message {n}/{len(results)} to {result['to']}", "bold")
@@ -622,6 +679,9 @@ def cmd_send(args: argparse.Namespace, console: _Console) -> int:
     results: list[dict[str, Any]] = []
     progress = _Progress(len(rows), console.err, enabled=args.csv is not None and not args.json)
     with _send_notifier(args) as notifier:
+        template = None
+        if args.template is not None:
+            template = _template_name(notifier.templates, args.template)
         ok = failed = 0
         for n, row in enumerate(rows, 1):
             to = _split_addresses([row.get("email", "")])
@@ -631,12 +691,10 @@ def cmd_send(args: argparse.Namespace, console: _Console) -> int:
                     from notifykit.errors import InvalidMessage
 
                     raise InvalidMessage("no e-mail address")
-                if args.template is not None:
+                if template is not None:
                     context = {**base_context, **{k: v for k, v in row.items() if k != "email"}}
                     overrides = {"subject": args.subject} if args.subject else {}
-                    receipt = notifier.send_email(
-                        args.template, to=to, context=context, **overrides
-                    )
+                    receipt = notifier.send_email(template, to=to, context=context, **overrides)
                 else:
                     message = Email(to=to, subject=args.subject, text=args.text, html=html)
                     receipt = notifier.send(message)
@@ -700,13 +758,12 @@ def cmd_render(args: argparse.Namespace, console: _Console) -> int:
     from pathlib import Path
 
     renderer = _renderer(args.templates)
+    name = _template_name(renderer, args.name)
     if args.context is not None:
         context = _read_context(args.context)
-    elif args.templates is None:
-        context = _bundled_sample_context(args.name)
     else:
-        context = {}
-    rendered = renderer.render(args.name, context)
+        context = _sample_context(args.templates, name) or {}
+    rendered = renderer.render(name, context)
     out = Path(args.out)
     stem = _preview_stem(args.name)
     try:
@@ -719,7 +776,7 @@ def cmd_render(args: argparse.Namespace, console: _Console) -> int:
         ):
             if content:
                 path = out / f"{stem}{suffix}"
-                path.write_text(content, encoding="utf-8")
+                path.write_text(content if content.endswith("\n") else content + "\n", "utf-8")
                 files[kind] = str(path)
     except OSError as exc:
         raise ConfigurationError(f"cannot write the previews to {out}: {exc.strerror}") from None

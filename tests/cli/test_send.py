@@ -308,3 +308,101 @@ def test_send_logs_to_the_sqlite_sink_named_by_notifykit_log(
     assert [(f"smtp:127.0.0.1:{smtp_server.port}", 1, 0)] == [
         (r["key"], r["sent"], r["failed"]) for r in rows
     ]
+
+
+def test_send_template_per_csv_row_with_columns_as_context(
+    smtp_server: SMTPServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --template and --csv, each row's columns join the --context variables."""
+    templates = tmp_path / "tpl"
+    templates.mkdir()
+    (templates / "welcome.html").write_text(
+        "{% block subject %}Welcome, {{ name }}{% endblock %}"
+        "{% block html %}<p>Your code at {{ shop }} is {{ code }}.</p>{% endblock %}",
+        encoding="utf-8",
+    )
+    (tmp_path / "ctx.json").write_text(json.dumps({"shop": "Chai & Co."}))
+    (tmp_path / "rows.csv").write_text(
+        "email,name,code\nasha@example.com,Asha,A1\nravi@example.com,Ravi,R2\n"
+    )
+    code = main(
+        [
+            "send",
+            "--csv",
+            "rows.csv",
+            "--template",
+            "welcome",
+            "--templates",
+            str(templates),
+            "--context",
+            "ctx.json",
+            "--from",
+            SENDER,
+            "--via",
+            via(smtp_server),
+        ]
+    )
+    assert 0 == code, capsys.readouterr()
+    subjects = [m.message["Subject"] for m in smtp_server.messages]
+    assert ["Welcome, Asha", "Welcome, Ravi"] == subjects
+    html = smtp_server.messages[1].message.get_body(("html",))
+    assert html is not None
+    assert "Your code at Chai &amp; Co. is R2." in html.get_content()
+
+
+def test_send_bundled_template_by_default(
+    smtp_server: SMTPServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--template without --templates uses the bundled templates; --subject overrides theirs."""
+    from importlib import resources
+
+    sample = (
+        resources.files("notifykit.templates")
+        .joinpath("bundled")
+        .joinpath("order_confirmation.json")
+    )
+    (tmp_path / "order.json").write_text(sample.read_text(encoding="utf-8"), encoding="utf-8")
+    code = main(
+        [
+            "send",
+            "--to",
+            "asha@example.com",
+            "--template",
+            "order_confirmation",
+            "--context",
+            "order.json",
+            "--subject",
+            "Your order",
+            "--from",
+            SENDER,
+            "--via",
+            via(smtp_server),
+        ]
+    )
+    assert 0 == code, capsys.readouterr()
+    [got] = smtp_server.messages
+    assert "Your order" == got.message["Subject"]
+    text = got.message.get_body(("plain",))
+    assert text is not None
+    assert "Masala chai" in text.get_content()
+
+
+def test_send_template_missing_variable_fails_the_row(
+    smtp_server: SMTPServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CSV row whose context lacks a template variable fails alone; the others go out."""
+    templates = tmp_path / "tpl"
+    templates.mkdir()
+    (templates / "hi.html").write_text(
+        "{% block subject %}Hi {{ name }}{% endblock %}{% block html %}<p>Hi</p>{% endblock %}"
+    )
+    (tmp_path / "rows.csv").write_text("email,name\na@example.com,A\n")
+    (tmp_path / "bad.csv").write_text("email\nb@example.com\n")
+    base = ["send", "--template", "hi", "--templates", str(templates), "--from", SENDER]
+    base += ["--via", via(smtp_server)]
+    assert 0 == main([*base, "--csv", "rows.csv"])
+    assert 1 == main([*base, "--csv", "bad.csv"])
+    out = capsys.readouterr().out
+    assert "row 1 not sent to b@example.com: template 'hi.html'" in out
+    assert "'name'" in out
+    assert 1 == len(smtp_server.messages)

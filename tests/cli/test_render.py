@@ -1,0 +1,134 @@
+"""``notifykit render``: preview files from bundled and user templates."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from notifykit.cli import main
+
+if TYPE_CHECKING:
+    from tests.cli.conftest import Runner
+
+SHIPPED = """\
+{% block subject %}Order {{ order }} shipped{% endblock %}
+{% block html %}<style>p { color: #333; }</style><p>Hi {{ name }}, order {{ order }} is on its way.</p>{% endblock %}
+{% block sms %}Order {{ order }} shipped.{% endblock %}
+"""
+
+
+@pytest.fixture
+def templates(tmp_path: Path) -> Path:
+    directory = tmp_path / "tpl"
+    (directory / "orders").mkdir(parents=True)
+    (directory / "orders" / "shipped.html").write_text(SHIPPED, encoding="utf-8")
+    (directory / "plain.html").write_text(
+        "{% block subject %}Hello{% endblock %}{% block html %}<p>Hi</p>{% endblock %}"
+    )
+    return directory
+
+
+def test_render_bundled_template_with_its_sample_context(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bundled order confirmation renders from its own sample data into three files."""
+    assert 0 == main(["render", "order_confirmation", "--out", "previews"])
+    out = capsys.readouterr().out
+    assert "subject: Order A-10042 confirmed" in out
+    previews = tmp_path / "previews"
+    assert ["order_confirmation.html", "order_confirmation.sms.txt", "order_confirmation.txt"] == (
+        sorted(p.name for p in previews.iterdir())
+    )
+    html = (previews / "order_confirmation.html").read_text(encoding="utf-8")
+    assert "Asha Rao" in html
+    assert 'style="' in html  # CSS inlined
+    assert "Masala chai" in (previews / "order_confirmation.txt").read_text(encoding="utf-8")
+    assert "A-10042" in (previews / "order_confirmation.sms.txt").read_text(encoding="utf-8")
+
+
+def test_render_user_template_with_a_context_file(
+    templates: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--templates and --context render a user's template; the files are named after it."""
+    ctx = tmp_path / "ctx.json"
+    ctx.write_text(json.dumps({"order": "B-7", "name": "Ravi"}))
+    code = main(
+        [
+            "render",
+            "orders/shipped.html",
+            "--templates",
+            str(templates),
+            "--context",
+            str(ctx),
+            "--out",
+            str(tmp_path / "out"),
+            "--json",
+        ]
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert 0 == code
+    assert "Order B-7 shipped" == doc["subject"]
+    assert {"html", "text", "sms"} == set(doc["files"])
+    assert str(tmp_path / "out" / "shipped.html") == doc["files"]["html"]
+    html = Path(doc["files"]["html"]).read_text(encoding="utf-8")
+    assert '<p style="color:#333">Hi Ravi, order B-7 is on its way.</p>' == html.strip()
+    assert "Order B-7 shipped.\n" == Path(doc["files"]["sms"]).read_text(encoding="utf-8")
+
+
+def test_render_without_sms_block_writes_no_sms_file(
+    templates: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A template without an sms block gets html and txt previews only, and says so."""
+    assert 0 == main(["render", "plain", "--templates", str(templates), "--out", "p"])
+    out = capsys.readouterr().out
+    assert "(the template has no sms block)" in out
+    assert ["plain.html", "plain.txt"] == sorted(p.name for p in (tmp_path / "p").iterdir())
+
+
+def test_render_missing_variable_names_it(
+    templates: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A context without a variable the template uses is exit code 2 naming the variable."""
+    ctx = tmp_path / "ctx.json"
+    ctx.write_text(json.dumps({"order": "B-7"}))
+    code = main(
+        ["render", "orders/shipped.html", "--templates", str(templates), "--context", str(ctx)]
+    )
+    err = capsys.readouterr().err
+    assert 2 == code
+    assert "'name'" in err
+    assert not (tmp_path / "shipped.html").exists()
+
+
+def test_render_unknown_template_and_bad_context(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown template, an unreadable or non-object context: exit code 2, one line each."""
+    assert 2 == main(["render", "nosuch"])
+    assert "unknown template 'nosuch'" in capsys.readouterr().err
+    assert 2 == main(["render", "order_confirmation", "--context", "missing.json"])
+    assert "cannot read the context file missing.json" in capsys.readouterr().err
+    (tmp_path / "list.json").write_text("[1, 2]")
+    assert 2 == main(["render", "order_confirmation", "--context", "list.json"])
+    assert "must hold a JSON object" in capsys.readouterr().err
+    assert 2 == main(["render", "x", "--templates", "no-such-dir"])
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_render_open_hands_the_file_url_to_the_browser(run: Runner, tmp_path: Path) -> None:
+    """--open opens file://.../NAME.html with the browser named by BROWSER."""
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.py"
+    browser.write_text(
+        f"import sys\nopen({str(opened)!r}, 'w').write(sys.argv[1])\n", encoding="utf-8"
+    )
+    result = run(
+        "render", "order_confirmation", "--out", "p", "--open",
+        env={"BROWSER": f"{sys.executable} {browser} %s"},
+    )  # fmt: skip
+    assert 0 == result.returncode, result.stderr
+    assert (tmp_path / "p" / "order_confirmation.html").as_uri() == opened.read_text()
