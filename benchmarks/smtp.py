@@ -28,24 +28,20 @@ of the same body, the floor any templated e-mail pays.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import multiprocessing
 import smtplib
 import sys
-import threading
 import time
 from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jinja2
 
 import notifykit as nk
+from benchmarks._servers import SMTPServerProcess
 from notifykit.transports.smtp import SMTPTransport, _prepare
 
 SENDER = "Shop <noreply@shop.example>"
@@ -93,36 +89,6 @@ DIAG_RAW = "diagnostic: smtplib.sendmail(pre-serialised bytes)"
 DIAG_NK = "diagnostic: notifykit dialogue, pre-serialised bytes"
 
 # --------------------------------------------------------------------------- the server
-
-
-def serve(conn: Connection) -> None:
-    """Run an aiosmtpd server on 127.0.0.1 until told to stop; report port and count."""
-    from aiosmtpd.smtp import SMTP
-
-    received = 0
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            nonlocal received
-            received += 1
-            return "250 2.0.0 OK"
-
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    handler = Handler()
-    server = loop.run_until_complete(
-        loop.create_server(lambda: SMTP(handler, hostname="bench.local", loop=loop), "127.0.0.1", 0)
-    )
-    conn.send(server.sockets[0].getsockname()[1])
-
-    def wait_for_stop() -> None:
-        conn.recv()
-        loop.call_soon_threadsafe(loop.stop)
-
-    threading.Thread(target=wait_for_stop, daemon=True).start()
-    loop.run_forever()
-    server.close()
-    conn.send(received)
 
 
 # --------------------------------------------------------------------------- senders
@@ -242,14 +208,9 @@ def main() -> None:
     n = args.n or (300 if args.quick else 1_500)
     repeats = 1 if args.quick else 3
 
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=serve, args=(child,), daemon=True)
-    proc.start()
+    server = SMTPServerProcess()
     try:
-        if not parent.poll(30):
-            raise SystemExit("the SMTP server process did not start")
-        port = parent.recv()
+        port = server.port
         html, text = render()
         senders: dict[str, Sender] = {
             BASELINE: raw_smtplib(port, html, text),
@@ -273,18 +234,9 @@ def main() -> None:
                 sent += n
         for _, close in senders.values():
             close()
-        parent.send("stop")
-        received = parent.recv() if parent.poll(30) else None
+        received: int | None = server.stop()
     finally:
-        if proc.is_alive() and not parent.closed:
-            try:
-                parent.send("stop")
-            except OSError:
-                pass
-        proc.join(5)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(5)
+        server.stop()
 
     base = best[BASELINE]
     print(

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from email.header import Header
-from email.utils import encode_rfc2231, format_datetime, getaddresses
+from email.utils import encode_rfc2231, format_datetime
 from typing import TYPE_CHECKING
 
 from notifykit.errors import InvalidMessage
@@ -42,8 +42,19 @@ def _fold(name: str, value: str, utf8: bool) -> str:
     return f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=CRLF)}"
 
 
+def _split(address: str) -> tuple[str, str]:
+    """(display name, addr-spec) of a normalised address, without re-parsing it."""
+    if not address.endswith(">"):
+        return "", address
+    cut = address.rindex("<")
+    name = address[:cut].strip()
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return name, address[cut + 1 : -1]
+
+
 def _address(address: str, utf8: bool) -> str:
-    name, addr = getaddresses([address])[0]
+    name, addr = _split(address)
     if not addr.isascii() and not utf8:
         local, _, domain = addr.rpartition("@")
         if not local.isascii():

@@ -433,7 +433,11 @@ class Recipient:
 
 
 def _bare(address: str) -> str:
-    return getaddresses([address])[0][1]
+    # Stored addresses are normalised ("addr" or "Name <addr>"), so the bare
+    # address is whatever the last angle brackets hold: no parsing needed.
+    if address.endswith(">"):
+        return address[address.rindex("<") + 1 : -1]
+    return address
 
 
 @attrs.frozen

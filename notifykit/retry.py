@@ -168,4 +168,18 @@ class Retry:
             before_sleep=before_sleep,
             reraise=True,
         )
-        return retrying(fn)
+        # Fast path: the first try runs outside tenacity, which is only set up
+        # (and only costs anything) once a try has failed.
+        try:
+            return fn()
+        except TransientError as exc:
+            if self.attempts == 1 or (retryable is not None and not retryable(exc)):
+                raise
+            first: list[TransientError] = [exc]
+
+        def attempt() -> _R:
+            if first:
+                raise first.pop()  # replay the first failure as tenacity's attempt 1
+            return fn()
+
+        return retrying(attempt)
