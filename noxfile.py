@@ -47,7 +47,7 @@ def tests_bare(session: nox.Session) -> None:
 def typing(session: nox.Session) -> None:
     """mypy --strict over the package."""
     session.install("-e", ".[all,dev]")
-    session.run("mypy", "--strict", "notifykit")
+    session.run("mypy", "--strict", "notifykit", "tests/typing")
 
 
 @nox.session

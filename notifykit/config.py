@@ -32,7 +32,7 @@ from notifykit.errors import ConfigurationError
 if TYPE_CHECKING:
     from notifykit.notifier import Notifier
     from notifykit.sinks.base import LogSink
-    from notifykit.transports.base import Transport
+    from notifykit.transports.base import BaseTransport
 
 __all__ = ["from_dsn", "from_env", "mask_url", "notifier_from_env", "sink_from_url"]
 
@@ -200,7 +200,7 @@ def _split_composer(url: str) -> tuple[str, list[str], str] | None:
     return match.group(1), parts, rest[1:]
 
 
-def _composer(kind: str, parts: list[str], query: str, shown: str) -> Transport:
+def _composer(kind: str, parts: list[str], query: str, shown: str) -> BaseTransport:
     from notifykit.retry import Retry
     from notifykit.transports.failover import FailoverTransport, RoundRobinTransport
 
@@ -220,7 +220,7 @@ def _composer(kind: str, parts: list[str], query: str, shown: str) -> Transport:
 # -- the entry point
 
 
-def from_dsn(url: str) -> Transport:
+def from_dsn(url: str) -> BaseTransport:
     """Build the transport that ``url`` describes (see the module docstring)."""
     if not isinstance(url, str) or not url.strip():
         raise ConfigurationError("a transport URL must be a non-empty string")
@@ -291,7 +291,7 @@ class _Parsed:
             raise ConfigurationError(f"{self.shown}: unexpected path {self.path!r}")
 
 
-def _smtp(p: _Parsed) -> Transport:
+def _smtp(p: _Parsed) -> BaseTransport:
     from notifykit.transports.smtp import SMTPTransport
 
     p.no_path()
@@ -315,7 +315,7 @@ def _smtp(p: _Parsed) -> Transport:
     )
 
 
-def _ses(p: _Parsed) -> Transport:
+def _ses(p: _Parsed) -> BaseTransport:
     from notifykit.transports.ses import SESTransport
 
     p.no_path()
@@ -345,21 +345,21 @@ def _key(p: _Parsed, what: str) -> str:
     return key
 
 
-def _msg91(p: _Parsed) -> Transport:
+def _msg91(p: _Parsed) -> BaseTransport:
     from notifykit.transports.msg91 import MSG91Transport
 
     authkey = _key(p, "MSG91 authkey")
     return MSG91Transport(authkey, **_options(p.query, _MSG91_OPTIONS, p.shown))
 
 
-def _fast2sms(p: _Parsed) -> Transport:
+def _fast2sms(p: _Parsed) -> BaseTransport:
     from notifykit.transports.fast2sms import Fast2SMSTransport
 
     api_key = _key(p, "Fast2SMS API key")
     return Fast2SMSTransport(api_key, **_options(p.query, _FAST2SMS_OPTIONS, p.shown))
 
 
-def _console(p: _Parsed) -> Transport:
+def _console(p: _Parsed) -> BaseTransport:
     from notifykit.transports.console import ConsoleTransport
 
     _options(p.query, {}, p.shown)
@@ -368,14 +368,14 @@ def _console(p: _Parsed) -> Transport:
     return ConsoleTransport()
 
 
-def _memory(p: _Parsed) -> Transport:
+def _memory(p: _Parsed) -> BaseTransport:
     from notifykit.transports.memory import MemoryTransport
 
     _options(p.query, {}, p.shown)
     return MemoryTransport(name=f"memory:{p.host}" if p.host else "memory")
 
 
-def _file(p: _Parsed) -> Transport:
+def _file(p: _Parsed) -> BaseTransport:
     from notifykit.transports.file import FileTransport
 
     _options(p.query, {}, p.shown)
@@ -386,7 +386,7 @@ def _file(p: _Parsed) -> Transport:
     return FileTransport(p.path)
 
 
-_BUILDERS: dict[str, Callable[[_Parsed], Transport]] = {
+_BUILDERS: dict[str, Callable[[_Parsed], BaseTransport]] = {
     "smtp": _smtp,
     "smtps": _smtp,
     "ses": _ses,
