@@ -21,7 +21,8 @@ def test_smtp_url_with_percent_encoded_password() -> None:
 
     assert isinstance(t, SMTPTransport)
     assert ("mail.example.com", 2525) == (t.host, t.port)
-    assert SECRET not in str(t) and SECRET not in repr(t)
+    assert SECRET not in str(t)
+    assert SECRET not in repr(t)
     assert QUOTED not in repr(t)
 
 

@@ -1,8 +1,5 @@
 """SESTransport against moto's SES, botocore's Stubber, and dead local endpoints."""
 
-# Asserts read `expected == actual` (the project's style), which ruff's SIM300 calls Yoda.
-# ruff: noqa: SIM300
-
 from __future__ import annotations
 
 import socket

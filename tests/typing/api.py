@@ -48,7 +48,9 @@ def failover_in_code(email: nk.Email) -> nk.Receipt:
             nk.SMTPTransport("smtp.backup.example", username="app", password="x"),
             nk.ConsoleTransport(),
         ],
-        retry=nk.Retry(attempts=3, initial=1.0, multiplier=2.0, maximum=30.0, jitter=0.1, deadline=10),
+        retry=nk.Retry(
+            attempts=3, initial=1.0, multiplier=2.0, maximum=30.0, jitter=0.1, deadline=10
+        ),
         cooldown=60.0,
     )
     try:
