@@ -655,8 +655,6 @@ def _send_notifier(args: argparse.Namespace) -> Notifier:
 
 def cmd_send(args: argparse.Namespace, console: _Console) -> int:
     """Send one e-mail (or one per CSV row) and report each receipt or failure."""
-    from notifykit.message import Email
-
     recipients = _split_addresses(args.to)
     if args.csv is None and not recipients:
         raise ConfigurationError("give --to ADDRESS[,ADDRESS] or --csv recipients.csv")
@@ -682,41 +680,67 @@ def cmd_send(args: argparse.Namespace, console: _Console) -> int:
         template = None
         if args.template is not None:
             template = _template_name(notifier.templates, args.template)
-        ok = failed = 0
-        for n, row in enumerate(rows, 1):
-            to = _split_addresses([row.get("email", "")])
-            entry: dict[str, Any] = {"row": n, "to": to}
-            try:
-                if not to:
-                    from notifykit.errors import InvalidMessage
-
-                    raise InvalidMessage("no e-mail address")
-                if template is not None:
-                    context = {**base_context, **{k: v for k, v in row.items() if k != "email"}}
-                    overrides = {"subject": args.subject} if args.subject else {}
-                    receipt = notifier.send_email(template, to=to, context=context, **overrides)
-                else:
-                    message = Email(to=to, subject=args.subject, text=args.text, html=html)
-                    receipt = notifier.send(message)
-            except ConfigurationError:
-                raise
-            except NotifyKitError as exc:
-                failed += 1
-                entry.update(ok=False, error=_one_line(str(exc)), kind=type(exc).__name__)
-                if isinstance(exc, DeliveryError):
-                    entry["attempts"] = [a.to_dict() for a in exc.attempts]
-            else:
-                ok += 1
-                entry.update(ok=True, receipt=receipt.to_dict())
-            results.append(entry)
-            progress.update(n, ok, failed)
-        progress.finish()
+            # An unknown or broken template is one error up front, not one per row.
+            explain = getattr(notifier.templates, "explain", None)
+            if callable(explain):
+                explain(template)
+        try:
+            _send_rows(args, notifier, template, rows, base_context, html, results, progress)
+        finally:
+            progress.finish()
+        ok = sum(1 for r in results if r["ok"])
+        failed = len(results) - ok
 
     if args.json:
         console.json({"sent": ok, "failed": failed, "results": results})
     else:
         _send_report(console, results, ok, failed, many=args.csv is not None)
     return EXIT_OK if failed == 0 else EXIT_FAILED
+
+
+def _send_rows(
+    args: argparse.Namespace,
+    notifier: Notifier,
+    template: str | None,
+    rows: Sequence[Mapping[str, str]],
+    base_context: Mapping[str, Any],
+    html: str | None,
+    results: list[dict[str, Any]],
+    progress: _Progress,
+) -> None:
+    """Send one message per row, appending each outcome to ``results``."""
+    from notifykit.config import mask_url
+    from notifykit.message import Email
+
+    ok = failed = 0
+    for n, row in enumerate(rows, 1):
+        to = _split_addresses([row.get("email", "")])
+        entry: dict[str, Any] = {"row": n, "to": to}
+        try:
+            if not to:
+                from notifykit.errors import InvalidMessage
+
+                raise InvalidMessage("no e-mail address")
+            if template is not None:
+                context = {**base_context, **{k: v for k, v in row.items() if k != "email"}}
+                overrides = {"subject": args.subject} if args.subject else {}
+                receipt = notifier.send_email(template, to=to, context=context, **overrides)
+            else:
+                message = Email(to=to, subject=args.subject, text=args.text, html=html)
+                receipt = notifier.send(message)
+        except ConfigurationError:
+            raise
+        except NotifyKitError as exc:
+            failed += 1
+            error = mask_url(_one_line(str(exc)))
+            entry.update(ok=False, error=error, kind=type(exc).__name__)
+            if isinstance(exc, DeliveryError):
+                entry["attempts"] = [a.to_dict() for a in exc.attempts]
+        else:
+            ok += 1
+            entry.update(ok=True, receipt=receipt.to_dict())
+        results.append(entry)
+        progress.update(n, ok, failed)
 
 
 def _send_report(

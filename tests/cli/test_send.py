@@ -406,3 +406,27 @@ def test_send_template_missing_variable_fails_the_row(
     assert "row 1 not sent to b@example.com: template 'hi.html'" in out
     assert "'name'" in out
     assert 1 == len(smtp_server.messages)
+
+
+def test_send_unknown_template_stops_before_any_row(
+    smtp_server: SMTPServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown template is one error up front (exit code 2), not one failure per row."""
+    (tmp_path / "rows.csv").write_text("email\na@example.com\nb@example.com\n")
+    code = main(
+        [
+            "send",
+            "--csv",
+            "rows.csv",
+            "--template",
+            "nosuch",
+            "--from",
+            SENDER,
+            "--via",
+            via(smtp_server),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert 2 == code
+    assert "notifykit: TemplateError: unknown template 'nosuch'\n" == captured.err
+    assert [] == smtp_server.messages
