@@ -323,7 +323,9 @@ class PremailerEngine(Engine):
         if problem:
             outcome.problem = problem
             return outcome
-        wrappers = {e: dict(e.attrib) for e in root.iter() if isinstance(e.tag, str) and e.get(MARK) is None}
+        wrappers = {
+            e: dict(e.attrib) for e in root.iter() if isinstance(e.tag, str) and e.get(MARK) is None
+        }
         for node_id, element in by_id.items():
             outcome.before[node_id] = [(k, v) for k, v in element.attrib.items() if k != MARK]
         styles = {i: e for i, e in by_id.items() if e.tag == "style"}

@@ -33,7 +33,7 @@ from typing import Union
 __all__ = ["Href", "TextState", "finish", "html_to_text", "transform"]
 
 # Control characters of the pre-text. The variables' own control characters are
-# removed (see ``_TABLES``), so none of these can come from user data.
+# removed (see ``TABLES``), so none of these can come from user data.
 LINK_OPEN = "\x02"  # followed by the URL, then LINK_LABEL
 LINK_LABEL = "\x03"
 LINK_CLOSE = "\x04"
@@ -47,9 +47,7 @@ OL_OPEN = "\x17"
 OL_CLOSE = "\x18"
 CELL = "\x19"  # a table cell starts: " | " between cells of one row
 
-_VOID = frozenset(
-    "area base br col embed hr img input link meta param source track wbr".split()
-)
+_VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
 # Elements whose content is never part of the text.
 _DROP = frozenset("head title style script template".split())
 _PARAGRAPH_TAGS = frozenset("p h1 h2 h3 h4 h5 h6 blockquote pre dl".split())
@@ -61,7 +59,7 @@ _HIDDEN_STYLE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
 
 _REMOVED = dict.fromkeys([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F])
 _INVISIBLE = dict.fromkeys([0x00AD, 0x034F, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF])
-_TABLES: dict[str, dict[int, str | None]] = {
+TABLES: dict[str, dict[int, str | None]] = {
     "normal": {**_REMOVED, **_INVISIBLE, 0xA0: " "},
     "pre": {
         **_REMOVED,
@@ -76,6 +74,11 @@ _TABLES: dict[str, dict[int, str | None]] = {
     "attr": {**_REMOVED, 0x09: " ", 0x0A: " ", 0x0D: " ", 0x0C: " "},
     "drop": {},
 }
+#: Characters that :data:`TABLES` changes, per mode: most text needs no translation.
+SPECIAL: dict[str, re.Pattern[str]] = {
+    mode: re.compile("[" + "".join(re.escape(chr(c)) for c in table) + "]" if table else "(?!)")
+    for mode, table in TABLES.items()
+}
 
 
 def transform(text: str, mode: str) -> str:
@@ -87,7 +90,9 @@ def transform(text: str, mode: str) -> str:
     """
     if mode == "drop":
         return ""
-    return text.translate(_TABLES[mode])
+    if SPECIAL[mode].search(text) is None:
+        return text
+    return text.translate(TABLES[mode])
 
 
 class Href:
@@ -231,19 +236,19 @@ def pretext(source: str) -> str:
     return "".join(converter.out)
 
 
-_WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")
+# The same characters as str.split(): phase 2 collapses with split().
+_WHITESPACE = re.compile(r"\s+")
 _LINK = re.compile("\x02([^\x02\x03\x04]*)\x03([^\x02\x04]*)\x04")
 _STRAY_LINK = re.compile("\x02[^\x03]*\x03|\x04|\x02")
 _OL = re.compile("[\x16\x17\x18]")
-_RUN = re.compile("[ \x13\x14\x15\x19]*[\x13\x14\x15\x19][ \x13\x14\x15\x19]*")
+_EDGES = " \x13\x14\x15\x19"
 _TRAILING = re.compile(r"[ \t]+\n")
-_HARD = str.maketrans({HARD_SPACE: " ", HARD_NEWLINE: "\n"})
 
 
 def _link(match: re.Match[str]) -> str:
     url = match.group(1).strip()
     label = match.group(2)
-    bare = label.strip(" \x13\x14\x15\x19")
+    bare = label.strip(_EDGES)
     if not url or url.startswith(("#", "javascript:")):
         return label
     shown = url[7:] if url.startswith("mailto:") else url
@@ -254,42 +259,89 @@ def _link(match: re.Match[str]) -> str:
     return f"{label} ({shown})"
 
 
-def _run(match: re.Match[str]) -> str:
-    run = match.group(0)
+def _number(text: str) -> str:
+    counters: list[int] = []
+
+    def number(match: re.Match[str]) -> str:
+        char = match.group(0)
+        if char == OL_OPEN:
+            counters.append(0)
+            return ""
+        if char == OL_CLOSE:
+            if counters:
+                counters.pop()
+            return ""
+        if not counters:
+            return "-" + HARD_SPACE
+        counters[-1] += 1
+        return f"{counters[-1]}." + HARD_SPACE
+
+    return _OL.sub(number, text)
+
+
+_MARKS = "\x13\x14\x15\x19"
+_MARK_RUNS = re.compile("([\x13-\x15\x19][\x13-\x15\x19 ]*)")
+_RESOLVED: dict[str, str] = {}
+
+
+def _resolve(run: str) -> str:
+    """What a run of layout marks becomes: a blank line, a line break, or " | "."""
     if PARAGRAPH in run or run.count(BREAK) >= 2:
-        return "\n\n"
-    if BREAK in run or BLOCK in run:
-        return "\n"
-    return " | "
+        resolved = "\n\n"
+    elif BREAK in run or BLOCK in run:
+        resolved = "\n"
+    else:
+        resolved = " | "
+    if len(_RESOLVED) < 4096:
+        _RESOLVED[run] = resolved
+    return resolved
+
+
+def squeeze(text: str) -> str:
+    """Collapse whitespace and drop spaces next to layout marks.
+
+    Phase 2 starts with this; the compiler also applies it to static pre-text
+    ahead of time (it is local, so doing it twice changes nothing).
+    """
+    text = _WHITESPACE.sub(" ", text)
+    for mark in _MARKS:
+        if mark in text:
+            text = text.replace(" " + mark, mark).replace(mark + " ", mark)
+    return text
+
+
+# A run of marks with a plain character on each side cannot merge with another.
+_INTERIOR_RUN = re.compile(
+    "(?<=[^\\s\x02-\x04\x13-\x19])[\x13\x14\x15\x19]+(?=[^\\s\x02-\x04\x13-\x19])"
+)
+_HARD_RESOLVED = {"\n\n": HARD_NEWLINE * 2, "\n": HARD_NEWLINE, " | ": " | "}
+
+
+def presolve(text: str) -> str:
+    """Resolve, ahead of time, the runs of marks of a squeezed static piece that
+    nothing can join (a plain character on both sides), as phase 2 would."""
+    return _INTERIOR_RUN.sub(lambda m: _HARD_RESOLVED[_resolve(m.group(0))], text)
 
 
 def finish(pre: str) -> str:
     """Phase 2: resolve whitespace, links, list numbers and line breaks."""
-    text = _WHITESPACE.sub(" ", pre)
+    text = " ".join(pre.split()).strip(_EDGES)
     if LINK_OPEN in text:
         text = _LINK.sub(_link, text)
-        text = _STRAY_LINK.sub("", text)
-    if OL_OPEN in text:
-        counters: list[int] = []
-
-        def number(match: re.Match[str]) -> str:
-            char = match.group(0)
-            if char == OL_OPEN:
-                counters.append(0)
-                return ""
-            if char == OL_CLOSE:
-                if counters:
-                    counters.pop()
-                return ""
-            if not counters:
-                return "-" + HARD_SPACE
-            counters[-1] += 1
-            return f"{counters[-1]}." + HARD_SPACE
-
-        text = _OL.sub(number, text)
-    text = _RUN.sub(_run, text)
-    text = text.translate(_HARD)
-    text = _TRAILING.sub("\n", text)
+        text = _STRAY_LINK.sub("", text).strip(_EDGES)
+    if OL_OPEN in text or OL_ITEM in text:
+        text = _number(text)
+    pieces = _MARK_RUNS.split(text)
+    if len(pieces) > 1:
+        get = _RESOLVED.get
+        pieces[1::2] = [get(run) or _resolve(run) for run in pieces[1::2]]
+        # a space before a run belongs to the run (after it, the run absorbs it)
+        pieces[0:-1:2] = [p[:-1] if p[-1:] == " " else p for p in pieces[0:-1:2]]
+        text = "".join(pieces)
+    if HARD_SPACE in text:
+        text = _TRAILING.sub("\n", text.replace(HARD_SPACE, " ").replace(HARD_NEWLINE, "\n"))
+    elif HARD_NEWLINE in text:
+        text = text.replace(HARD_NEWLINE, "\n")
     return text.strip("\n ")
 
 

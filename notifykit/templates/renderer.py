@@ -37,6 +37,7 @@ import posixpath
 import re
 import textwrap
 import threading
+import time
 from collections import ChainMap
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -61,6 +62,7 @@ NONE = "none"
 BLOCK = "block"
 
 _PARTS = ("subject", "html", "text", "sms")
+_RECHECK = 1.0  # seconds between two looks at a template's sources (auto_reload)
 _TOP_LEVEL = (nodes.Assign, nodes.AssignBlock, nodes.Import, nodes.FromImport, nodes.Macro)
 
 
@@ -127,12 +129,18 @@ class _Entry:
         self.plain_chain: list[jinja2.Template] = []
         self.html_prelude: jinja2.Template | None = None
         self.plain_prelude: jinja2.Template | None = None
-        self.compiled_html: jinja2.Template | None = None
+        self.compiled: _compile.Compiled | None = None
         self.html_reason: str | None = None
-        self.compiled_text: jinja2.Template | None = None
         self.text_reason: str | None = None
+        self.blocks_need_prelude = False
+        self.checked_at = time.monotonic()
 
     def uptodate(self) -> bool:
+        """Whether no source changed; looks at the files at most once a second."""
+        now = time.monotonic()
+        if now - self.checked_at < _RECHECK:
+            return True
+        self.checked_at = now
         return all(check() for check in self.checks)
 
 
@@ -175,9 +183,7 @@ class TemplateRenderer:
             cls = SandboxedEnvironment if sandboxed else jinja2.Environment
             environment = cls(loader=loader, autoescape=True, auto_reload=auto_reload)
         elif sandboxed and not isinstance(environment, SandboxedEnvironment):
-            raise ConfigurationError(
-                "sandboxed=True needs a jinja2.sandbox.SandboxedEnvironment"
-            )
+            raise ConfigurationError("sandboxed=True needs a jinja2.sandbox.SandboxedEnvironment")
         if inliner not in (None, "premailer", "css_inline", "auto"):
             raise ConfigurationError(
                 f"unknown inliner {inliner!r}: use 'premailer', 'css_inline', 'auto' or None"
@@ -189,7 +195,9 @@ class TemplateRenderer:
         self._auto_reload = environment.auto_reload
         user_loader = environment.loader
         bundled = _bundled_loader()
-        full_loader = bundled if user_loader is None else jinja2.ChoiceLoader([user_loader, bundled])
+        full_loader = (
+            bundled if user_loader is None else jinja2.ChoiceLoader([user_loader, bundled])
+        )
         undefined = environment.undefined
         if not issubclass(undefined, jinja2.StrictUndefined):
             undefined = jinja2.StrictUndefined
@@ -198,22 +206,17 @@ class TemplateRenderer:
             loader=full_loader, autoescape=True, undefined=undefined
         )
         self._plain_env = self._html_env.overlay(autoescape=False)
-        user_finalize = environment.finalize
         self._compile_blocker: str | None = None
-        if user_finalize is None:
-            guard: Callable[[Any], Any] = _compile.html_guard
-        elif _PassArg.from_obj(user_finalize) is None:
-
-            def guard(value: Any) -> Any:
-                return _compile.html_guard(user_finalize(value))
-
+        if environment.finalize is not None:
             self._compile_blocker = "the environment has its own finalize"
-        else:
-            guard = _compile.html_guard
-            self._compile_blocker = "the environment's finalize takes a context"
-        self._guard_env = self._html_env.overlay(finalize=guard)
-        self._text_env = self._html_env.overlay(autoescape=False, finalize=None)
-        self._text_env.filters = ChainMap(_compile.text_filters(), self._html_env.filters)  # type: ignore[assignment]
+        self._fast_env = self._html_env.overlay(finalize=_compile.html_guard)
+        self._fast_env.filters = ChainMap(  # type: ignore[assignment]
+            _compile.compiled_filters(), self._html_env.filters
+        )
+        self._plain_fast_env = self._html_env.overlay(autoescape=False, finalize=None)
+        self._plain_fast_env.filters = ChainMap(  # type: ignore[assignment]
+            _compile.plain_filters(), self._html_env.filters
+        )
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
@@ -248,7 +251,9 @@ class TemplateRenderer:
         return _inline.get_engine(self._inliner).name
 
     # ---------------------------------------------------------------- rendering
-    def render(self, name: str, context: Mapping[str, Any] | None = None, /, **extra: Any) -> Rendered:
+    def render(
+        self, name: str, context: Mapping[str, Any] | None = None, /, **extra: Any
+    ) -> Rendered:
         """Render template ``name`` with ``context`` (and keyword variables).
 
         Raises :class:`~notifykit.errors.TemplateError` for an unknown or broken
@@ -260,26 +265,39 @@ class TemplateRenderer:
         reason: str | None = None
         html: str | None = None
         plain_html: str | None = None
+        pre: str | None = None
         strategy = NONE
         if "html" in entry.parts:
-            if entry.compiled_html is not None:
+            compiled = entry.compiled
+            if compiled is not None:
                 try:
-                    html = _concat(entry.compiled_html.root_render_func(
-                        entry.compiled_html.new_context(variables)
-                    ))
-                    strategy = COMPILED
+                    output = _concat(
+                        compiled.template.root_render_func(
+                            self._context(compiled.template, variables)
+                        )
+                    )
                 except _compile.NeedsFallback as exc:
                     reason = str(exc)
+                    compiled = None
                 except Exception:  # the plain path reports the error precisely
                     reason = "the compiled template failed"
-            if html is None:
-                plain_html = self._plain_html(entry, variables)
-                if self._inliner is None:
-                    html = plain_html
+                    compiled = None
+            if compiled is not None:
+                if compiled.text_included:
+                    parts = output.split(_compile.SPLIT)
+                    output = "".join(parts[0::2])
+                    pre = "".join(parts[1::2])
+                if compiled.html_inlined or self._inliner is None:
+                    html = output
+                    strategy = COMPILED
                 else:
-                    html = self._inline_per_message(entry, plain_html)
-                    strategy = PER_MESSAGE
-                    reason = reason or entry.html_reason
+                    plain_html = output
+            if html is None:
+                if plain_html is None:
+                    plain_html = self._plain_html(entry, variables)
+                html = self._inline_per_message(entry, plain_html)
+                strategy = PER_MESSAGE
+                reason = reason or entry.html_reason
             if self._inliner is None:
                 strategy = NONE
         text: str | None = None
@@ -287,28 +305,19 @@ class TemplateRenderer:
         blocks: jinja2.runtime.Context | None = None
         if "subject" in entry.parts or "text" in entry.parts or "sms" in entry.parts:
             blocks = self._block_context(entry, variables)
-        if "text" in entry.parts:
-            assert blocks is not None
+        if blocks is not None and "text" in entry.parts:
             text = _clean_text(self._block(entry, blocks, "text"))
             text_strategy = BLOCK
         elif html is not None:
-            if entry.compiled_text is not None and not _has_iterators(variables):
-                try:
-                    pre = _concat(entry.compiled_text.root_render_func(
-                        entry.compiled_text.new_context(variables)
-                    ))
-                    text = _text.finish(pre)
-                    text_strategy = COMPILED
-                except _compile.NeedsFallback as exc:
-                    reason = reason or str(exc)
-                except Exception:
-                    reason = reason or "the compiled text template failed"
-            if text is None:
+            if pre is not None:
+                text = _text.finish(pre)
+                text_strategy = COMPILED
+            else:
                 if plain_html is None:
                     plain_html = self._plain_html(entry, variables)
                 text = _text.html_to_text(plain_html)
                 text_strategy = PER_MESSAGE
-                reason = reason or entry.text_reason or "a context value is a one-shot iterator"
+                reason = reason or entry.text_reason
         subject = ""
         sms: str | None = None
         if blocks is not None:
@@ -330,9 +339,10 @@ class TemplateRenderer:
     def explain(self, name: str) -> TemplatePlan:
         """How ``name`` will be rendered, and why a part goes per message."""
         entry = self._entry(name)
+        compiled = entry.compiled
         if "html" not in entry.parts or self._inliner is None:
             strategy, why = NONE, None
-        elif entry.compiled_html is not None:
+        elif compiled is not None and compiled.html_inlined:
             strategy, why = COMPILED, None
         else:
             strategy, why = PER_MESSAGE, entry.html_reason
@@ -340,7 +350,7 @@ class TemplateRenderer:
             text_strategy, text_why = BLOCK, None
         elif "html" not in entry.parts:
             text_strategy, text_why = NONE, None
-        elif entry.compiled_text is not None:
+        elif compiled is not None and compiled.text_included:
             text_strategy, text_why = COMPILED, None
         else:
             text_strategy, text_why = PER_MESSAGE, entry.text_reason
@@ -369,23 +379,37 @@ class TemplateRenderer:
         return self._plain_html(entry, dict(context or {}))
 
     # ---------------------------------------------------------------- internals
+    def _context(
+        self, template: jinja2.Template, variables: dict[str, Any]
+    ) -> jinja2.runtime.Context:
+        """``template.new_context(variables)``, without copying a ChainMap per call."""
+        environment = template.environment
+        parent = dict(environment.globals)
+        parent.update(variables)
+        return environment.context_class(
+            environment, parent, template.name, template.blocks, globals=environment.globals
+        )
+
     def _plain_html(self, entry: _Entry, variables: dict[str, Any]) -> str:
         with _errors(entry.name):
             if entry.has_layout:
                 template = entry.html_chain[0]
-                return _concat(template.root_render_func(template.new_context(variables)))
-            context = self._new_block_context(entry.html_chain, entry.html_prelude, variables)
+                return _concat(template.root_render_func(self._context(template, variables)))
+            context = self._chain_context(entry.html_chain, entry.html_prelude, variables)
             return _concat(context.blocks["html"][0](context))
 
     def _block_context(self, entry: _Entry, variables: dict[str, Any]) -> jinja2.runtime.Context:
+        prelude = entry.plain_prelude if entry.blocks_need_prelude else None
         with _errors(entry.name):
-            return self._new_block_context(entry.plain_chain, entry.plain_prelude, variables)
+            return self._chain_context(entry.plain_chain, prelude, variables)
 
-    @staticmethod
-    def _new_block_context(
-        chain: list[jinja2.Template], prelude: jinja2.Template | None, variables: dict[str, Any]
+    def _chain_context(
+        self,
+        chain: list[jinja2.Template],
+        prelude: jinja2.Template | None,
+        variables: dict[str, Any],
     ) -> jinja2.runtime.Context:
-        context = chain[0].new_context(variables)
+        context = self._context(chain[0], variables)
         for parent in chain[1:]:
             for block_name, block in parent.blocks.items():
                 context.blocks.setdefault(block_name, []).append(block)
@@ -489,6 +513,11 @@ class TemplateRenderer:
             if top:
                 entry.plain_prelude = _compile._compile(self._plain_env, list(top), name)
                 entry.html_prelude = _compile._compile(self._html_env, list(top), name)
+                bound = _bound_names(top)
+                used: set[str] = set()
+                for block in _blocks_named(ast, ("subject", "text", "sms")):
+                    used |= {n.name for n in block.find_all(nodes.Name) if n.ctx == "load"}
+                entry.blocks_need_prelude = bool(bound & used)
         if "html" in entry.parts:
             self._prepare_fast_path(entry)
         return entry
@@ -508,36 +537,30 @@ class TemplateRenderer:
                 raise _compile.Unsupported(f"template {template_name!r}: {exc}") from exc
 
         try:
-            document = _compile.build_document(
-                self._html_env, entry.name, load, inline_macros=True
-            )
+            document = _compile.build_document(self._html_env, entry.name, load, inline_macros=True)
         except _compile.Unsupported as exc:
             entry.html_reason = entry.text_reason = str(exc)
             return
         if document is None:
             return
-        if self._inliner is not None:
-            try:
-                engine = _inline.get_engine(self._inliner)
-                entry.compiled_html = _compile.compile_html(
-                    document,
-                    engine,
-                    self._guard_env,
-                    entry.name,
-                    self._css_loader(entry.name, entry.checks),
-                )
-            except _compile.Unsupported as exc:
-                entry.html_reason = str(exc)
-            except TemplateError as exc:
-                entry.html_reason = str(exc)
-            except jinja2.TemplateError as exc:
-                entry.html_reason = f"compiling the inlined template failed: {exc}"
+        engine = None if self._inliner is None else _inline.get_engine(self._inliner)
         try:
-            entry.compiled_text = _compile.compile_text(document, self._text_env, entry.name)
+            entry.compiled = _compile.compile_document(
+                document,
+                engine,
+                self._fast_env,
+                entry.name,
+                self._css_loader(entry.name, entry.checks),
+                self._plain_fast_env,
+            )
         except _compile.Unsupported as exc:
-            entry.text_reason = str(exc)
-        except jinja2.TemplateError as exc:
-            entry.text_reason = f"compiling the text template failed: {exc}"
+            entry.html_reason = entry.text_reason = str(exc)
+            return
+        except (TemplateError, jinja2.TemplateError) as exc:
+            entry.html_reason = entry.text_reason = f"compiling failed: {exc}"
+            return
+        entry.html_reason = entry.compiled.html_reason
+        entry.text_reason = entry.compiled.text_reason
 
 
 # ------------------------------------------------------------------------ helpers
@@ -556,11 +579,25 @@ def _clean_text(text: str) -> str:
     return textwrap.dedent("\n".join(lines)).strip("\n")
 
 
-def _has_iterators(variables: Mapping[str, Any]) -> bool:
-    for value in variables.values():
-        if isinstance(value, Iterator):
-            return True
-    return False
+def _bound_names(statements: list[nodes.Node]) -> set[str]:
+    """Names the top-level statements of a template bind."""
+    names: set[str] = set()
+    for node in statements:
+        if isinstance(node, nodes.Macro):
+            names.add(node.name)
+        elif isinstance(node, nodes.Import):
+            names.add(node.target)
+        elif isinstance(node, nodes.FromImport):
+            names |= {n if isinstance(n, str) else n[1] for n in node.names}
+        else:
+            names |= {n.name for n in node.find_all(nodes.Name) if n.ctx == "store"}
+    return names
+
+
+def _blocks_named(ast: nodes.Template, names: tuple[str, ...]) -> Iterator[nodes.Block]:
+    for block in ast.find_all(nodes.Block):
+        if block.name in names:
+            yield block
 
 
 _UNDEFINED = re.compile(r"'([^']+)' is undefined|has no attribute '([^']+)'")
