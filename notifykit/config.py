@@ -298,17 +298,13 @@ def _smtp(p: _Parsed) -> BaseTransport:
     if not p.host:
         raise ConfigurationError(f"{p.shown}: an SMTP URL needs a host")
     opts = _options(p.query, _SMTP_OPTIONS, p.shown)
-    if p.scheme == "smtps":
-        if opts.setdefault("security", "ssl") != "ssl":
-            raise ConfigurationError(f"{p.shown}: smtps:// always uses security=ssl")
-        default_port = 465
-    else:
-        default_port = 465 if opts.get("security") == "ssl" else 587
+    if p.scheme == "smtps" and opts.setdefault("security", "ssl") != "ssl":
+        raise ConfigurationError(f"{p.shown}: smtps:// always uses security=ssl")
     if p.password is not None and not p.user:
         raise ConfigurationError(f"{p.shown}: a password needs a user name")
     return SMTPTransport(
         p.host,
-        port=p.port or default_port,
+        port=p.port,  # None: SMTPTransport's default for the security (587/465/25)
         username=p.user,
         password=p.password,
         **opts,

@@ -18,6 +18,7 @@ tests).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -124,12 +125,19 @@ class Notifier:
 
     @classmethod
     def from_env(
-        cls, prefix: str = "NOTIFYKIT_", environ: Mapping[str, str] | None = None
+        cls,
+        prefix: str = "NOTIFYKIT_",
+        environ: Mapping[str, str] | None = None,
+        *,
+        dotenv: str | os.PathLike[str] | None = ".env",
     ) -> Notifier:
-        """Build a Notifier from ``NOTIFYKIT_*`` variables (see :mod:`notifykit.config`)."""
+        """Build a Notifier from ``NOTIFYKIT_*`` variables and a ``.env`` file.
+
+        See :func:`notifykit.config.notifier_from_env` for the variables.
+        """
         from notifykit.config import notifier_from_env
 
-        return notifier_from_env(prefix=prefix, environ=environ)
+        return notifier_from_env(prefix=prefix, environ=environ, dotenv=dotenv)
 
     # -- sending
 

@@ -33,6 +33,13 @@ def test_smtps_defaults_to_implicit_tls_on_465() -> None:
     assert "smtps://" in str(t) or ":465" in str(t)
 
 
+def test_smtp_default_ports_follow_security() -> None:
+    """Without a port, smtp:// uses 587 for starttls, 465 for ssl and 25 for none."""
+    assert 587 == from_dsn("smtp://mail.example.com").port  # type: ignore[attr-defined]
+    assert 465 == from_dsn("smtp://mail.example.com?security=ssl").port  # type: ignore[attr-defined]
+    assert 25 == from_dsn("smtp://mail.example.com?security=none").port  # type: ignore[attr-defined]
+
+
 def test_console_memory_file(tmp_path: Path) -> None:
     """console://, memory:// and file:///dir build their transports."""
     assert isinstance(from_dsn("console://"), nk.ConsoleTransport)
