@@ -25,6 +25,7 @@ replaced by their CSS before the engine runs (:func:`expand_links`).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -46,7 +47,7 @@ __all__ = [
 #: The attribute that marks each static element of a skeleton with its id.
 MARK = "data-notifykit-node"
 #: Elements that belong in <head>; the HTML parsers move them there.
-HEAD_TAGS = frozenset("base link meta noscript script style template title".split())
+HEAD_TAGS = frozenset(["base", "link", "meta", "noscript", "script", "style", "template", "title"])
 _ALLOWED_IMPLIED = {"premailer": frozenset({"html", "head", "body"})}
 _ALLOWED_IMPLIED["css_inline"] = frozenset({"html", "head", "body", "tbody"})
 
@@ -195,7 +196,7 @@ def get_engine(name: str) -> Engine:
     """The engine for ``inliner=`` (``"premailer"``, ``"css_inline"`` or ``"auto"``)."""
     if name == "auto":
         try:
-            import css_inline  # noqa: F401
+            import css_inline
         except ImportError:
             name = "premailer"
         else:
@@ -289,7 +290,7 @@ class PremailerEngine(Engine):
 
     def skeleton(self, skeleton: str, naive: dict[int, NaiveElement]) -> SkeletonOutcome:
         """Parse with lxml, check the tree, run premailer on it, diff attributes."""
-        from lxml import etree
+        etree = importlib.import_module("lxml.etree")
 
         outcome = SkeletonOutcome()
         outcome.drops_tail = True
@@ -480,7 +481,22 @@ class _Tree(HTMLParser):
 
 
 _VOID_TAGS = frozenset(
-    "area base br col embed hr img input link meta param source track wbr".split()
+    [
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "param",
+        "source",
+        "track",
+        "wbr",
+    ]
 )
 
 
@@ -495,7 +511,7 @@ def _read_tree(source: str) -> _Tree | None:
 
 
 def _canonical_lxml(html: str) -> str:
-    from lxml import etree
+    etree = importlib.import_module("lxml.etree")
 
     if not html.strip():
         return ""
@@ -530,12 +546,14 @@ def normalise(html: str, engine: str = "premailer") -> str:
 # ------------------------------------------------------------------ selector facts
 
 _STRUCTURAL_PSEUDO = frozenset(
-    "first-child last-child only-child first-of-type last-of-type only-of-type".split()
+    ["first-child", "last-child", "only-child", "first-of-type", "last-of-type", "only-of-type"]
 )
-_STRUCTURAL_FUNCTIONS = frozenset("nth-child nth-last-child nth-of-type nth-last-of-type".split())
+_STRUCTURAL_FUNCTIONS = frozenset(
+    ["nth-child", "nth-last-child", "nth-of-type", "nth-last-of-type"]
+)
 # Pseudo-classes of user interaction: they never match a document at rest.
 _STATE_PSEUDO = frozenset(
-    "hover active focus focus-within focus-visible target visited root".split()
+    ["hover", "active", "focus", "focus-within", "focus-visible", "target", "visited", "root"]
 )
 _ATTRIBUTE_PSEUDO = {
     "link": "href",
@@ -655,7 +673,7 @@ def structural_conflict(
     elements: dict[int, NaiveElement], xpaths: list[str], dynamic: set[int]
 ) -> str | None:
     """The first structural selector that matches an element with varying siblings."""
-    from lxml import etree
+    etree = importlib.import_module("lxml.etree")
 
     root = etree.Element("notifykit-root")
     made: dict[int, Any] = {}

@@ -28,7 +28,6 @@ from __future__ import annotations
 import html
 import re
 from html.parser import HTMLParser
-from typing import Union
 
 __all__ = ["Href", "TextState", "finish", "html_to_text", "transform"]
 
@@ -47,17 +46,56 @@ OL_OPEN = "\x17"
 OL_CLOSE = "\x18"
 CELL = "\x19"  # a table cell starts: " | " between cells of one row
 
-_VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+_VOID = frozenset(
+    [
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "param",
+        "source",
+        "track",
+        "wbr",
+    ]
+)
 # Elements whose content is never part of the text.
-_DROP = frozenset("head title style script template".split())
-_PARAGRAPH_TAGS = frozenset("p h1 h2 h3 h4 h5 h6 blockquote pre dl".split())
+_DROP = frozenset(["head", "title", "style", "script", "template"])
+_PARAGRAPH_TAGS = frozenset(["p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "dl"])
 _BLOCK_TAGS = frozenset(
-    """div table tr section article header footer center address main nav aside form
-    fieldset figure figcaption dt dd caption tbody thead tfoot""".split()
+    [
+        "div",
+        "table",
+        "tr",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "center",
+        "address",
+        "main",
+        "nav",
+        "aside",
+        "form",
+        "fieldset",
+        "figure",
+        "figcaption",
+        "dt",
+        "dd",
+        "caption",
+        "tbody",
+        "thead",
+        "tfoot",
+    ]
 )
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
 
-_REMOVED = dict.fromkeys([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F])
+_REMOVED = dict.fromkeys([*range(0x09), 0x0B, *range(0x0E, 0x20), 0x7F])
 _INVISIBLE = dict.fromkeys([0x00AD, 0x034F, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF])
 TABLES: dict[str, dict[int, str | None]] = {
     "normal": {**_REMOVED, **_INVISIBLE, 0xA0: " "},
@@ -108,7 +146,7 @@ class Href:
         self.value = value
 
 
-Emission = list[Union[str, Href]]
+Emission = list[str | Href]
 
 
 class _Entry:

@@ -39,7 +39,7 @@ import textwrap
 import threading
 import time
 from collections import ChainMap
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
@@ -48,7 +48,6 @@ import attrs
 import jinja2
 from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
-from jinja2.utils import _PassArg
 
 from notifykit.errors import ConfigurationError, NotifyKitError, TemplateError
 from notifykit.templates import _compile, _inline, _text
@@ -579,7 +578,7 @@ def _clean_text(text: str) -> str:
     return textwrap.dedent("\n".join(lines)).strip("\n")
 
 
-def _bound_names(statements: list[nodes.Node]) -> set[str]:
+def _bound_names(statements: Sequence[nodes.Node]) -> set[str]:
     """Names the top-level statements of a template bind."""
     names: set[str] = set()
     for node in statements:
@@ -633,8 +632,8 @@ def _errors(name: str) -> Iterator[None]:
             lineno=exc.lineno,
         ) from exc
     except Exception as exc:
-        template, lineno = _locate(exc.__traceback__)
-        template = template or name
+        located, lineno = _locate(exc.__traceback__)
+        template = located or name
         if isinstance(exc, jinja2.exceptions.SecurityError):
             what = f"the sandbox refused an operation: {exc}"
         elif isinstance(exc, jinja2.UndefinedError):
