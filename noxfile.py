@@ -63,10 +63,7 @@ def docs(session: nox.Session) -> None:
     """Build the documentation site with --strict."""
     session.install("-e", ".[all]", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.25")
     site = os.path.join(session.create_tmp(), "site")
-    session.run(
-        "mkdocs", "build", "--strict", "--site-dir", site, env={"NO_MKDOCS_2_WARNING": "1"}
-    )
-    )
+    session.run("mkdocs", "build", "--strict", "--site-dir", site, env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 @nox.session
