@@ -44,8 +44,11 @@ from notifykit.errors import (
     MissingDependency,
     NotifyKitError,
     ProviderError,
+    RejectedError,
     TransientError,
 )
+from notifykit.message import SMS, Message
+from notifykit.receipt import Receipt
 from notifykit.transports.base import BaseTransport, mask_secrets
 
 if TYPE_CHECKING:
@@ -430,8 +433,9 @@ def templates_option(value: object) -> dict[str, str]:
 class HTTPTransport(BaseTransport):
     """The common frame of the HTTP API transports: key, base URL, pooled session.
 
-    Subclasses set ``scheme`` and implement ``_send()`` with their provider
-    module's pure functions and :meth:`_exchange`.
+    Subclasses set ``scheme`` and implement :meth:`build_request` and
+    :meth:`_parse` with their provider module's pure functions; sending is
+    the same for every provider.
     """
 
     channels: frozenset[str] = frozenset({"sms"})
@@ -459,6 +463,30 @@ class HTTPTransport(BaseTransport):
 
     def _secrets(self) -> tuple[str | None, ...]:
         return (self._key,)
+
+    def build_request(self, message: SMS) -> HTTPRequest:
+        """The request :meth:`send` would make for ``message`` (no I/O)."""
+        raise NotImplementedError
+
+    def _parse(self, response: HTTPResponse) -> str | None:
+        """The provider's request id from its answer, or raise the mapped error."""
+        raise NotImplementedError
+
+    def _send(self, message: Message) -> Receipt:
+        if not isinstance(message, SMS):  # BaseTransport.send checked the channel
+            raise ConfigurationError(f"{self.name} sends SMS only")
+        request = self.build_request(message)
+        try:
+            request_id = self._parse(self._exchange(request))
+        except RejectedError as exc:
+            exc.rejected = exc.rejected or {message.to: exc.message}
+            raise
+        return Receipt(
+            message_id=message.id,
+            transport=self.name,
+            provider_message_id=request_id,
+            accepted=(message.to,),
+        )
 
     def _exchange(self, request: HTTPRequest, method: str = "POST") -> HTTPResponse:
         """Send one request through the pooled session."""

@@ -105,6 +105,7 @@ class FailoverTransport(BaseTransport):
         self._rng = rng
         self._lock = threading.Lock()
         self._circuits = [_Circuit() for _ in transports]
+        self._turn = itertools.count()  # RoundRobinTransport's rotation
         self.channels = frozenset().union(
             *(getattr(t, "channels", frozenset({"email", "sms"})) for t in transports)
         )
@@ -291,22 +292,6 @@ class RoundRobinTransport(FailoverTransport):
     """
 
     scheme: ClassVar[str] = "roundrobin"
-
-    def __init__(
-        self,
-        transports: Sequence[Transport],
-        retry: Retry | None = None,
-        cooldown: float = 60.0,
-        resend_uncertain: bool = True,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        rng: random.Random | None = None,
-    ) -> None:
-        super().__init__(
-            transports, retry, cooldown, resend_uncertain, sleep=sleep, clock=clock, rng=rng
-        )
-        self._turn = itertools.count()
 
     def _order(self) -> list[int]:
         n = len(self.transports)

@@ -28,10 +28,10 @@ from notifykit.errors import (
     RejectedError,
 )
 from notifykit.message import SMS
-from notifykit.receipt import Receipt
 from notifykit.transports._http import (
     CheckResult,
     HTTPRequest,
+    HTTPResponse,
     HTTPTransport,
     decode_json,
     malformed,
@@ -41,7 +41,6 @@ from notifykit.transports._http import (
 if TYPE_CHECKING:
     import httpx
 
-    from notifykit.message import Message
 
 __all__ = [
     "BULK_PATH",
@@ -363,7 +362,6 @@ class Fast2SMSTransport(HTTPTransport):
         self.templates = templates_option(templates)
 
     def build_request(self, message: SMS) -> HTTPRequest:
-        """The request :meth:`send` would make for ``message`` (no I/O)."""
         return build_request(
             message,
             api_key=self._key,
@@ -374,21 +372,8 @@ class Fast2SMSTransport(HTTPTransport):
             templates=self.templates,
         )
 
-    def _send(self, message: Message) -> Receipt:
-        if not isinstance(message, SMS):  # BaseTransport.send checked the channel
-            raise ConfigurationError(f"{self.name} sends SMS only")
-        request = self.build_request(message)
-        try:
-            request_id = parse_response(*self._exchange(request))
-        except RejectedError as exc:
-            exc.rejected = exc.rejected or {message.to: exc.message}
-            raise
-        return Receipt(
-            message_id=message.id,
-            transport=self.name,
-            provider_message_id=request_id,
-            accepted=(message.to,),
-        )
+    def _parse(self, response: HTTPResponse) -> str | None:
+        return parse_response(*response)
 
     def check(self) -> CheckResult:
         """Check the API key without sending: ``GET /dev/wallet`` gives the balance.

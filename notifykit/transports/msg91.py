@@ -26,10 +26,10 @@ from notifykit.errors import (
     TransientError,
 )
 from notifykit.message import SMS
-from notifykit.receipt import Receipt
 from notifykit.transports._http import (
     CheckResult,
     HTTPRequest,
+    HTTPResponse,
     HTTPTransport,
     decode_json,
     malformed,
@@ -39,7 +39,6 @@ from notifykit.transports._http import (
 if TYPE_CHECKING:
     import httpx
 
-    from notifykit.message import Message
 
 __all__ = [
     "BALANCE_PATH",
@@ -302,7 +301,6 @@ class MSG91Transport(HTTPTransport):
         self.templates = templates_option(templates)
 
     def build_request(self, message: SMS) -> HTTPRequest:
-        """The request :meth:`send` would make for ``message`` (no I/O)."""
         return build_request(
             message,
             authkey=self._key,
@@ -313,21 +311,8 @@ class MSG91Transport(HTTPTransport):
             templates=self.templates,
         )
 
-    def _send(self, message: Message) -> Receipt:
-        if not isinstance(message, SMS):  # BaseTransport.send checked the channel
-            raise ConfigurationError(f"{self.name} sends SMS only")
-        request = self.build_request(message)
-        try:
-            request_id = parse_response(*self._exchange(request))
-        except RejectedError as exc:
-            exc.rejected = exc.rejected or {message.to: exc.message}
-            raise
-        return Receipt(
-            message_id=message.id,
-            transport=self.name,
-            provider_message_id=request_id,
-            accepted=(message.to,),
-        )
+    def _parse(self, response: HTTPResponse) -> str | None:
+        return parse_response(*response)
 
     def check(self) -> CheckResult:
         """Check the auth key without sending: ask MSG91 for the transactional balance.
