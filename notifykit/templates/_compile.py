@@ -77,8 +77,9 @@ __all__ = [
     "NeedsFallback",
     "Unsupported",
     "build_document",
-    "Compiled",
+    "PART_SPLIT",
     "SPLIT",
+    "Compiled",
     "compile_document",
     "compiled_filters",
     "html_guard",
@@ -127,6 +128,9 @@ class NeedsFallback(Exception):
 #: the per-message path), static HTML is checked at compile time, and text
 #: never contains it (phase 1 drops control characters).
 SPLIT = "\x01"
+#: Separates the document from the subject/text/sms parts that follow it. Part
+#: variables go through ``notifykit_plain``, which refuses \x01.
+PART_SPLIT = "\x01\x1f"
 
 
 class _Ours:
@@ -172,32 +176,41 @@ def html_guard(value: Any) -> Any:
     return value
 
 
-def _make_both(mode: str) -> Callable[[Any], _Ours]:
-    """A filter that writes a variable into both streams (evaluated once)."""
+def _both_text(mode: str) -> Callable[[Any], str]:
+    """``value`` → its escaped HTML, then its phase 1 text between :data:`SPLIT`."""
     special = _text.SPECIAL[mode]
     table = _text.TABLES[mode]
 
-    def both(value: Any) -> _Ours:
+    def both(value: Any) -> str:
         if type(value) is str:
-            if SPLIT in value:
-                raise NeedsFallback("a variable holds the control character \\x01")
             text = value
-            markup = escape(value)
+            markup: str = escape(value)
         elif hasattr(value, "__html__"):
             markup = value.__html__()
             _refuse_markup(markup)
             text = html_module.unescape(markup)
         else:
             text = str(value)
-            if SPLIT in text:
-                raise NeedsFallback("a variable holds the control character \\x01")
             markup = escape(text)
+        if SPLIT in text:
+            raise NeedsFallback("a variable holds the control character \\x01")
         if special.search(text) is not None:
             text = text.translate(table)
-        return _Ours(f"{markup}{SPLIT}{text}{SPLIT}")
+        return f"{markup}{SPLIT}{text}{SPLIT}"
 
     both.__name__ = f"notifykit_both_{mode}"
     return both
+
+
+def _make_both(mode: str) -> Callable[[Any], _Ours]:
+    """A filter that writes a variable into both streams (evaluated once)."""
+    both = _both_text(mode)
+
+    def filter_(value: Any) -> _Ours:
+        return _Ours(both(value))
+
+    filter_.__name__ = f"notifykit_both_{mode}"
+    return filter_
 
 
 def _text_only(value: Any) -> _Ours:
@@ -220,16 +233,6 @@ def compiled_filters() -> dict[str, Callable[[Any], Any]]:
     return filters
 
 
-def _make_plain_both(mode: str) -> Callable[[Any], str]:
-    both = _make_both(mode)
-
-    def plain_both(value: Any) -> str:
-        return both(value).text
-
-    plain_both.__name__ = f"notifykit_both_{mode}"
-    return plain_both
-
-
 def _plain_html(value: Any) -> str:
     """Escape one variable as autoescaping would, refusing markup that adds tags."""
     return escape(html_guard(value))
@@ -244,11 +247,20 @@ def plain_filters() -> dict[str, Callable[[Any], Any]]:
     variable, which matters at a few dozen variables per message.
     """
     filters: dict[str, Callable[[Any], Any]] = {
-        f"notifykit_both_{m}": _make_plain_both(m) for m in ("normal", "pre")
+        f"notifykit_both_{m}": _both_text(m) for m in ("normal", "pre")
     }
     filters["notifykit_text_attr"] = lambda value: _text_only(value).text
     filters["notifykit_html"] = _plain_html
+    filters["notifykit_plain"] = _plain_part
     return filters
+
+
+def _plain_part(value: Any) -> str:
+    """A variable of a subject/text/sms part: as is, but never the separator."""
+    text = value if type(value) is str else str(value)
+    if SPLIT in text:
+        raise NeedsFallback("a variable holds the control character \\x01")
+    return text
 
 
 _EVAL_CONTEXT_NODES = (
@@ -295,10 +307,18 @@ def _clone(value: Any, env: Environment) -> Any:
 class Document:
     """The HTML part of one notification as a single Jinja AST."""
 
-    def __init__(self, body: list[nodes.Node], deps: list[str], env: Environment) -> None:
+    def __init__(
+        self,
+        body: list[nodes.Node],
+        deps: list[str],
+        env: Environment,
+        parts: dict[str, nodes.Block] | None = None,
+    ) -> None:
         self.body = body
         self.deps = deps
         self.env = env
+        #: the ``subject``/``text``/``sms`` blocks, resolved like the document's
+        self.parts = parts or {}
 
 
 class _Flattener:
@@ -550,7 +570,15 @@ def build_document(
     body = flattener.statements(prelude, None, 0) + flattener.statements(base_body, None, 0)
     if flattener.macros:
         body = _drop_unused_imports(body)
-    return Document(body, flattener.deps, env)
+    parts: dict[str, nodes.Block] = {}
+    for part in ("subject", "text", "sms"):
+        if part in flattener.defs:
+            try:
+                parts[part] = flattener.block(part, 0, 0)
+            except Unsupported:
+                parts.clear()
+                break
+    return Document(body, flattener.deps, env, parts)
 
 
 def _drop_unused_imports(body: list[nodes.Node]) -> list[nodes.Node]:
@@ -1293,12 +1321,15 @@ class Compiled:
         text_included: bool,
         html_reason: str | None,
         text_reason: str | None,
+        parts: tuple[str, ...] = (),
     ) -> None:
         self.template = template
         self.html_inlined = html_inlined
         self.text_included = text_included
         self.html_reason = html_reason
         self.text_reason = text_reason
+        #: block parts rendered by the same pass, after :data:`PART_SPLIT`
+        self.parts = parts
 
 
 def compile_document(
@@ -1308,6 +1339,8 @@ def compile_document(
     name: str,
     load_css: Callable[[str], str],
     plain_env: Environment | None = None,
+    *,
+    derive_text: bool = True,
 ) -> Compiled:
     """Compile a document: CSS inlined and/or text phase 1 done ahead of time.
 
@@ -1335,20 +1368,67 @@ def compile_document(
             editor.clear_html()
     text_reason: str | None = None
     closing = ""
-    try:
-        closing = _plan_text(analysis, editor)
-    except Unsupported as exc:
-        text_reason = str(exc)
-        editor.clear_text()
-    if html_reason is not None and text_reason is not None:
+    if not derive_text:
+        text_reason = "the template has a text block"
+    else:
+        try:
+            closing = _plan_text(analysis, editor)
+        except Unsupported as exc:
+            text_reason = str(exc)
+            editor.clear_text()
+    if html_reason is not None and text_reason is not None and derive_text:
         raise Unsupported(html_reason)
     filters = {m: f"notifykit_both_{m}" for m in ("normal", "pre")}
     plain = plain_env is not None and _escape_free(body, env)
     editor.apply(filters, "notifykit_html" if plain else None)
     if text_reason is None:
         body.append(nodes.Output([nodes.TemplateData(f"{SPLIT}{closing}{SPLIT}")]))
+    extra: tuple[str, ...] = ()
+    if plain and document.parts and _parts_mergeable(body, document.parts):
+        for part_block in document.parts.values():
+            block = _clone(part_block, document.env)
+            for output in block.find_all(nodes.Output):
+                output.nodes = [
+                    n
+                    if isinstance(n, nodes.TemplateData)
+                    else nodes.Filter(n, "notifykit_plain", [], [], None, None)
+                    for n in output.nodes
+                ]
+            body.append(nodes.Output([nodes.TemplateData(PART_SPLIT)]))
+            body.append(block)
+        extra = tuple(document.parts)
     template = _compile(plain_env if plain and plain_env else env, body, f"{name}#compiled")
-    return Compiled(template, html_reason is None, text_reason is None, html_reason, text_reason)
+    return Compiled(
+        template, html_reason is None, text_reason is None, html_reason, text_reason, extra
+    )
+
+
+def _parts_mergeable(body: list[nodes.Node], parts: dict[str, nodes.Block]) -> bool:
+    """Whether the subject/text/sms blocks can render inside the compiled template.
+
+    Rendered alone they see the context and the top-level statements of the
+    notification's file; inside the document they would also see the
+    layout's. Merge only when no name they read is bound at the top level,
+    and when their static text cannot be confused with the part separator.
+    """
+    bound: set[str] = set()
+    for node in body:
+        if isinstance(node, nodes.Macro):
+            bound.add(node.name)
+        elif isinstance(node, nodes.Import):
+            bound.add(node.target)
+        elif isinstance(node, nodes.FromImport):
+            bound |= {n if isinstance(n, str) else n[1] for n in node.names}
+        elif isinstance(node, (nodes.Assign, nodes.AssignBlock)):
+            bound |= {n.name for n in node.find_all(nodes.Name) if n.ctx == "store"}
+    for block in parts.values():
+        if any(n.name in bound for n in block.find_all(nodes.Name) if n.ctx == "load"):
+            return False
+        if any(SPLIT in d.data for d in block.find_all(nodes.TemplateData)):
+            return False
+        if next(block.find_all(_EVAL_CONTEXT_NODES), None) is not None:
+            return False
+    return True
 
 
 def _compile(env: Environment, body: list[nodes.Node], name: str) -> Template:

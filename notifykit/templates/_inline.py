@@ -121,9 +121,12 @@ class _LinkFinder(HTMLParser):
     handle_startendtag = handle_starttag
 
 
+_LINK_TAG = re.compile("<link", re.IGNORECASE)
+
+
 def find_local_links(source: str) -> list[tuple[int, int, dict[str, str | None]]]:
     """Spans and attributes of the ``<link rel=stylesheet>`` tags to local files."""
-    if "<link" not in source and "<LINK" not in source.upper():
+    if _LINK_TAG.search(source) is None:
         return []
     finder = _LinkFinder()
     finder.index(source)

@@ -277,6 +277,7 @@ def pretext(source: str) -> str:
 # The same characters as str.split(): phase 2 collapses with split().
 _WHITESPACE = re.compile(r"\s+")
 _LINK = re.compile("\x02([^\x02\x03\x04]*)\x03([^\x02\x04]*)\x04")
+_SPACES = re.compile("  +")
 _STRAY_LINK = re.compile("\x02[^\x03]*\x03|\x04|\x02")
 _OL = re.compile("[\x16\x17\x18]")
 _EDGES = " \x13\x14\x15\x19"
@@ -366,7 +367,10 @@ def finish(pre: str) -> str:
     text = " ".join(pre.split()).strip(_EDGES)
     if LINK_OPEN in text:
         text = _LINK.sub(_link, text)
-        text = _STRAY_LINK.sub("", text).strip(_EDGES)
+        text = _STRAY_LINK.sub("", text)
+        if "  " in text:
+            text = _SPACES.sub(" ", text)
+        text = text.strip(_EDGES)
     if OL_OPEN in text or OL_ITEM in text:
         text = _number(text)
     pieces = _MARK_RUNS.split(text)

@@ -40,7 +40,6 @@ import threading
 import time
 from collections import ChainMap
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -132,6 +131,7 @@ class _Entry:
         self.html_reason: str | None = None
         self.text_reason: str | None = None
         self.blocks_need_prelude = False
+        self.block_parts: tuple[str, ...] = ()
         self.checked_at = time.monotonic()
 
     def uptodate(self) -> bool:
@@ -265,6 +265,7 @@ class TemplateRenderer:
         html: str | None = None
         plain_html: str | None = None
         pre: str | None = None
+        parts: dict[str, str] = {}
         strategy = NONE
         if "html" in entry.parts:
             compiled = entry.compiled
@@ -281,11 +282,18 @@ class TemplateRenderer:
                 except Exception:  # the plain path reports the error precisely
                     reason = "the compiled template failed"
                     compiled = None
+                if compiled is None:
+                    parts = {}
             if compiled is not None:
+                if compiled.parts:
+                    output, *rendered_parts = output.rsplit(
+                        _compile.PART_SPLIT, len(compiled.parts)
+                    )
+                    parts = dict(zip(compiled.parts, rendered_parts, strict=True))
                 if compiled.text_included:
-                    parts = output.split(_compile.SPLIT)
-                    output = "".join(parts[0::2])
-                    pre = "".join(parts[1::2])
+                    streams = output.split(_compile.SPLIT)
+                    output = "".join(streams[0::2])
+                    pre = "".join(streams[1::2])
                 if compiled.html_inlined or self._inliner is None:
                     html = output
                     strategy = COMPILED
@@ -301,11 +309,13 @@ class TemplateRenderer:
                 strategy = NONE
         text: str | None = None
         text_strategy = NONE
-        blocks: jinja2.runtime.Context | None = None
-        if "subject" in entry.parts or "text" in entry.parts or "sms" in entry.parts:
+        missing = [p for p in entry.block_parts if p not in parts]
+        if missing:
             blocks = self._block_context(entry, variables)
-        if blocks is not None and "text" in entry.parts:
-            text = _clean_text(self._block(entry, blocks, "text"))
+            for part in missing:
+                parts[part] = self._block(entry, blocks, part)
+        if "text" in parts:
+            text = _clean_text(parts["text"])
             text_strategy = BLOCK
         elif html is not None:
             if pre is not None:
@@ -317,13 +327,8 @@ class TemplateRenderer:
                 text = _text.html_to_text(plain_html)
                 text_strategy = PER_MESSAGE
                 reason = reason or entry.text_reason
-        subject = ""
-        sms: str | None = None
-        if blocks is not None:
-            if "subject" in entry.parts:
-                subject = _one_line(self._block(entry, blocks, "subject"))
-            if "sms" in entry.parts:
-                sms = self._block(entry, blocks, "sms").strip()
+        subject = _one_line(parts["subject"]) if "subject" in parts else ""
+        sms = parts["sms"].strip() if "sms" in parts else None
         return Rendered(
             subject=subject,
             html=html,
@@ -506,6 +511,7 @@ class TemplateRenderer:
                 entry.html_chain.append(self._html_env.get_template(parent.value))
                 entry.plain_chain.append(self._plain_env.get_template(parent.value))
             entry.parts = {p for p in ("subject", "text", "sms") if p in block_names}
+            entry.block_parts = tuple(p for p in ("subject", "text", "sms") if p in entry.parts)
             if entry.has_layout or "html" in block_names:
                 entry.parts.add("html")
             top = [n for n in ast.body if isinstance(n, _TOP_LEVEL)]
@@ -551,6 +557,7 @@ class TemplateRenderer:
                 entry.name,
                 self._css_loader(entry.name, entry.checks),
                 self._plain_fast_env,
+                derive_text="text" not in entry.parts,
             )
         except _compile.Unsupported as exc:
             entry.html_reason = entry.text_reason = str(exc)
@@ -613,36 +620,53 @@ def _locate(tb: TracebackType | None) -> tuple[str | None, int | None]:
     return found
 
 
-@contextmanager
-def _errors(name: str) -> Iterator[None]:
-    """Map every Jinja (and template-code) error to :class:`TemplateError`."""
-    try:
-        yield
-    except NotifyKitError:
-        raise
-    except jinja2.TemplateNotFound as exc:
+class _errors:
+    """Map every Jinja (and template-code) error to :class:`TemplateError`.
+
+    A class rather than ``@contextmanager``: it is entered a few times per
+    message, and a generator-based context manager costs several times more.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, NotifyKitError):
+            return
+        raise _translate(exc, self.name) from exc
+
+
+def _translate(exc: Exception, name: str) -> TemplateError:
+    if isinstance(exc, jinja2.TemplateNotFound):
         missing = exc.name if exc.name else name
         where = "" if missing == name else f" (needed by {name!r})"
-        raise TemplateError(f"unknown template {missing!r}{where}", template=name) from exc
-    except jinja2.TemplateSyntaxError as exc:
+        return TemplateError(f"unknown template {missing!r}{where}", template=name)
+    if isinstance(exc, jinja2.TemplateSyntaxError):
         template = exc.name or name
-        raise TemplateError(
+        return TemplateError(
             f"syntax error in template {template!r}, line {exc.lineno}: {exc.message}",
             template=template,
             lineno=exc.lineno,
-        ) from exc
-    except Exception as exc:
-        located, lineno = _locate(exc.__traceback__)
-        template = located or name
-        if isinstance(exc, jinja2.exceptions.SecurityError):
-            what = f"the sandbox refused an operation: {exc}"
-        elif isinstance(exc, jinja2.UndefinedError):
-            match = _UNDEFINED.search(str(exc))
-            variable = match.group(1) or match.group(2) if match else None
-            what = f"undefined variable {variable!r} ({exc})" if variable else str(exc)
-        else:
-            what = f"{type(exc).__name__}: {exc}"
-        line = f", line {lineno}" if lineno else ""
-        raise TemplateError(
-            f"template {template!r}{line}: {what}", template=template, lineno=lineno
-        ) from exc
+        )
+    located, lineno = _locate(exc.__traceback__)
+    template = located or name
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        what = f"the sandbox refused an operation: {exc}"
+    elif isinstance(exc, jinja2.UndefinedError):
+        match = _UNDEFINED.search(str(exc))
+        variable = (match.group(1) or match.group(2)) if match else None
+        what = f"undefined variable {variable!r} ({exc})" if variable else str(exc)
+    else:
+        what = f"{type(exc).__name__}: {exc}"
+    line = f", line {lineno}" if lineno else ""
+    return TemplateError(f"template {template!r}{line}: {what}", template=template, lineno=lineno)
