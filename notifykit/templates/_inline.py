@@ -515,33 +515,45 @@ def _read_tree(source: str) -> _Tree | None:
 
 def _canonical_lxml(html: str) -> str:
     etree = importlib.import_module("lxml.etree")
-
     if not html.strip():
         return ""
     root = etree.fromstring(html.strip(), etree.HTMLParser())
     if root is None:
         return ""
-    for head in root.findall("head"):
-        if len(head) == 0 and not (head.text or "").strip() and not head.attrib:
-            head.getparent().remove(head)
-    for element in root.iter():
-        if isinstance(element.tag, str) and element.attrib:
-            items = sorted(element.attrib.items())
-            element.attrib.clear()
-            for key, value in items:
-                element.set(key, value)
-    return str(etree.tostring(root, method="html", encoding="unicode"))
+    # Once through lxml's serialiser, as premailer's output has been: it spells
+    # some attribute values its own way (URLs are %-escaped).
+    again = etree.tostring(root, method="html", encoding="unicode")
+    root = etree.fromstring(again, etree.HTMLParser())
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if not isinstance(node.tag, str):  # comment or processing instruction
+            out.append(f"<!--{node.text or ''}-->")
+        elif node.tag == "head" and len(node) == 0 and not (node.text or "").strip():
+            pass  # premailer adds an empty <head> to documents without one
+        else:
+            attrs = "".join(f" {k}={v!r}" for k, v in sorted(node.attrib.items()))
+            out.append(f"<{node.tag}{attrs}>{node.text or ''}")
+            for child in node:
+                walk(child)
+            out.append(f"</{node.tag}>")
+        out.append(node.tail or "")
+
+    walk(root)
+    return "".join(out)
 
 
 def normalise(html: str, engine: str = "premailer") -> str:
     """The documented normalisation under which compile-time == per-message.
 
     Both documents are parsed by the engine's own HTML parser (libxml2 for
-    premailer, html5ever for css-inline), then serialised by lxml with the
-    doctype left out, attributes sorted and an empty ``<head>`` dropped. That
-    is: two outputs are equal when the parser that matters builds the same
-    elements, attributes and text from them; how a character is spelt (``'``
-    or ``&#39;``), attribute order and quoting do not count.
+    premailer, html5ever for css-inline), passed once through lxml's
+    serialiser (premailer's output already was: it %-escapes URLs), parsed
+    again, and written out as a canonical tree: doctype left out, attributes
+    sorted, an empty ``<head>`` dropped. That is: two outputs are equal when
+    the parser that matters builds the same elements, attributes and text from
+    them; how a character is spelt (``'`` or ``&#39;``, ``é`` or ``%C3%A9``
+    in a URL), attribute order and quoting do not count.
     """
     return get_engine(engine).normalise(html)
 

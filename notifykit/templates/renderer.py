@@ -60,7 +60,6 @@ NONE = "none"
 BLOCK = "block"
 
 _PARTS = ("subject", "html", "text", "sms")
-_RECHECK = 1.0  # seconds between two looks at a template's sources (auto_reload)
 _TOP_LEVEL = (nodes.Assign, nodes.AssignBlock, nodes.Import, nodes.FromImport, nodes.Macro)
 
 
@@ -134,10 +133,10 @@ class _Entry:
         self.block_parts: tuple[str, ...] = ()
         self.checked_at = time.monotonic()
 
-    def uptodate(self) -> bool:
-        """Whether no source changed; looks at the files at most once a second."""
+    def uptodate(self, interval: float) -> bool:
+        """Whether no source changed; looks at the files at most every ``interval`` s."""
         now = time.monotonic()
-        if now - self.checked_at < _RECHECK:
+        if now - self.checked_at < interval:
             return True
         self.checked_at = now
         return all(check() for check in self.checks)
@@ -158,8 +157,9 @@ class TemplateRenderer:
         inliner: the CSS inliner: ``"premailer"`` (default), ``"css_inline"``
             (faster, ``pip install "notifykit[fast]"``), ``"auto"`` (css_inline
             when installed) or ``None`` (no inlining).
-        auto_reload: re-read templates whose source changed (Jinja's option;
-            costs a file ``stat`` per dependency per render).
+        auto_reload: re-read templates whose source changed (Jinja's option).
+        reload_interval: with ``auto_reload``, look at a template's files (a
+            ``stat`` each) at most this often, in seconds, not at every render.
         compile: do the CSS and text work once per template where provably
             equivalent (the default). ``False`` forces the per-message path.
 
@@ -174,6 +174,7 @@ class TemplateRenderer:
         sandboxed: bool = False,
         inliner: str | None = "premailer",
         auto_reload: bool = True,
+        reload_interval: float = 1.0,
         compile: bool = True,
     ) -> None:
         if environment is not None and loader is not None:
@@ -192,6 +193,7 @@ class TemplateRenderer:
         self._inliner = inliner
         self._compile_enabled = compile
         self._auto_reload = environment.auto_reload
+        self._interval = reload_interval
         user_loader = environment.loader
         bundled = _bundled_loader()
         full_loader = (
@@ -468,11 +470,11 @@ class TemplateRenderer:
 
     def _entry(self, name: str) -> _Entry:
         entry = self._entries.get(name)
-        if entry is not None and (not self._auto_reload or entry.uptodate()):
+        if entry is not None and (not self._auto_reload or entry.uptodate(self._interval)):
             return entry
         with self._lock:
             entry = self._entries.get(name)
-            if entry is not None and (not self._auto_reload or entry.uptodate()):
+            if entry is not None and (not self._auto_reload or entry.uptodate(self._interval)):
                 return entry
             entry = self._build(name)
             self._entries[name] = entry

@@ -1,0 +1,54 @@
+"""Shared helpers for the template tests: the real-world corpus and the reference path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from notifykit.templates import TemplateRenderer
+from notifykit.templates._inline import normalise
+from notifykit.templates._text import html_to_text
+
+#: The shared corpus of real-world e-mail templates (read-only test data).
+CORPUS = Path(
+    os.environ.get("NOTIFYKIT_CORPUS", Path(__file__).resolve().parents[3] / "shared" / "corpus")
+)
+
+
+@pytest.fixture
+def corpus() -> Path:
+    """The corpus folder; tests that need it are skipped when it is absent."""
+    if not CORPUS.is_dir():
+        pytest.skip(f"the template corpus is not at {CORPUS}")
+    return CORPUS
+
+
+def reference_html(renderer: TemplateRenderer, name: str, context: Mapping[str, Any]) -> str:
+    """Jinja render, then per-message inlining: what the compiled path must equal."""
+    plain = renderer.plain_html(name, context)
+    assert plain is not None
+    return renderer.inline(name, plain)
+
+
+def reference_text(renderer: TemplateRenderer, name: str, context: Mapping[str, Any]) -> str:
+    """The text derived per message from the Jinja-rendered HTML."""
+    plain = renderer.plain_html(name, context)
+    assert plain is not None
+    return html_to_text(plain)
+
+
+def assert_equivalent(
+    renderer: TemplateRenderer, name: str, context: Mapping[str, Any], engine: str = "premailer"
+) -> None:
+    """The renderer's html and text equal the per-message reference (normalised)."""
+    rendered = renderer.render(name, context)
+    assert rendered.html is not None
+    assert normalise(reference_html(renderer, name, context), engine) == normalise(
+        rendered.html, engine
+    )
+    if rendered.text_strategy != "block":
+        assert reference_text(renderer, name, context) == rendered.text

@@ -1,0 +1,115 @@
+"""HTML → text: the fallback text part derived from the HTML."""
+
+from __future__ import annotations
+
+import pytest
+
+from notifykit.templates import TemplateRenderer
+from notifykit.templates._text import html_to_text
+
+
+def test_paragraphs_are_separated_by_a_blank_line() -> None:
+    """Each paragraph or heading is its own block, with a blank line between."""
+    assert "Title\n\nFirst.\n\nSecond." == html_to_text("<h1>Title</h1><p>First.</p><p>Second.</p>")
+
+
+def test_line_breaks_are_kept_and_whitespace_collapsed() -> None:
+    """<br> is a line break; source whitespace collapses to one space as in a browser."""
+    assert "one two\nthree" == html_to_text("<p>one\n   two<br>three</p>")
+
+
+def test_two_line_breaks_make_a_blank_line() -> None:
+    """<br><br> leaves an empty line."""
+    assert "a\n\nb" == html_to_text("a<br><br>b")
+
+
+def test_links_show_their_url_after_the_label() -> None:
+    """A link is written ``label (url)``, entities in the URL decoded."""
+    html = '<p>See <a href="https://x.example/?a=1&amp;b=2">the shop</a>.</p>'
+    assert "See the shop (https://x.example/?a=1&b=2)." == html_to_text(html)
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        ('<a href="https://x.example">https://x.example</a>', "https://x.example"),
+        ('<a href="mailto:a@b.example">a@b.example</a>', "a@b.example"),
+        ('<a href="mailto:a@b.example">write</a>', "write (a@b.example)"),
+        ('<a href="#top">back up</a>', "back up"),
+        ('<a href="https://x.example"><img src="logo.png" alt="Logo"></a>', "https://x.example"),
+        ("<a>no href</a>", "no href"),
+    ],
+)
+def test_link_forms(html: str, expected: str) -> None:
+    """A link's URL is not repeated, mailto: is dropped, anchors show no URL, image links show the URL."""
+    assert expected == html_to_text(html)
+
+
+def test_lists_become_bullets_and_numbers() -> None:
+    """<ul> items are ``- item``, <ol> items are numbered, nested lists indented."""
+    html = "<p>Items:</p><ul><li>tea</li><li>cups<ol><li>small</li><li>large</li></ol></li></ul><p>End</p>"
+    assert "Items:\n\n- tea\n- cups\n  1. small\n  2. large\n\nEnd" == html_to_text(html)
+
+
+def test_tables_put_rows_on_lines_and_cells_side_by_side() -> None:
+    """Each row is a line; its non-empty cells are separated by `` | ``."""
+    html = "<table><tr><th>Item</th><th>Qty</th></tr><tr><td>Tea</td><td>2</td></tr><tr><td></td><td>x</td></tr></table>"
+    assert "Item | Qty\nTea | 2\nx" == html_to_text(html)
+
+
+def test_head_style_script_and_comments_are_left_out() -> None:
+    """No CSS, script, title or comment text reaches the text part."""
+    html = (
+        "<html><head><title>T</title><style>p{color:red}</style></head>"
+        "<body><script>var x = 1;</script><!-- note --><p>Body</p><!--[if mso]><p>Outlook</p><![endif]--></body></html>"
+    )
+    assert "Body" == html_to_text(html)
+
+
+def test_hidden_elements_are_left_out() -> None:
+    """A preheader hidden with display:none, or an element with hidden, is not text."""
+    html = '<div style="display: none; max-height:0">preview</div><p hidden>secret</p><p>Shown</p>'
+    assert "Shown" == html_to_text(html)
+
+
+def test_entities_are_decoded_and_invisible_characters_dropped() -> None:
+    """&amp; &lt; &nbsp; decode; zero-width and soft hyphens vanish."""
+    assert "Tom & Jerry < 3 ok" == html_to_text("<p>Tom &amp; Jerry &lt; 3&nbsp;o&zwnj;k&shy;</p>")
+
+
+def test_pre_keeps_its_whitespace() -> None:
+    """Text in <pre> keeps its spaces and line breaks."""
+    assert "before\n\n  a  b\n    c\n\nafter" == html_to_text(
+        "<p>before</p><pre>  a  b\n    c</pre><p>after</p>"
+    )
+
+
+def test_a_missing_head_end_tag_does_not_hide_the_body() -> None:
+    """Sloppy HTML: <body> closes a <head> left open."""
+    assert "Hi" == html_to_text("<html><head><title>x</title><body><p>Hi</p></body></html>")
+
+
+def test_the_renderer_derives_text_from_html_without_a_text_block() -> None:
+    """A template without text block gets the text of its HTML, variables included."""
+    template = (
+        "{% block html %}<p>Hi {{ name }},</p><ul>{% for i in items %}<li>{{ i }}</li>{% endfor %}</ul>"
+        '<p><a href="{{ url }}">Track it</a></p>{% endblock %}'
+    )
+    rendered = TemplateRenderer.from_dict({"t": template}).render(
+        "t", {"name": "Asha & co", "items": ["tea", "cups"], "url": "https://t.example/1?a=b&c=d"}
+    )
+    assert (
+        "Hi Asha & co,\n\n- tea\n- cups\n\nTrack it (https://t.example/1?a=b&c=d)" == rendered.text
+    )
+    assert "compiled" == rendered.text_strategy
+
+
+def test_empty_values_merge_layout_breaks_like_the_per_message_path() -> None:
+    """An empty variable between two cells does not leave a stray separator."""
+    template = "{% block html %}<table><tr><td>{{ a }}</td><td>{{ b }}</td><td>{{ c }}</td></tr></table>{% endblock %}"
+    renderer = TemplateRenderer.from_dict({"t": template})
+    for a, b, c in [("1", "", "3"), ("", "", "3"), ("1", "  ", ""), ("", "", "")]:
+        rendered = renderer.render("t", {"a": a, "b": b, "c": c})
+        expected = html_to_text(renderer.plain_html("t", {"a": a, "b": b, "c": c}) or "")
+        assert expected == rendered.text
+        assert "compiled" == rendered.text_strategy
