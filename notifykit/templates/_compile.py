@@ -205,12 +205,12 @@ def _fast_escape() -> Callable[[str], str]:
 _escape_str = _fast_escape()
 
 
-def _both_text(mode: str) -> Callable[[Any], str]:
+def _both_text(mode: str) -> Callable[[Any, str], str]:
     """``value`` → its escaped HTML, then its phase 1 text between :data:`SPLIT`."""
     special = _text.SPECIAL[mode]
     table = _text.TABLES[mode]
 
-    def both(value: Any) -> str:
+    def both(value: Any, prefix: str = "") -> str:
         if type(value) is str:
             text = value
             markup = _escape_str(value)
@@ -225,18 +225,18 @@ def _both_text(mode: str) -> Callable[[Any], str]:
             raise NeedsFallback("a variable holds the control character \\x01")
         if special.search(text) is not None:
             text = text.translate(table)
-        return f"{markup}{SPLIT}{text}{SPLIT}"
+        return f"{markup}{SPLIT}{prefix}{text}{SPLIT}"
 
     both.__name__ = f"notifykit_both_{mode}"
     return both
 
 
-def _make_both(mode: str) -> Callable[[Any], _Ours]:
+def _make_both(mode: str) -> Callable[[Any, str], _Ours]:
     """A filter that writes a variable into both streams (evaluated once)."""
     both = _both_text(mode)
 
-    def filter_(value: Any) -> _Ours:
-        return _Ours(both(value))
+    def filter_(value: Any, prefix: str = "") -> _Ours:
+        return _Ours(both(value, prefix))
 
     filter_.__name__ = f"notifykit_both_{mode}"
     return filter_
@@ -253,9 +253,9 @@ def _text_only(value: Any) -> _Ours:
     return _Ours(_text.transform(text, "attr"))
 
 
-def compiled_filters() -> dict[str, Callable[[Any], Any]]:
+def compiled_filters() -> dict[str, Callable[..., Any]]:
     """The filters compiled templates call (templates compiled with autoescape)."""
-    filters: dict[str, Callable[[Any], Any]] = {
+    filters: dict[str, Callable[..., Any]] = {
         f"notifykit_both_{m}": _make_both(m) for m in ("normal", "pre")
     }
     filters["notifykit_text_attr"] = _text_only
@@ -270,7 +270,7 @@ def _plain_html(value: Any) -> str:
     return escape(value)
 
 
-def plain_filters() -> dict[str, Callable[[Any], Any]]:
+def plain_filters() -> dict[str, Callable[..., Any]]:
     """The filters of templates compiled without autoescape (see :func:`_escape_free`).
 
     Without autoescape, Jinja writes each variable with a plain ``str()``
@@ -278,7 +278,7 @@ def plain_filters() -> dict[str, Callable[[Any], Any]]:
     these filters, which escape it themselves: one call instead of three per
     variable, which matters at a few dozen variables per message.
     """
-    filters: dict[str, Callable[[Any], Any]] = {
+    filters: dict[str, Callable[..., Any]] = {
         f"notifykit_both_{m}": _both_text(m) for m in ("normal", "pre")
     }
     filters["notifykit_text_attr"] = lambda value: _text_only(value).text
@@ -307,6 +307,21 @@ _EVAL_CONTEXT_NODES = (
 )
 
 
+def _is_loop_cycle(node: nodes.Node) -> bool:
+    """``loop.cycle("a", "b")``: returns one of its constant arguments, in any context."""
+    return (
+        isinstance(node, nodes.Call)
+        and isinstance(node.node, nodes.Getattr)
+        and isinstance(node.node.node, nodes.Name)
+        and node.node.node.name == "loop"
+        and node.node.attr == "cycle"
+        and all(isinstance(a, nodes.Const) and isinstance(a.value, str) for a in node.args)
+        and not node.kwargs
+        and node.dyn_args is None
+        and node.dyn_kwargs is None
+    )
+
+
 def _escape_free(body: list[nodes.Node], env: Environment) -> bool:
     """Whether ``body`` renders the same with autoescape off, variables aside.
 
@@ -319,8 +334,9 @@ def _escape_free(body: list[nodes.Node], env: Environment) -> bool:
     from jinja2.utils import _PassArg
 
     template = nodes.Template(body)
-    if next(template.find_all(_EVAL_CONTEXT_NODES), None) is not None:
-        return False
+    for node in template.find_all(_EVAL_CONTEXT_NODES):
+        if not _is_loop_cycle(node):
+            return False
     for node in template.find_all(nodes.Filter):
         func = env.filters.get(node.name)
         if func is None or _PassArg.from_obj(func) is not None:
@@ -1062,7 +1078,27 @@ class _Editor:
             assert owner is not None
             owners[id(owner)] = owner
             mods.setdefault(id(owner), []).append((start, 1, seq, end, text, []))
-        for seq, (offset, items) in enumerate(self._merged_insertions()):
+        merged = self._merged_insertions()
+        prefixes: dict[int, str] = {}
+        if self.wraps:
+            # A static insertion right before a variable's text (in text order)
+            # travels inside that variable's filter call: fewer pieces to split.
+            tokens = sorted((self.sk.outs[o].start, o) for o in self.wraps)
+            starts = [t[0] for t in tokens]
+            kept: list[tuple[int, list[TextItem]]] = []
+            for offset, items in merged:
+                i = bisect.bisect_left(starts, offset)
+                if (
+                    i < len(tokens)
+                    and all(isinstance(item, str) for item in items)
+                    and self.sk.outs[tokens[i][1]].owner is self.sk.piece_at(offset - 1).owner
+                    and tokens[i][1] not in prefixes
+                ):
+                    prefixes[tokens[i][1]] = "".join(str(item) for item in items)
+                else:
+                    kept.append((offset, items))
+            merged = kept
+        for seq, (offset, items) in enumerate(merged):
             owner = self.sk.piece_at(offset - 1).owner
             assert owner is not None
             owners[id(owner)] = owner
@@ -1110,7 +1146,8 @@ class _Editor:
                     assert isinstance(node, nodes.Expr)
                     mode = self.wraps.get(out_id)
                     if mode is not None:
-                        node = nodes.Filter(node, filters[mode], [], [], None, None)
+                        prefix = [nodes.Const(prefixes[out_id])] if out_id in prefixes else []
+                        node = nodes.Filter(node, filters[mode], prefix, [], None, None)
                     elif default is not None:
                         node = nodes.Filter(node, default, [], [], None, None)
                     new_nodes.append(node)

@@ -320,20 +320,25 @@ def _number(text: str) -> str:
 
 _MARKS = "\x13\x14\x15\x19"
 _MARK_RUNS = re.compile("([\x13-\x15\x19][\x13-\x15\x19 ]*)")
-_RESOLVED: dict[str, str] = {}
 
 
-def _resolve(run: str) -> str:
+class _Resolved(dict[str, str]):
     """What a run of layout marks becomes: a blank line, a line break, or " | "."""
-    if PARAGRAPH in run or run.count(BREAK) >= 2:
-        resolved = "\n\n"
-    elif BREAK in run or BLOCK in run:
-        resolved = "\n"
-    else:
-        resolved = " | "
-    if len(_RESOLVED) < 4096:
-        _RESOLVED[run] = resolved
-    return resolved
+
+    def __missing__(self, run: str) -> str:
+        if PARAGRAPH in run or run.count(BREAK) >= 2:
+            resolved = "\n\n"
+        elif BREAK in run or BLOCK in run:
+            resolved = "\n"
+        else:
+            resolved = " | "
+        if len(self) < 4096:
+            self[run] = resolved
+        return resolved
+
+
+_RESOLVED = _Resolved()
+_resolve = _RESOLVED.__getitem__
 
 
 def squeeze(text: str) -> str:
@@ -367,7 +372,8 @@ def finish(pre: str) -> str:
     text = " ".join(pre.split()).strip(_EDGES)
     if LINK_OPEN in text:
         text = _LINK.sub(_link, text)
-        text = _STRAY_LINK.sub("", text)
+        if LINK_OPEN in text or LINK_CLOSE in text:
+            text = _STRAY_LINK.sub("", text)
         if "  " in text:
             text = _SPACES.sub(" ", text)
         text = text.strip(_EDGES)
@@ -375,10 +381,10 @@ def finish(pre: str) -> str:
         text = _number(text)
     pieces = _MARK_RUNS.split(text)
     if len(pieces) > 1:
-        get = _RESOLVED.get
-        pieces[1::2] = [get(run) or _resolve(run) for run in pieces[1::2]]
-        # a space before a run belongs to the run (after it, the run absorbs it)
-        pieces[0:-1:2] = [p[:-1] if p[-1:] == " " else p for p in pieces[0:-1:2]]
+        pieces[1::2] = map(_resolve, pieces[1::2])
+        # a space before a run belongs to the run (after it, the run absorbs it);
+        # after the split() above, " " is the only whitespace left
+        pieces[0:-1:2] = map(str.rstrip, pieces[0:-1:2])
         text = "".join(pieces)
     if HARD_SPACE in text:
         text = _TRAILING.sub("\n", text.replace(HARD_SPACE, " ").replace(HARD_NEWLINE, "\n"))

@@ -1,0 +1,243 @@
+"""Rendering a notification: notifykit against raw Jinja, premailer, css-inline, Django.
+
+Run ``python benchmarks/render.py`` (about a minute) or ``--quick`` (seconds).
+Everything runs in this process on the bundled order-confirmation template
+(``notifykit/bundled/order_confirmation.html``, which extends the bundled
+layout) with 5 and 50 line items, and prints a Markdown table of the time per
+message and its ratio to the floor: a plain Jinja render of the same template.
+
+Rows:
+
+- raw Jinja: ``template.render(context)``, no CSS inlining, no text part;
+- notifykit: ``TemplateRenderer.render`` — subject, HTML with CSS inlined,
+  text derived from the HTML, SMS — for a template eligible for compile-time
+  inlining (CSS inlined once per template) and for a variant that is not
+  (a ``class`` that depends on the loop, so every message is inlined);
+- Jinja + premailer / css-inline per message: what hand-written code does;
+- Django ``render_to_string`` + premailer: the same e-mail as a Django template;
+- html2text / notifykit's converter: deriving the text part per message.
+
+Targets (issue 4): notifykit ≤ 1.5x raw Jinja for eligible templates, and
+≤ 3x with ``inliner="css_inline"`` for templates that are not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import sys
+import tempfile
+import timeit
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from notifykit.templates import TemplateRenderer
+from notifykit.templates._text import html_to_text
+
+PACKAGE = Path(__file__).resolve().parents[1] / "notifykit" / "templates"
+NAME = "notifykit/bundled/order_confirmation.html"
+INELIGIBLE = "ineligible.html"
+
+
+def context_with(lines: int) -> dict[str, Any]:
+    """The sample context with ``lines`` order lines."""
+    sample = json.loads((PACKAGE / "bundled" / "order_confirmation.json").read_text("utf-8"))
+    base = sample["order"]["lines"]
+    sample["order"]["lines"] = [
+        dict(copy.deepcopy(base[i % len(base)]), name=f"{base[i % len(base)]['name']} #{i + 1}")
+        for i in range(lines)
+    ]
+    return sample
+
+
+def ineligible_source() -> str:
+    """The same e-mail with a class that depends on the loop: per-message inlining."""
+    source = (PACKAGE / "bundled" / "order_confirmation.html").read_text("utf-8")
+    return source.replace(
+        "{% for line in order.lines %}\n<tr>",
+        "{% for line in order.lines %}\n<tr class=\"{{ loop.cycle('nk-odd', 'nk-even') }}\">",
+    )
+
+
+def django_sources() -> dict[str, str]:
+    """The bundled layout, button and order confirmation as Django templates."""
+    layout = (PACKAGE / "layouts" / "base.html").read_text("utf-8")
+    child = (PACKAGE / "bundled" / "order_confirmation.html").read_text("utf-8")
+    button = (
+        '<table role="presentation" class="nk-button" border="0" cellpadding="0" cellspacing="0">\n'
+        '<tr>\n<td class="nk-button-cell" align="center"><a class="nk-button-link" '
+        'href="{{ url }}" target="_blank">{{ label }}</a></td>\n</tr>\n</table>'
+    )
+
+    def to_django(source: str) -> str:
+        source = re.sub(r"\{#.*?#\}", "", source, flags=re.DOTALL)
+        source = source.replace("{%-", "{%").replace("-%}", "%}")
+        source = source.replace("{{ lang | default('en') }}", '{{ lang|default:"en" }}')
+        source = source.replace("{% if brand is defined %}{{ brand }}{% endif %}", "{{ brand }}")
+        source = source.replace('"notifykit/layouts/base.html"', '"base.html"')
+        source = re.sub(r"\{% from .*? import button %\}", "", source)
+        return re.sub(
+            r"\{\{ button\((.+?), \"(.+?)\"\) \}\}",
+            r'{% include "button.html" with url=\1 label="\2" %}',
+            source,
+        )
+
+    return {"base.html": to_django(layout), "order.html": to_django(child), "button.html": button}
+
+
+def calibrate(func: Callable[[], object], budget: float) -> float:
+    """Seconds per call: the best of a few repeats, each about ``budget`` seconds."""
+    func()
+    number = 1
+    while True:
+        elapsed = timeit.timeit(func, number=number)
+        if elapsed >= budget / 5 or number >= 1_000_000:
+            break
+        number *= 4
+    number = max(1, int(number * budget / max(elapsed, 1e-9) / 3))
+    return min(timeit.repeat(func, number=number, repeat=3)) / number
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few seconds, rougher numbers")
+    args = parser.parse_args(argv)
+    budget = 0.05 if args.quick else 0.6
+
+    import premailer  # noqa: F401  (import costs stay out of the timings)
+
+    try:
+        import css_inline
+    except ImportError:
+        css_inline = None
+    try:
+        import html2text
+    except ImportError:
+        html2text = None
+
+    loader = jinja2.DictLoader({INELIGIBLE: ineligible_source()})
+    premailer_renderer = TemplateRenderer(loader=loader, inliner="premailer", auto_reload=False)
+    fast_renderer = (
+        TemplateRenderer(loader=loader, inliner="css_inline", auto_reload=False)
+        if css_inline
+        else None
+    )
+    raw_env = premailer_renderer._html_env.overlay(undefined=jinja2.Undefined)
+    raw = {name: raw_env.get_template(name) for name in (NAME, INELIGIBLE)}
+    engine = premailer_renderer.inline  # per-message premailer, as the renderer does it
+    inliner = (
+        css_inline.CSSInliner(
+            keep_at_rules=True, keep_link_tags=True, load_remote_stylesheets=False
+        )
+        if css_inline
+        else None
+    )
+
+    render_django: Callable[[dict[str, Any]], str] | None
+    try:
+        import django
+        from django.conf import settings
+    except ImportError:
+        render_django = None
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="notifykit-bench-"))
+        for file_name, source in django_sources().items():
+            (folder / file_name).write_text(source, encoding="utf-8")
+        settings.configure(
+            TEMPLATES=[
+                {
+                    "BACKEND": "django.template.backends.django.DjangoTemplates",
+                    "DIRS": [str(folder)],
+                }
+            ],
+            USE_I18N=False,
+        )
+        django.setup()
+        from django.template.loader import render_to_string
+
+        def render_django(context: dict[str, Any]) -> str:
+            return render_to_string("order.html", context)
+
+    rows: list[tuple[str, dict[int, float]]] = []
+    notes: list[str] = []
+    sizes = (5, 50)
+    contexts = {n: context_with(n) for n in sizes}
+    cases: list[tuple[str, Callable[[dict[str, Any]], object] | None]] = [
+        ("raw Jinja render (the floor)", lambda c: raw[NAME].render(c)),
+        (
+            "**notifykit**, eligible, premailer (compiled)",
+            lambda c: premailer_renderer.render(NAME, c),
+        ),
+        (
+            "**notifykit**, eligible, css_inline (compiled)",
+            (lambda c: fast_renderer.render(NAME, c)) if fast_renderer else None,
+        ),
+        (
+            "**notifykit**, not eligible, premailer (per message)",
+            lambda c: premailer_renderer.render(INELIGIBLE, c),
+        ),
+        (
+            "**notifykit**, not eligible, css_inline (per message)",
+            (lambda c: fast_renderer.render(INELIGIBLE, c)) if fast_renderer else None,
+        ),
+        ("Jinja + premailer per message", lambda c: engine(NAME, raw[NAME].render(c))),
+        (
+            "Jinja + css_inline per message",
+            (lambda c: inliner.inline(raw[NAME].render(c))) if inliner else None,
+        ),
+        (
+            "Django render_to_string + premailer",
+            (lambda c: engine(NAME, render_django(c))) if render_django else None,
+        ),
+        (
+            "Jinja + html2text (text part only)",
+            (lambda c: html2text.html2text(raw[NAME].render(c))) if html2text else None,
+        ),
+        (
+            "Jinja + notifykit html_to_text per message (text only)",
+            lambda c: html_to_text(raw[NAME].render(c)),
+        ),
+    ]
+    floor_ineligible: dict[int, float] = {}
+    for label, func in cases:
+        if func is None:
+            notes.append(f"- {label}: skipped (not installed)")
+            continue
+        timings = {n: calibrate(lambda f=func, c=contexts[n]: f(c), budget) for n in sizes}
+        rows.append((label, timings))
+    for n in sizes:
+        floor_ineligible[n] = calibrate(lambda c=contexts[n]: raw[INELIGIBLE].render(c), budget)
+
+    floor = rows[0][1]
+    for n in sizes:
+        rendered = premailer_renderer.render(NAME, contexts[n])
+        notes.append(
+            f"- {n} items: eligible template → html {rendered.strategy}, "
+            f"text {rendered.text_strategy}, {len(rendered.html or '')} bytes of HTML; "
+            "not eligible → "
+            f"{premailer_renderer.explain(INELIGIBLE).reason}"
+        )
+    header = "| per message | " + " | ".join(f"{n} items | x raw" for n in sizes) + " |"
+    quick = " (quick)" if args.quick else ""
+    print(f"Python {sys.version.split()[0]}, jinja2 {jinja2.__version__}{quick}\n")
+    print(header)
+    print("|---|" + "---:|---:|" * len(sizes))
+    for label, timings in rows:
+        cells = []
+        for n in sizes:
+            base = floor_ineligible[n] if "not eligible" in label else floor[n]
+            cells.append(f"{timings[n] * 1e6:,.0f} µs | {timings[n] / base:.2f}")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print()
+    print("Ratios of the 'not eligible' rows are against a raw Jinja render of that variant.")
+    print("\n".join(notes))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
