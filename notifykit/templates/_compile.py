@@ -1171,17 +1171,22 @@ def _start_tag(raw: str, attrs: list[tuple[str, str]]) -> str:
     return f"<{name.group(1)}{body}{closing}"
 
 
-def _expand_stylesheets(body: list[nodes.Node], load_css: Callable[[str], str]) -> None:
+def _expand_stylesheets(body: list[nodes.Node], load_css: Callable[[str], str] | None) -> bool:
+    """Replace static links to local stylesheets by their CSS; whether there were any.
+
+    With ``load_css=None`` only report whether there are links.
+    """
     skeleton = _Skeleton(body)
     links = find_local_links(skeleton.text)
-    if not links:
-        return
+    if not links or load_css is None:
+        return bool(links)
     editor = _Editor(skeleton)
     for start, end, attrs in links:
         if _TOKEN_CHARS.search(skeleton.text[start:end]):
             raise Unsupported("a stylesheet link with a variable in it")
         editor.replace(start, end, style_for_link(attrs, load_css(attrs.get("href") or "")))
     editor.apply({})
+    return True
 
 
 def _plan_html(analysis: _Analysis, engine: Engine, editor: _Editor) -> None:
@@ -1399,6 +1404,8 @@ class Compiled:
         self.text_reason = text_reason
         #: block parts rendered by the same pass, after :data:`PART_SPLIT`
         self.parts = parts
+        #: whether the HTML links local stylesheets (to expand per message)
+        self.local_links = True
 
 
 def compile_document(
@@ -1417,6 +1424,7 @@ def compile_document(
     """
     body: list[nodes.Node] = _clone(document.body, document.env)
     html_reason: str | None = None
+    links = _expand_stylesheets(body, None)
     if engine is None:
         html_reason = "no inliner"
     else:
@@ -1467,9 +1475,11 @@ def compile_document(
             body.append(block)
         extra = tuple(document.parts)
     template = _compile(plain_env if plain and plain_env else env, body, f"{name}#compiled")
-    return Compiled(
+    compiled = Compiled(
         template, html_reason is None, text_reason is None, html_reason, text_reason, extra
     )
+    compiled.local_links = links
+    return compiled
 
 
 def _parts_mergeable(body: list[nodes.Node], parts: dict[str, nodes.Block]) -> bool:

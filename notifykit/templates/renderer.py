@@ -301,6 +301,9 @@ class TemplateRenderer:
                     strategy = COMPILED
                 else:
                     plain_html = output
+                    html = self._inline_per_message(entry, output, compiled.local_links)
+                    strategy = PER_MESSAGE
+                    reason = entry.html_reason
             if html is None:
                 if plain_html is None:
                     plain_html = self._plain_html(entry, variables)
@@ -428,14 +431,15 @@ class TemplateRenderer:
         with _errors(entry.name):
             return _concat(context.blocks[part][0](context))
 
-    def _inline_per_message(self, entry: _Entry, html: str) -> str:
+    def _inline_per_message(self, entry: _Entry, html: str, links: bool = True) -> str:
         if self._inliner is None:
             return html
         engine = _inline.get_engine(self._inliner)
         with _errors(entry.name):
-            expanded = _inline.expand_links(html, self._css_loader(entry.name, None))
+            if links:
+                html = _inline.expand_links(html, self._css_loader(entry.name, None))
             try:
-                return engine.inline(expanded)
+                return engine.inline(html)
             except NotifyKitError:
                 raise
             except Exception as exc:

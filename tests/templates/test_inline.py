@@ -181,3 +181,17 @@ def test_normalise_ignores_spelling_but_not_content() -> None:
     b = '<html><body><p id="y" class="x">it\'s</p></body></html>'
     assert normalise(a) == normalise(b)
     assert normalise(a) != normalise(b.replace("it's", "its"))
+
+
+def test_linked_stylesheets_are_also_inlined_per_message(tmp_path: Path) -> None:
+    """A template that must be inlined per message still gets its linked stylesheet inlined."""
+    (tmp_path / "mail.css").write_text(".a{color:red} p{margin:0}", encoding="utf-8")
+    body = '<p class="{{ c }}">{{ x }}</p>'
+    (tmp_path / "t.html").write_text(
+        doc(body, head='<link rel="stylesheet" href="mail.css">'), "utf-8"
+    )
+    renderer = TemplateRenderer.from_directory(tmp_path)
+    rendered = renderer.render("t.html", {"c": "a", "x": "hi"})
+    assert "per_message" == rendered.strategy
+    assert '<p class="a" style="margin:0; color:red">hi</p>' in (rendered.html or "")
+    assert_equivalent(renderer, "t.html", {"c": "b", "x": "<i>"})
