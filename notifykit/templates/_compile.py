@@ -833,7 +833,10 @@ class _Tokenizer(HTMLParser):
         self.close()
         for i, event in enumerate(self.events):
             following = self.events[i + 1].start if i + 1 < len(self.events) else len(self.source)
-            if event.kind not in ("start", "startend"):
+            if event.kind == "end":
+                close = self.source.find(">", event.start)
+                event.end = following if close < 0 else min(close + 1, following)
+            elif event.kind != "start" and event.kind != "startend":
                 event.end = following
             event.raw = self.source[event.start : event.end]
         return self.events

@@ -33,6 +33,7 @@ Semantics, in one place:
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import re
 import textwrap
@@ -52,6 +53,8 @@ from notifykit.errors import ConfigurationError, NotifyKitError, TemplateError
 from notifykit.templates import _compile, _inline, _text
 
 __all__ = ["Rendered", "TemplatePlan", "TemplateRenderer"]
+
+_log = logging.getLogger("notifykit.templates")
 
 #: Strategies reported by :class:`Rendered` and :class:`TemplatePlan`.
 COMPILED = "compiled"
@@ -547,15 +550,11 @@ class TemplateRenderer:
             except jinja2.TemplateError as exc:
                 raise _compile.Unsupported(f"template {template_name!r}: {exc}") from exc
 
-        try:
-            document = _compile.build_document(self._html_env, entry.name, load, inline_macros=True)
-        except _compile.Unsupported as exc:
-            entry.html_reason = entry.text_reason = str(exc)
-            return
-        if document is None:
-            return
         engine = None if self._inliner is None else _inline.get_engine(self._inliner)
         try:
+            document = _compile.build_document(self._html_env, entry.name, load, inline_macros=True)
+            if document is None:
+                return
             entry.compiled = _compile.compile_document(
                 document,
                 engine,
@@ -570,6 +569,15 @@ class TemplateRenderer:
             return
         except (TemplateError, jinja2.TemplateError) as exc:
             entry.html_reason = entry.text_reason = f"compiling failed: {exc}"
+            return
+        except Exception as exc:  # a bug in the analysis must not cost a message
+            _log.warning(
+                "notifykit could not compile template %r ahead of time; it is rendered "
+                "per message (please report this)",
+                entry.name,
+                exc_info=True,
+            )
+            entry.html_reason = entry.text_reason = f"internal error: {exc!r}"
             return
         entry.html_reason = entry.compiled.html_reason
         entry.text_reason = entry.compiled.text_reason

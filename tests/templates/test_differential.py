@@ -259,3 +259,17 @@ def test_most_real_world_templates_compile(corpus: Path) -> None:
     plans = [CORPUS_RENDERER.explain(str(p.relative_to(corpus))) for p in CORPUS_FILES]
     compiled = sum(plan.strategy == "compiled" for plan in plans)
     assert compiled >= len(plans) * 2 // 3, [plan.reason for plan in plans]
+
+
+CSS_INLINE_RENDERER = TemplateRenderer.from_dict(TEMPLATES, inliner="auto")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_STRATEGY))
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(context=CONTEXT)
+def test_css_inline_compiled_output_equals_its_per_message_output(
+    name: str, context: dict[str, Any]
+) -> None:
+    """With inliner="css_inline", compiled output equals css-inline per message (normalised)."""
+    pytest.importorskip("css_inline")
+    assert_equivalent(CSS_INLINE_RENDERER, name, context, engine="css_inline")
