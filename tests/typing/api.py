@@ -31,10 +31,10 @@ def with_templates_and_log(order: dict[str, Any]) -> None:
         sender="Shop <noreply@shop.example>",
     )
     receipt: nk.Receipt = notifier.send_email(
-        "order_shipped", to="asha@example.com", context={"order": order}
+        "order_shipped.html", to="asha@example.com", context={"order": order}
     )
     results = notifier.notify(
-        "order_shipped", to=nk.Recipient(email="a@example.com", phone="+919876543210")
+        "order_shipped.html", to=nk.Recipient(email="a@example.com", phone="+919876543210")
     )
     for channel, outcome in results.items():
         print(channel, isinstance(outcome, nk.Receipt), receipt.provider_message_id)
