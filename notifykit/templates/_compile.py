@@ -61,6 +61,7 @@ from jinja2 import Environment, Template, meta, nodes
 from markupsafe import escape
 
 from notifykit.templates import _text
+from notifykit.templates._html import VOID_ELEMENTS
 from notifykit.templates._inline import (
     HEAD_TAGS,
     MARK,
@@ -94,24 +95,6 @@ _ANY_TOKEN = re.compile("\ue000\\d+\ue001|\ue002\\d+\ue003")
 # Static text right before a variable must not be able to merge with it.
 _UNSAFE_PREFIX = re.compile(r"(&[#A-Za-z0-9]*|<[!/?]?[-A-Za-z0-9]*)\Z")
 _PARTIAL_ENTITY = re.compile(r"&[#A-Za-z0-9]*\Z")
-_VOID = frozenset(
-    [
-        "area",
-        "base",
-        "br",
-        "col",
-        "embed",
-        "hr",
-        "img",
-        "input",
-        "link",
-        "meta",
-        "param",
-        "source",
-        "track",
-        "wbr",
-    ]
-)
 _MAX_DEPTH = 20
 
 
@@ -922,7 +905,7 @@ class _Analysis:
                     body_started.add(parent)
                 if event.tag in ("style", "script"):
                     cdata = event.tag
-                if event.tag not in _VOID and event.kind == "start":
+                if event.tag not in VOID_ELEMENTS and event.kind == "start":
                     stack.append(element_id)
                 if event.tag in ("style", "link") and (region_stack or dynamic):
                     self._fail(
@@ -930,7 +913,7 @@ class _Analysis:
                     )
             elif event.kind == "end":
                 cdata = None
-                if event.tag in _VOID:
+                if event.tag in VOID_ELEMENTS:
                     continue
                 if not stack or self.elements[stack[-1]].tag != event.tag:
                     self._fail(f"</{event.tag}> does not close the element open there", text=False)
@@ -1340,7 +1323,7 @@ def _plan_text(analysis: _Analysis, editor: _Editor) -> str:
                         items.append(
                             nodes.Filter(copied, "notifykit_text_attr", [], [], None, None)
                         )
-            if event.kind == "startend" and event.tag not in _VOID:
+            if event.kind == "startend" and event.tag not in VOID_ELEMENTS:
                 items.append(state.end(event.tag))
             editor.insert(event.end, items)
         elif event.kind == "end":

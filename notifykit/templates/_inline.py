@@ -33,6 +33,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from notifykit.errors import ConfigurationError, MissingDependency, TemplateError
+from notifykit.templates._html import VOID_ELEMENTS
 
 __all__ = [
     "MARK",
@@ -461,12 +462,12 @@ class _Tree(HTMLParser):
             node_id = int(mark)
             self.found.append((node_id, tag, parent, implied))
             self.attrs[node_id] = [(k, v or "") for k, v in attrs if k != MARK]
-        if tag not in _VOID_TAGS:
+        if tag not in VOID_ELEMENTS:
             self.stack.append((tag, None if mark is None else int(mark), []))
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
-        if tag not in _VOID_TAGS:
+        if tag not in VOID_ELEMENTS:
             self.handle_endtag(tag)
 
     def handle_endtag(self, tag: str) -> None:
@@ -481,26 +482,6 @@ class _Tree(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._style_text is not None:
             self._style_text.append(data)
-
-
-_VOID_TAGS = frozenset(
-    [
-        "area",
-        "base",
-        "br",
-        "col",
-        "embed",
-        "hr",
-        "img",
-        "input",
-        "link",
-        "meta",
-        "param",
-        "source",
-        "track",
-        "wbr",
-    ]
-)
 
 
 def _read_tree(source: str) -> _Tree | None:

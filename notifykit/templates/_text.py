@@ -29,6 +29,8 @@ import html
 import re
 from html.parser import HTMLParser
 
+from notifykit.templates._html import VOID_ELEMENTS
+
 __all__ = ["Href", "TextState", "finish", "html_to_text", "transform"]
 
 # Control characters of the pre-text. The variables' own control characters are
@@ -46,24 +48,6 @@ OL_OPEN = "\x17"
 OL_CLOSE = "\x18"
 CELL = "\x19"  # a table cell starts: " | " between cells of one row
 
-_VOID = frozenset(
-    [
-        "area",
-        "base",
-        "br",
-        "col",
-        "embed",
-        "hr",
-        "img",
-        "input",
-        "link",
-        "meta",
-        "param",
-        "source",
-        "track",
-        "wbr",
-    ]
-)
 # Elements whose content is never part of the text.
 _DROP = frozenset(["head", "title", "style", "script", "template"])
 _PARAGRAPH_TAGS = frozenset(["p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "dl"])
@@ -228,7 +212,7 @@ class TextState:
             elif tag == "a" and attr.get("href") is not None and not hidden:
                 out.extend((LINK_OPEN, Href(attr["href"] or ""), LINK_LABEL))
                 close = LINK_CLOSE
-        if tag not in _VOID:
+        if tag not in VOID_ELEMENTS:
             self.stack.append(_Entry(tag, close, dropping or hidden))
         return out
 
