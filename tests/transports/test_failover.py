@@ -177,6 +177,36 @@ def test_failed_probe_rests_again(clock: FakeClock) -> None:
     assert [("primary", "skipped"), ("backup", "sent")] == outcomes(receipt.attempts)
 
 
+def test_only_one_message_probes_at_a_time(clock: FakeClock) -> None:
+    """While a probe is in flight, other messages keep skipping the resting transport."""
+    in_probe, release = threading.Event(), threading.Event()
+
+    class SlowPrimary(ScriptedTransport):
+        def _send(self, message: nk.Message) -> nk.Receipt:
+            if len(self.calls) >= 1:  # the second call is the probe: hold it
+                in_probe.set()
+                assert release.wait(10)
+            return super()._send(message)
+
+    primary = SlowPrimary([nk.ProviderError("down")], name="primary")
+    backup = ScriptedTransport(name="backup")
+    composer = failover(clock, primary, backup, cooldown=10.0)
+    composer.send(email())  # the primary fails and rests
+    clock.now += 11
+    results: list[nk.Receipt] = []
+    prober = threading.Thread(target=lambda: results.append(composer.send(email(1))))
+    prober.start()
+    try:
+        assert in_probe.wait(10)
+        during = composer.send(email(2))
+        assert [("primary", "skipped"), ("backup", "sent")] == outcomes(during.attempts)
+    finally:
+        release.set()
+        prober.join(10)
+    assert "primary" == results[0].transport
+    assert "primary" == composer.send(email(3)).transport
+
+
 def test_all_resting_are_still_tried(clock: FakeClock) -> None:
     """When every transport is resting, they are still tried in order: notifykit never refuses to try."""
     primary = ScriptedTransport([nk.ProviderError("down")], name="primary")
