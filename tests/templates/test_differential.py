@@ -186,7 +186,12 @@ EXPECTED_STRATEGY = {
     "entity_var.html": "per_message",
 }
 #: Templates whose text part cannot be compiled either (the rest compile it).
-TEXT_PER_MESSAGE = {"attr_condition.html", "split_element.html", "comment_var.html", "entity_var.html"}
+TEXT_PER_MESSAGE = {
+    "attr_condition.html",
+    "split_element.html",
+    "comment_var.html",
+    "entity_var.html",
+}
 
 RENDERER = TemplateRenderer.from_dict(TEMPLATES)
 
