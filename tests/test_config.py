@@ -26,6 +26,22 @@ def test_smtp_url_with_percent_encoded_password() -> None:
     assert QUOTED not in repr(t)
 
 
+def test_percent_encoded_credentials_log_in_to_a_real_server() -> None:
+    """The decoded user and password are what AUTH sends: a real server accepts them."""
+    from tests.servers.smtp import SMTPServer
+
+    with SMTPServer(users={"shop@example.com": SECRET}) as server:
+        url = (
+            f"smtp://shop%40example.com:{QUOTED}@127.0.0.1:{server.port}"
+            "?security=none&allow_insecure_auth=true&timeout=5"
+        )
+        with from_dsn(url) as transport:
+            transport.send(
+                nk.Email(to="a@example.com", sender="shop@example.com", subject="s", text="t")
+            )
+        assert 1 == len(server.messages)
+
+
 def test_smtps_defaults_to_implicit_tls_on_465() -> None:
     """smtps:// means implicit TLS on port 465 unless a port is given."""
     t = from_dsn("smtps://u:p@mail.example.com")

@@ -483,6 +483,13 @@ def test_size_limit_counts_the_mime_bytes() -> None:
         build_send_email_kwargs(message, max_size=size - 200)
 
 
+def test_huge_attachments_rejected_before_the_mime_is_built() -> None:
+    """Attachments that alone exceed the limit once base64-encoded are refused without serialising."""
+    message = email(attachments=[nk.Attachment("a.bin", b"\x01" * 3000)])
+    with pytest.raises(nk.RejectedError, match="attachments alone"):
+        build_send_email_kwargs(message, max_size=3000)
+
+
 def test_message_over_40_mb_rejected_before_any_request(
     stubbed: tuple[SESTransport, Stubber],
 ) -> None:

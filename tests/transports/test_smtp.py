@@ -423,6 +423,7 @@ def test_check_authenticates_without_sending(
     """check() logs in without sending, keeps the connection for the next send, replaces a dead one."""
     with tls_transport(smtp_tls_server, certificates) as transport:
         transport.check()
+        transport.check()  # the open connection answers NOOP: it is kept
         assert [] == smtp_tls_server.messages
         transport.send(make_email())
     assert 1 == smtp_tls_server.connections
