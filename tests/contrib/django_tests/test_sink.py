@@ -187,6 +187,23 @@ def test_rollback_outside_a_request_is_replayed_on_flush(sink: DjangoModelSink) 
 
 
 @pytest.mark.django_db(transaction=True)
+def test_rolled_back_events_are_replayed_by_the_next_write(sink: DjangoModelSink) -> None:
+    """A worker that never calls flush(): its next logged message writes the lost events first."""
+    notifier = Notifier(email=MemoryTransport(), sinks=[sink])
+    with pytest.raises(RuntimeError), transaction.atomic():
+        notifier.send(Email(to="a@example.com", subject="Lost", text="x", sender="s@shop.example"))
+        raise RuntimeError("rolled back")
+    assert 0 == Delivery.objects.count()
+
+    notifier.send(Email(to="b@example.com", subject="Next", text="x", sender="s@shop.example"))
+
+    assert {"Lost": "sent", "Next": "sent"} == dict(
+        Delivery.objects.values_list("subject", "status")
+    )
+    assert [] == sink._pending()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_failing_log_write_does_not_break_the_transaction(sink: DjangoModelSink) -> None:
     """A log write that fails inside a transaction rolls back to its savepoint only.
 
