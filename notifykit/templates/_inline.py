@@ -264,8 +264,10 @@ class PremailerEngine(Engine):
     def __init__(self) -> None:
         import cssutils
 
-        # cssutils logs every vendor property (mso-*, -webkit-*) it does not know.
-        cssutils.log.setLevel(logging.CRITICAL)
+        # cssutils logs every vendor property (mso-*, -webkit-*) it does not know,
+        # to stderr. Quiet it, unless the host application set its level itself.
+        if logging.getLogger("CSSUTILS").level == logging.INFO:  # cssutils' own default
+            cssutils.log.setLevel(logging.CRITICAL)
 
     def _premailer(self) -> Any:
         from premailer import Premailer

@@ -434,6 +434,28 @@ def test_importing_the_package_does_not_import_premailer() -> None:
     assert "[]" == out.stdout.strip()
 
 
+@pytest.mark.parametrize(("host_level", "expected"), [(None, "50"), ("logging.DEBUG", "10")])
+def test_cssutils_noise_is_quieted_unless_the_host_chose_a_level(
+    host_level: str | None, expected: str
+) -> None:
+    """Vendor properties do not spam stderr; a level the application set is left alone."""
+    code = (
+        "import logging, cssutils, notifykit\n"  # cssutils sets its level when imported
+        + (f"logging.getLogger('CSSUTILS').setLevel({host_level})\n" if host_level else "")
+        + "r = notifykit.TemplateRenderer.from_dict({'t': '{% block html %}<style>"
+        "p{mso-line-height-rule:exactly;-webkit-text-size-adjust:none}</style>"
+        '<p class="{{ c }}">x</p>{% endblock %}\'})\n'
+        "r.render('t', {'c': 'a'})\n"
+        "print(logging.getLogger('CSSUTILS').level)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert expected == out.stdout.strip()
+    if host_level is None:
+        assert "" == out.stderr
+
+
 def test_explain_says_why_a_template_goes_per_message() -> None:
     """explain() reports each part's strategy and, when per message, the reason."""
     renderer = TemplateRenderer.from_dict(

@@ -190,9 +190,16 @@ def test_rollback_outside_a_request_is_replayed_on_flush(sink: DjangoModelSink) 
 def test_rolled_back_events_are_replayed_by_the_next_write(sink: DjangoModelSink) -> None:
     """A worker that never calls flush(): its next logged message writes the lost events first."""
     notifier = Notifier(email=MemoryTransport(), sinks=[sink])
-    with pytest.raises(RuntimeError), transaction.atomic():
-        notifier.send(Email(to="a@example.com", subject="Lost", text="x", sender="s@shop.example"))
-        raise RuntimeError("rolled back")
+
+    def send_then_fail() -> None:
+        with transaction.atomic():
+            notifier.send(
+                Email(to="a@example.com", subject="Lost", text="x", sender="s@shop.example")
+            )
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        send_then_fail()
     assert 0 == Delivery.objects.count()
 
     notifier.send(Email(to="b@example.com", subject="Next", text="x", sender="s@shop.example"))
