@@ -303,7 +303,10 @@ class Attachment:
     content: bytes = attrs.field(converter=_content_bytes, repr=lambda c: f"<{len(c)} bytes>")
     mimetype: str = attrs.field(
         default=attrs.Factory(
-            lambda self: mimetypes.guess_type(self.filename)[0] or "application/octet-stream",
+            lambda self: (
+                (isinstance(self.filename, str) and mimetypes.guess_type(self.filename)[0])
+                or "application/octet-stream"
+            ),
             takes_self=True,
         )
     )
@@ -354,6 +357,7 @@ class Attachment:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Attachment:
         """Rebuild an attachment from :meth:`to_dict` output."""
+        _require_mapping(data, "attachment")
         try:
             content = base64.b64decode(data["content"], validate=True)
             mimetype = data.get("mimetype")
@@ -429,7 +433,14 @@ class Recipient:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Recipient:
         """Rebuild a recipient from :meth:`to_dict` output."""
+        _require_mapping(data, "recipient")
         return cls(data.get("email"), data.get("phone"), data.get("name"))
+
+
+def _require_mapping(data: object, what: str) -> None:
+    if not isinstance(data, Mapping):
+        kind = type(data).__name__
+        raise InvalidMessage(f"{what}: expected a dict made by to_dict(), got {kind}")
 
 
 def _bare(address: str) -> str:
@@ -552,6 +563,7 @@ class Email:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Email:
         """Rebuild an e-mail from :meth:`to_dict` output."""
+        _require_mapping(data, "e-mail")
         if data.get("type", "email") != "email":
             raise InvalidMessage(f"not an e-mail: type {data.get('type')!r}")
         try:
@@ -697,6 +709,7 @@ class SMS:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SMS:
         """Rebuild an SMS from :meth:`to_dict` output."""
+        _require_mapping(data, "SMS")
         if data.get("type", "sms") != "sms":
             raise InvalidMessage(f"not an SMS: type {data.get('type')!r}")
         try:

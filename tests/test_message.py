@@ -387,6 +387,17 @@ def test_attachment_validation() -> None:
         nk.Attachment("a.bin", 42)  # type: ignore[arg-type]
     with pytest.raises(nk.InvalidMessage):
         make_email(attachments=["not an attachment"])
+    for name in (None, 5):
+        with pytest.raises(nk.InvalidMessage, match="attachment filename"):
+            nk.Attachment(name, b"x")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("cls", [nk.Email, nk.SMS, nk.Attachment, nk.Recipient])
+@pytest.mark.parametrize("data", ["a string", ["a", "list"], None, 42])
+def test_from_dict_of_something_else_is_invalid_message(cls: Any, data: object) -> None:
+    """from_dict() of anything but a dict says what it expected (no AttributeError)."""
+    with pytest.raises(nk.InvalidMessage, match="expected a dict made by to_dict"):
+        cls.from_dict(data)
 
 
 def test_content_id_brackets_are_stripped() -> None:

@@ -263,6 +263,11 @@ class TemplateRenderer:
         Raises :class:`~notifykit.errors.TemplateError` for an unknown or broken
         template, a missing variable, or a sandbox violation.
         """
+        if context is not None and not isinstance(context, Mapping):
+            raise TemplateError(
+                f"template {name!r}: the context must be a mapping, not {type(context).__name__}",
+                template=name,
+            )
         variables = dict(context or {})
         variables.update(extra)
         entry = self._entry(name)
@@ -523,6 +528,12 @@ class TemplateRenderer:
             entry.block_parts = tuple(p for p in ("subject", "text", "sms") if p in entry.parts)
             if entry.has_layout or "html" in block_names:
                 entry.parts.add("html")
+            if not entry.parts:
+                raise TemplateError(
+                    f"template {name!r} defines none of the blocks subject, html, text, sms: "
+                    "write its parts as {% block html %}...{% endblock %} (see docs/templates.md)",
+                    template=name,
+                )
             top = [n for n in ast.body if isinstance(n, _TOP_LEVEL)]
             if top:
                 entry.plain_prelude = _compile._compile(self._plain_env, list(top), name)

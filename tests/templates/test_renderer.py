@@ -328,6 +328,18 @@ def test_an_unknown_template_is_a_template_error() -> None:
         render({}, "nope.html", {})
 
 
+def test_a_template_without_blocks_is_a_template_error() -> None:
+    """A file with no subject/html/text/sms block (blocks forgotten) is refused by name."""
+    with pytest.raises(TemplateError, match=r"'bare\.html' defines none of the blocks"):
+        render({"bare.html": "<p>Hello {{ name }}</p>"}, "bare.html", {"name": "Asha"})
+
+
+def test_a_context_that_is_not_a_mapping_is_a_template_error() -> None:
+    """render(name, [..]) says the context must be a mapping (no TypeError from dict())."""
+    with pytest.raises(TemplateError, match="the context must be a mapping, not list"):
+        render({"t.html": "{% block html %}x{% endblock %}"}, "t.html", [("a", 1)])  # type: ignore[arg-type]
+
+
 def test_an_unknown_layout_is_a_template_error() -> None:
     """Extending a layout that does not exist is a TemplateError naming the layout."""
     with pytest.raises(TemplateError, match=r"missing\.html"):
