@@ -126,7 +126,7 @@ ENVIRONMENT = {
     "FAST2SMS_KEY": "fake-fast2sms-key",
 }
 
-#: Libraries without type information (sqlalchemy: not installed here): mypy sees Any.
+#: Libraries without type information: mypy sees Any.
 UNTYPED_MODULES = [
     "django.*",
     "celery.*",
@@ -138,7 +138,6 @@ UNTYPED_MODULES = [
     "aiosmtpd.*",
     "moto.*",
     "html2text.*",
-    "sqlalchemy.*",
 ]
 
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
