@@ -13,10 +13,9 @@ from notifykit.templates import TemplateRenderer
 from notifykit.templates._inline import normalise
 from notifykit.templates._text import html_to_text
 
-#: The shared corpus of real-world e-mail templates (read-only test data).
-CORPUS = Path(
-    os.environ.get("NOTIFYKIT_CORPUS", Path(__file__).resolve().parents[3] / "shared" / "corpus")
-)
+#: Real-world e-mail templates (read-only test data): the copy in
+#: ``tests/templates/corpus`` (see its README), or the folder ``NOTIFYKIT_CORPUS`` names.
+CORPUS = Path(os.environ.get("NOTIFYKIT_CORPUS", Path(__file__).resolve().parent / "corpus"))
 
 
 @pytest.fixture

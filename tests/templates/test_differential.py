@@ -271,7 +271,7 @@ CORPUS_CONTEXT = st.fixed_dictionaries({"first_name": VALUE, "greeting": TEXT})
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(context=CORPUS_CONTEXT)
 def test_real_world_templates(path: str, context: dict[str, Any]) -> None:
-    """Every real-world template renders equal to per-message premailer (NOTIFYKIT_FULL_CORPUS=1 for all 116)."""
+    """Every real-world template renders equal to per-message premailer (see corpus/README.md for all 116)."""
     assert_equivalent(CORPUS_RENDERER, path, context)
 
 
