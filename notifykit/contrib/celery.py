@@ -36,7 +36,6 @@ The message keeps its id across runs, so the delivery log shows each run's
 
 from __future__ import annotations
 
-import threading
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -45,6 +44,7 @@ from celery import Celery, Task
 from celery.result import AsyncResult
 from celery.signals import worker_process_shutdown, worker_shutdown
 
+from notifykit.contrib._lazy import LazyNotifier
 from notifykit.errors import (
     AllTransportsFailed,
     ConfigurationError,
@@ -73,36 +73,19 @@ NotifierFactory = Callable[[], Notifier]
 _caches: weakref.WeakSet[NotifierCache] = weakref.WeakSet()
 
 
-class NotifierCache:
-    """One Notifier per process, built by ``factory`` on first use and shared by tasks."""
+class NotifierCache(LazyNotifier):
+    """One Notifier per process, built by ``factory`` on first use and shared by tasks.
+
+    :meth:`get` builds it; :meth:`close` closes it (QUIT, flush sinks) and the
+    next :meth:`get` builds a new one.
+    """
 
     def __init__(self, factory: NotifierFactory) -> None:
         if not callable(factory):
             raise ConfigurationError(f"notifier_factory must be callable, got {factory!r}")
+        super().__init__(factory, "notifier_factory")
         self.factory = factory
-        self._notifier: Notifier | None = None
-        self._lock = threading.Lock()
         _caches.add(self)
-
-    def get(self) -> Notifier:
-        """The Notifier, built on first call."""
-        if self._notifier is None:
-            with self._lock:
-                if self._notifier is None:
-                    notifier = self.factory()
-                    if not isinstance(notifier, Notifier):
-                        raise ConfigurationError(
-                            f"notifier_factory returned {notifier!r}, not a Notifier"
-                        )
-                    self._notifier = notifier
-        return self._notifier
-
-    def close(self) -> None:
-        """Close the Notifier (QUIT, flush sinks); the next :meth:`get` builds a new one."""
-        with self._lock:
-            notifier, self._notifier = self._notifier, None
-        if notifier is not None:
-            notifier.close()
 
 
 def _close_all(**kwargs: Any) -> None:

@@ -34,7 +34,6 @@ the latest), or by :meth:`NotifyKit.close`.
 from __future__ import annotations
 
 import os
-import threading
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,6 +42,7 @@ from typing import Any, cast
 from flask import Flask, current_app
 from werkzeug.local import LocalProxy
 
+from notifykit.contrib._lazy import LazyNotifier
 from notifykit.errors import ConfigurationError
 from notifykit.notifier import Notifier
 from notifykit.sinks.base import LogSink
@@ -187,30 +187,20 @@ class _State:
     def __init__(self, app: Flask, factory: NotifierFactory) -> None:
         self._app = weakref.ref(app)
         self._factory = factory
-        self._notifier: Notifier | None = None
-        self._lock = threading.Lock()
+        self._lazy = LazyNotifier(self._build, "the notifier factory")
+
+    def _build(self) -> Notifier:
+        app = self._app()
+        if app is None:  # pragma: no cover - only reachable during collection
+            raise ConfigurationError("the Flask app of this notifier is gone")
+        return self._factory(app)
 
     @property
     def notifier(self) -> Notifier:
-        if self._notifier is None:
-            with self._lock:
-                if self._notifier is None:
-                    app = self._app()
-                    if app is None:  # pragma: no cover - only reachable during collection
-                        raise ConfigurationError("the Flask app of this notifier is gone")
-                    notifier = self._factory(app)
-                    if not isinstance(notifier, Notifier):
-                        raise ConfigurationError(
-                            f"the notifier factory returned {notifier!r}, not a Notifier"
-                        )
-                    self._notifier = notifier
-        return self._notifier
+        return self._lazy.get()
 
     def close(self) -> None:
-        with self._lock:
-            notifier, self._notifier = self._notifier, None
-        if notifier is not None:
-            notifier.close()
+        self._lazy.close()
 
 
 class NotifyKit:
