@@ -225,6 +225,13 @@ def from_dsn(url: str) -> BaseTransport:
     if not isinstance(url, str) or not url.strip():
         raise ConfigurationError("a transport URL must be a non-empty string")
     url = url.strip()
+    from notifykit.ratelimit import split_rate  # ?rate=14/s works on every transport
+
+    url, rate = split_rate(url)
+    if rate is not None:
+        limited = from_dsn(url)
+        limited.rate_limit = rate
+        return limited
     composer = _split_composer(url)
     if composer is not None:
         kind, parts, query = composer

@@ -147,3 +147,26 @@ class RateLimit:
 
     def __repr__(self) -> str:
         return f"<RateLimit {self}>"
+
+
+def split_rate(url: str) -> tuple[str, RateLimit | None]:
+    """Take ``rate=`` out of a transport URL's own query: ``(url without it, the limit)``.
+
+    Only the outermost query counts (after a composer's closing parenthesis), so
+    ``failover(smtp://a?rate=5/s smtp://b)?rate=14/s`` limits the composer to
+    14/s and leaves ``a``'s own limit in its URL.
+    """
+    q = url.rfind("?")
+    if q < 0 or q < url.rfind(")"):
+        return url, None
+    items = url[q + 1 :].split("&")
+    rates = [item for item in items if item.startswith("rate=")]
+    if not rates:
+        return url, None
+    if len(rates) > 1:
+        raise ConfigurationError("option 'rate' given twice")
+    from urllib.parse import unquote
+
+    limit = parse_rate(unquote(rates[0][len("rate=") :]))
+    rest = "&".join(item for item in items if not item.startswith("rate="))
+    return (url[: q + 1] + rest if rest else url[:q]), limit
