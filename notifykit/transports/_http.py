@@ -48,8 +48,8 @@ from notifykit.errors import (
     TransientError,
 )
 from notifykit.message import SMS, Message
-from notifykit.receipt import Receipt
 from notifykit.ratelimit import RateLimit, parse_rate
+from notifykit.receipt import Receipt
 from notifykit.transports._timeouts import DEFAULT_CONNECT_TIMEOUT, connect_timeout
 from notifykit.transports.base import BaseTransport, mask_secrets
 
