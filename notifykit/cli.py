@@ -7,9 +7,9 @@ is down, logs every attempt to SQLite and prints what happened.
 Exit codes: ``0`` success; ``1`` something was not delivered (``send``) or a
 check failed (``check``); ``2`` a usage or configuration error (a bad URL, a
 missing file, an unknown template, a missing optional dependency); ``3``
-(``send``) every message was accepted, but at least one only by a transport
-that delivers to no one (console, file, memory) after a real one failed in a
-failover: nothing reached that person; ``130`` interrupted. Errors from notifykit's error tree print one line on standard
+(``send``) a failover fell back to a transport that delivers to no one
+(console, file, memory) after a real one failed, so nothing reached a person;
+``130`` interrupted. Errors from notifykit's error tree print one line on standard
 error, never a traceback, and never a secret: URLs go through
 :func:`~notifykit.config.mask_url`.
 

@@ -40,7 +40,8 @@ def test_all_failed_is_maybe_delivered_if_any_attempt_was() -> None:
 
 def test_receipts_of_simulated_transports_say_so() -> None:
     assert nk.MemoryTransport().send(email()).simulated
-    assert nk.MemoryTransport.simulated and nk.ConsoleTransport.simulated
+    assert nk.MemoryTransport.simulated
+    assert nk.ConsoleTransport.simulated
     assert nk.FileTransport.simulated
     assert not ScriptedTransport().send(email()).simulated
     assert not nk.SMTPTransport.simulated
