@@ -70,8 +70,21 @@ def test_cc_bcc_reply_to_and_attachments_arrive(
 
 def test_attach_a_missing_file_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
-        ["send", "--to", "a@example.com", "--subject", "s", "--text", "t"]
-        + ["--from", SENDER, "--via", "memory://", "--attach", "nosuch.pdf"]
+        [
+            "send",
+            "--to",
+            "a@example.com",
+            "--subject",
+            "s",
+            "--text",
+            "t",
+            "--from",
+            SENDER,
+            "--via",
+            "memory://",
+            "--attach",
+            "nosuch.pdf",
+        ]
     )
     assert 2 == code
     assert "cannot read nosuch.pdf" in capsys.readouterr().err
@@ -110,8 +123,21 @@ def test_rate_limits_a_csv_send(tmp_path: Path, capsys: pytest.CaptureFixture[st
     (tmp_path / "rows.csv").write_text("email\n" + "".join(f"p{i}@example.com\n" for i in range(5)))
     with TimedSMTPServer() as server:
         code = main(
-            ["send", "--csv", "rows.csv", "--subject", "s", "--text", "t", "--from", SENDER]
-            + ["--via", f"smtp://127.0.0.1:{server.port}?security=none", "--rate", "2/s"]
+            [
+                "send",
+                "--csv",
+                "rows.csv",
+                "--subject",
+                "s",
+                "--text",
+                "t",
+                "--from",
+                SENDER,
+                "--via",
+                f"smtp://127.0.0.1:{server.port}?security=none",
+                "--rate",
+                "2/s",
+            ]
         )
     assert 0 == code, capsys.readouterr()
     times = sorted(server.arrivals)
@@ -121,8 +147,21 @@ def test_rate_limits_a_csv_send(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_bad_rate_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
-        ["send", "--to", "a@example.com", "--subject", "s", "--text", "t"]
-        + ["--from", SENDER, "--via", "memory://", "--rate", "fast"]
+        [
+            "send",
+            "--to",
+            "a@example.com",
+            "--subject",
+            "s",
+            "--text",
+            "t",
+            "--from",
+            SENDER,
+            "--via",
+            "memory://",
+            "--rate",
+            "fast",
+        ]
     )
     assert 2 == code
     assert "is not a rate" in capsys.readouterr().err
@@ -163,8 +202,19 @@ def test_failover_ending_on_the_console_exits_3_with_a_note(
     """A local server without STARTTLS inside failover(... console://): not a success."""
     url = f"failover(smtp://127.0.0.1:{smtp_server.port} console://)"
     code = main(
-        ["send", "--to", "a@example.com", "--subject", "s", "--text", "t"]
-        + ["--from", SENDER, "--via", url]
+        [
+            "send",
+            "--to",
+            "a@example.com",
+            "--subject",
+            "s",
+            "--text",
+            "t",
+            "--from",
+            SENDER,
+            "--via",
+            url,
+        ]
     )
     captured = capsys.readouterr()
     assert EXIT_SIMULATED == code == 3
@@ -175,8 +225,19 @@ def test_failover_ending_on_the_console_exits_3_with_a_note(
 
 def test_console_alone_is_a_plain_success(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
-        ["send", "--to", "a@example.com", "--subject", "s", "--text", "t"]
-        + ["--from", SENDER, "--via", "console://"]
+        [
+            "send",
+            "--to",
+            "a@example.com",
+            "--subject",
+            "s",
+            "--text",
+            "t",
+            "--from",
+            SENDER,
+            "--via",
+            "console://",
+        ]
     )
     assert 0 == code
     assert "got nothing" not in capsys.readouterr().out
