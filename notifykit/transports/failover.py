@@ -183,6 +183,9 @@ class FailoverTransport(BaseTransport):
         return live, resting, probes
 
     def _succeeded(self, i: int) -> None:
+        circuit = self._circuits[i]
+        if circuit.resting_until is None and not circuit.probing:
+            return  # healthy already: the common case costs no lock
         with self._lock:
             self._circuits[i] = _Circuit()
 
@@ -235,7 +238,7 @@ class FailoverTransport(BaseTransport):
                     last_error[i] = exc
                 else:
                     self._check_simulated(i, receipt, attempts)
-                    return attrs.evolve(receipt, attempts=tuple(attempts))
+                    return _with_attempts(receipt, tuple(attempts))
             if not again or round_no == self.retry.attempts:
                 break
             wait = self._backoff(round_no, [last_error[i] for i in again])
@@ -279,18 +282,20 @@ class FailoverTransport(BaseTransport):
     def _send_one(self, i: int, message: Message, attempts: list[Attempt], probe: bool) -> Receipt:
         """One attempt on transport ``i``; updates its circuit; errors propagate."""
         transport = self.transports[i]
-        started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
         try:
             try:
-                with capped_connect_timeout(self.probe_timeout if probe else None):
+                if probe:
+                    with capped_connect_timeout(self.probe_timeout):
+                        receipt = transport.send(message)
+                else:
                     receipt = transport.send(message)
             except DeliveryError as exc:
-                attempts.extend(exc.attempts or (_attempt_for(transport, exc, started, t0),))
+                attempts.extend(exc.attempts or (_attempt_for(transport, exc, t0),))
                 raise
             except OSError as exc:  # a third-party transport that does not map its errors
                 err = TransientError(f"{type(exc).__name__}: {exc}", transport=transport.name)
-                attempts.append(_attempt_for(transport, err, started, t0))
+                attempts.append(_attempt_for(transport, err, t0))
                 raise err from exc
         except RejectedError:
             self._succeeded(i)  # the transport works; the message was the problem
@@ -310,7 +315,7 @@ class FailoverTransport(BaseTransport):
             raise
         attempts.extend(
             receipt.attempts
-            or (Attempt(transport.name, "sent", None, started, time.perf_counter() - t0),)
+            or (Attempt(transport.name, "sent", None, _started(t0), time.perf_counter() - t0),)
         )
         self._succeeded(i)
         return receipt
@@ -327,13 +332,45 @@ class FailoverTransport(BaseTransport):
         return f"<{type(self).__name__} {self}>"
 
 
-def _attempt_for(transport: Transport, exc: DeliveryError, started: datetime, t0: float) -> Attempt:
+_RECEIPT_FIELDS = (
+    "message_id",
+    "transport",
+    "provider_message_id",
+    "accepted",
+    "rejected",
+    "attempts",
+    "simulated",
+)
+_RECEIPT_KNOWN = tuple(a.name for a in attrs.fields(Receipt)) == _RECEIPT_FIELDS
+
+
+def _with_attempts(receipt: Receipt, attempts: tuple[Attempt, ...]) -> Receipt:
+    """``attrs.evolve(receipt, attempts=attempts)``, without its cost on every message."""
+    if not _RECEIPT_KNOWN:  # pragma: no cover - Receipt grew a field
+        return attrs.evolve(receipt, attempts=attempts)
+    return Receipt(
+        receipt.message_id,
+        receipt.transport,
+        receipt.provider_message_id,
+        receipt.accepted,
+        receipt.rejected,
+        attempts,
+        receipt.simulated,
+    )
+
+
+def _started(t0: float) -> datetime:
+    """The wall-clock time at which ``perf_counter()`` read ``t0``."""
+    return datetime.fromtimestamp(time.time() - (time.perf_counter() - t0), timezone.utc)
+
+
+def _attempt_for(transport: Transport, exc: DeliveryError, t0: float) -> Attempt:
     outcome = exc.kind if exc.kind in ("transient", "provider", "rejected") else "provider"
     return Attempt(
         transport.name,
         outcome,  # type: ignore[arg-type]
         str(exc),
-        started,
+        _started(t0),
         time.perf_counter() - t0,
         exc.provider_code,
         exc.maybe_delivered,
