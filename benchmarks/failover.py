@@ -258,7 +258,9 @@ def main() -> None:
     print(f"| **first message after the death, through the failover** | {first_ms:,.1f} ms |")
     print(f"| difference (target <= 50 ms) | {first_ms - direct_ms:+,.1f} ms |")
     print(f"| attempts of that message | {' → '.join(tried)} |")
-    print("| before (issue 18, same defaults) | 2,900–3,100 ms: three attempts, 1 s + 2 s waits |")
+    print(
+        "| before (issue 18, same defaults) | 2,900 to 3,100 ms: three attempts, 1 s + 2 s waits |"
+    )
 
     probes = 1 if args.quick else 2
     hung = hung_primary(probes)
