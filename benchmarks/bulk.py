@@ -11,8 +11,8 @@ connections, ``send_many`` runs 4 workers.
     before the pool). Target: 4 threads >= 2.5x one thread.
 (b) ``Notifier.send_many`` of the bundled order confirmation (rendered per
     recipient) vs a loop of ``send_email`` (the baseline).
-(c) ``rate="20/s"`` with ``send_many``: the achieved rate and the most
-    messages the server could see in any one-second window.
+(c) ``rate="20/s"`` with ``send_many`` and 8 workers: how long the messages
+    take, and the most that finished in any one-second window (never above 20).
 
 Run: ``python benchmarks/bulk.py [--quick] [-n N] [--latency MS]``.
 """
@@ -161,7 +161,8 @@ def main() -> None:
         print()
         print("| measure | value |")
         print("|---|---:|")
-        print(f"| achieved rate | {count / elapsed:.1f} messages/s |")
+        floor = (count - 1) // 20
+        print(f"| time for the {count} messages | {elapsed:.2f} s (at least {floor} s at 20/s) |")
         print(f"| most messages finished in any 1 s window | {most_in_window(done, 1.0)} |")
 
 
