@@ -264,3 +264,58 @@ def test_split_rate_keeps_the_rest_of_the_url() -> None:
     url, limit = split_rate("failover(smtp://a?rate=1/s smtp://b)")
     assert limit is None
     assert "rate=1/s" in url
+
+
+class BlackHole:
+    """A port whose accept queue is full: the kernel drops new SYNs, so connecting hangs."""
+
+    def __enter__(self) -> BlackHole:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = int(self.sock.getsockname()[1])
+        self.fill: list[socket.socket] = []
+        for _ in range(4):
+            c = socket.socket()
+            c.setblocking(False)
+            try:
+                c.connect(("127.0.0.1", self.port))
+            except BlockingIOError:
+                pass
+            self.fill.append(c)
+        time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for c in self.fill:
+            c.close()
+        self.sock.close()
+
+
+def test_http_connect_timeout_and_probe_cap() -> None:
+    """An HTTP transport whose server never completes the TCP handshake: a probe gives up fast."""
+    pytest.importorskip("httpx")
+    from notifykit.transports._timeouts import capped_connect_timeout
+    from notifykit.transports.msg91 import MSG91Transport
+
+    sms = nk.SMS("+919876543210", "x", template_id="1001", variables={"a": "b"})
+    with BlackHole() as hole:
+        msg91 = MSG91Transport("fake-key-123", base_url=f"http://127.0.0.1:{hole.port}", timeout=3)
+        assert 3.0 == msg91._session.connect_timeout  # min(5, timeout)
+        t0 = time.monotonic()
+        with capped_connect_timeout(0.2), pytest.raises(nk.TransientError, match="connect"):
+            msg91.send(sms)
+        assert time.monotonic() - t0 < 1.5
+        assert 10 == msg91._session.max_connections
+        msg91.close()
+
+
+def test_smtp_connect_timeout_on_a_black_hole() -> None:
+    with BlackHole() as hole:
+        smtp = nk.SMTPTransport("127.0.0.1", hole.port, security="none", connect_timeout=0.2)
+        t0 = time.monotonic()
+        with pytest.raises(nk.TransientError, match="timed out"):
+            smtp.send(email())
+        assert time.monotonic() - t0 < 1.5
