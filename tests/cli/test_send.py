@@ -154,9 +154,9 @@ def test_send_csv_sends_one_message_per_row_and_counts_failures(
     assert 1 == code
     assert "row 2 not sent to not an address" in out
     assert "2 sent, 1 failed, 3 in all" in out
-    assert [("asha@example.com",), ("ravi@example.com",)] == [
+    assert [("asha@example.com",), ("ravi@example.com",)] == sorted(  # rows go 4 at a time
         m.rcpt_tos for m in smtp_server.messages
-    ]
+    )
 
 
 def test_send_csv_without_an_email_column_is_a_usage_error(
