@@ -110,6 +110,8 @@ _SMTP_OPTIONS: dict[str, Callable[[str], Any]] = {
     "ipv4_only": _bool,
     "max_messages_per_connection": _positive_int,
     "allow_insecure_auth": _bool,
+    "connect_timeout": _positive_float,
+    "max_connections": _positive_int,
 }
 _SES_OPTIONS: dict[str, Callable[[str], Any]] = {
     "region": _text,
@@ -139,6 +141,7 @@ _COMPOSER_OPTIONS: dict[str, Callable[[str], Any]] = {
     "retry_maximum": _non_negative_float,
     "retry_jitter": _non_negative_float,
     "deadline": _positive_float,
+    "probe_timeout": _positive_float,
 }
 
 

@@ -167,6 +167,13 @@ def split_rate(url: str) -> tuple[str, RateLimit | None]:
         raise ConfigurationError("option 'rate' given twice")
     from urllib.parse import unquote
 
-    limit = parse_rate(unquote(rates[0][len("rate=") :]))
+    try:
+        limit = parse_rate(unquote(rates[0][len("rate=") :]))
+    except ConfigurationError:
+        # Not the value: in a malformed URL it could be part of a password.
+        raise ConfigurationError(
+            "option 'rate' is not a rate; write messages per second, minute or hour: "
+            "'14/s', '100/min', '5000/h'"
+        ) from None
     rest = "&".join(item for item in items if not item.startswith("rate="))
     return (url[: q + 1] + rest if rest else url[:q]), limit

@@ -319,3 +319,23 @@ def test_smtp_connect_timeout_on_a_black_hole() -> None:
         with pytest.raises(nk.TransientError, match="timed out"):
             smtp.send(email())
         assert time.monotonic() - t0 < 1.5
+
+
+def test_pool_and_probe_options_in_urls() -> None:
+    composer = nk.from_dsn(
+        "failover(smtp://127.0.0.1:2525?security=none&connect_timeout=2&max_connections=2)"
+        "?probe_timeout=1"
+    )
+    assert isinstance(composer, nk.FailoverTransport)
+    assert 1.0 == composer.probe_timeout
+    smtp = composer.transports[0]
+    assert isinstance(smtp, nk.SMTPTransport)
+    assert (2.0, 2) == (smtp.connect_timeout, smtp.max_connections)
+
+
+def test_a_bad_rate_in_a_url_does_not_echo_the_value() -> None:
+    """A malformed URL's 'rate=' may be a piece of a password: the error does not repeat it."""
+    with pytest.raises(ConfigurationError) as info:
+        nk.from_dsn("smtp://user:s3cr?rate=t-pass@mail.example.com")
+    assert "t-pass" not in str(info.value)
+    assert "option 'rate' is not a rate" in str(info.value)
