@@ -50,7 +50,7 @@ from django.utils.module_loading import import_string
 from notifykit.contrib.django.conf import SettingsError, get_notifier, get_transport_notifier
 from notifykit.contrib.django.errors import BadHeaderError, django_compatible
 from notifykit.errors import AllTransportsFailed, ConfigurationError, DeliveryError, InvalidMessage
-from notifykit.message import Attachment, Email
+from notifykit.message import Alternative, Attachment, Email
 from notifykit.notifier import Notifier
 from notifykit.transports.base import Transport
 from notifykit.transports.failover import FailoverTransport
@@ -499,7 +499,7 @@ def email_from_django(message: Any) -> Email:
 
     text: str | None = None
     html: str | None = None
-    alternatives: list[Any] = []
+    alternatives: list[Alternative] = []
     if getattr(message, "content_subtype", "plain") == "html":
         html = body
     else:
@@ -511,8 +511,6 @@ def email_from_django(message: Any) -> Email:
         elif kind == "text/plain" and not text:
             text = str(content)
         else:
-            from notifykit.message import Alternative
-
             alternatives.append(Alternative(content, mimetype))
     if not text and not html:
         text = "\n"  # Django allows an empty body; an empty text part is still a message
@@ -537,6 +535,7 @@ def email_from_django(message: Any) -> Email:
         attachments=[_attachment(a, i) for i, a in enumerate(message.attachments or (), 1)],
         tags=_tags(getattr(message, "tags", ())),
         metadata=dict(getattr(message, "metadata", None) or {}),
+        derive_text=False,  # Django sends an HTML body as it is
         **options,
     )
 
