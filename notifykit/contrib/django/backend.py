@@ -89,7 +89,7 @@ class _SMTPSettings:
             value = given.get(option)
             return getattr(settings, setting, default) if value is None else value
 
-        port = given.get("port") or getattr(settings, "EMAIL_PORT", 25)
+        port: Any = given.get("port") or getattr(settings, "EMAIL_PORT", 25)
         if isinstance(port, str) and port.strip().isdigit():
             port = int(port)
         conf = cls(
@@ -562,7 +562,7 @@ def _attachment(item: Any, number: int) -> Attachment:
     mimetype = mimetype or mimetypes.guess_type(filename or "")[0] or "application/octet-stream"
     content = _content_bytes(content)
     if str(mimetype).lower() == _RFC822:
-        return Attachment(filename or None, content, _RFC822)  # type: ignore[arg-type]
+        return Attachment(filename or None, content, _RFC822)
     return Attachment(filename or _default_name(mimetype, number), content, mimetype)
 
 
@@ -590,7 +590,7 @@ def _part_attachment(part: email.message.Message, number: int) -> Attachment:
     if mimetype == _RFC822:  # MIMEMessage: the payload is the forwarded message
         payload = part.get_payload()
         inner = payload[0] if isinstance(payload, list) and payload else payload
-        return Attachment(filename or None, _content_bytes(inner), _RFC822)  # type: ignore[arg-type]
+        return Attachment(filename or None, _content_bytes(inner), _RFC822)
     if part.is_multipart():
         raise InvalidMessage(
             f"attachment {number}: a {mimetype} part cannot be attached; attach its parts, "

@@ -33,12 +33,12 @@ from notifykit.errors import AllTransportsFailed, DeliveryError, InvalidMessage
 try:  # Django's own class; Django 7 may drop it (it is a ValueError either way)
     from django.core.mail import BadHeaderError as _DjangoBadHeaderError
 except ImportError:  # pragma: no cover - depends on the Django version
-    _DjangoBadHeaderError = ValueError  # type: ignore[assignment,misc]
+    _DjangoBadHeaderError = ValueError
 
 __all__ = ["BadHeaderError", "django_compatible"]
 
 
-class BadHeaderError(InvalidMessage, _DjangoBadHeaderError):  # type: ignore[misc,valid-type]
+class BadHeaderError(InvalidMessage, _DjangoBadHeaderError):  # type: ignore[misc]
     """A header value holds a line break (header injection).
 
     Both :class:`django.core.mail.BadHeaderError` (so Django's documented
@@ -61,34 +61,43 @@ _SOCKET_ERRORS: tuple[type[OSError], ...] = (
 )
 
 _lock = threading.Lock()
-_classes: dict[tuple[type[DeliveryError], type[OSError]], type[DeliveryError]] = {}
+_classes: dict[
+    tuple[type[DeliveryError], type[OSError], type[OSError] | None], type[DeliveryError]
+] = {}
 
 
-def _stdlib_cause(exc: BaseException) -> OSError | None:
-    """The smtplib/socket/ssl exception behind ``exc`` (its cause chain), if any."""
+def _stdlib_causes(exc: BaseException) -> list[OSError]:
+    """The smtplib/socket/ssl exceptions behind ``exc`` (its cause chain), outermost first."""
     if isinstance(exc, AllTransportsFailed):
-        causes = {type(c) for c in map(_stdlib_cause, exc.errors) if c is not None}
-        if len(exc.errors) == 1 or len(causes) == 1:
-            return _stdlib_cause(exc.errors[-1])
-        return None
-    seen = 0
+        chains = [_stdlib_causes(e) for e in exc.errors]
+        kinds = {tuple(type(c) for c in chain) for chain in chains}
+        # Only when every transport failed the same way does one cause speak for all.
+        return chains[-1] if chains and len(kinds) == 1 else []
+    found: list[OSError] = []
     current = exc.__cause__ or exc.__context__
-    while current is not None and seen < 5:
+    while current is not None and len(found) < 5:
         if isinstance(current, OSError) and not isinstance(current, DeliveryError):
-            return current
+            found.append(current)
         current = current.__cause__ or current.__context__
-        seen += 1
-    return None
+    return found
 
 
-def _compat_class(kind: type[DeliveryError], cause: type[OSError] | None) -> type[DeliveryError]:
-    smtp_base: type[OSError] = smtplib.SMTPException
-    extra: type[OSError] | None = None
-    if cause is not None and issubclass(cause, smtplib.SMTPException):
-        smtp_base = cause
-    elif cause is not None:
-        extra = next((c for c in _SOCKET_ERRORS if issubclass(cause, c)), None)
-    key = (kind, extra or smtp_base)
+def _bases(causes: list[OSError]) -> tuple[type[OSError], type[OSError] | None]:
+    """(the smtplib class, the socket/TLS class or None) that ``causes`` call for."""
+    smtp_base: type[OSError] = next(
+        (type(c) for c in causes if isinstance(c, smtplib.SMTPException)), smtplib.SMTPException
+    )
+    extra = next(
+        (kind for c in causes for kind in _SOCKET_ERRORS if isinstance(c, kind)),
+        None,
+    )
+    return smtp_base, extra
+
+
+def _compat_class(
+    kind: type[DeliveryError], smtp_base: type[OSError], extra: type[OSError] | None
+) -> type[DeliveryError]:
+    key = (kind, smtp_base, extra)
     with _lock:
         made = _classes.get(key)
         if made is None:
@@ -101,7 +110,7 @@ def _compat_class(kind: type[DeliveryError], cause: type[OSError] | None) -> typ
                     "__qualname__": kind.__qualname__,
                     "__doc__": f"{kind.__name__}, also {', '.join(b.__name__ for b in bases[1:])}.",
                     "__reduce__": _reduce,
-                    "_compat_bases": (kind, smtp_base, extra),
+                    "_compat_bases": key,
                 },
             )
             _classes[key] = made
@@ -110,20 +119,22 @@ def _compat_class(kind: type[DeliveryError], cause: type[OSError] | None) -> typ
 
 def _reduce(self: DeliveryError) -> tuple[Any, ...]:
     kind, smtp_base, extra = type(self)._compat_bases  # type: ignore[attr-defined]
-    errno_args = (self.errno, self.strerror) if isinstance(self, OSError) and self.errno else ()  # type: ignore[unreachable]
-    return (_rebuild, (kind, extra or smtp_base, errno_args, dict(self.__dict__)))
+    errno = getattr(self, "errno", None)
+    errno_args = (errno, getattr(self, "strerror", None)) if errno is not None else ()
+    return (_rebuild, (kind, smtp_base, extra, errno_args, dict(self.__dict__)))
 
 
 def _rebuild(
     kind: type[DeliveryError],
-    cause: type[OSError],
+    smtp_base: type[OSError],
+    extra: type[OSError] | None,
     errno_args: tuple[Any, ...],
     state: dict[str, Any],
 ) -> DeliveryError:
-    cls = _compat_class(kind, cause)
+    cls = _compat_class(kind, smtp_base, extra)
     new = cls.__new__(cls)
     if errno_args:
-        OSError.__init__(new, *errno_args)  # type: ignore[arg-type]
+        OSError.__init__(new, *errno_args)
     new.__dict__.update(state)
     new.args = (state.get("message", ""),)
     return new
@@ -133,17 +144,18 @@ def django_compatible(exc: DeliveryError) -> DeliveryError:
     """``exc`` as an instance of a class that is also an smtplib/socket error (see above).
 
     The result carries ``exc``'s attributes (``transport``, ``attempts``,
-    ``provider_code``...) and the cause's (``smtp_code``, ``errno``...).
-    Already compatible errors are returned as they are.
+    ``provider_code``...) and the causes' (``smtp_code``, ``recipients``,
+    ``errno``...). Already compatible errors are returned as they are.
     """
     if isinstance(exc, smtplib.SMTPException):
         return exc
-    cause = _stdlib_cause(exc)
-    cls = _compat_class(type(exc), type(cause) if cause is not None else None)
+    causes = _stdlib_causes(exc)
+    smtp_base, extra = _bases(causes)
+    cls = _compat_class(type(exc), smtp_base, extra)
     new = cls.__new__(cls)
-    if cause is not None:
+    for cause in reversed(causes):  # the outermost cause's attributes win
         if cause.errno is not None and not isinstance(cause, smtplib.SMTPException):
-            OSError.__init__(new, cause.errno, cause.strerror)  # type: ignore[arg-type]
+            OSError.__init__(new, cause.errno, cause.strerror)
         for name in ("smtp_code", "smtp_error", "recipients", "sender", "library", "reason"):
             if name in cause.__dict__:
                 new.__dict__[name] = cause.__dict__[name]
