@@ -483,3 +483,28 @@ def test_outbox_untouched_and_ssl_error_type_kept(settings: Any, smtp_server: SM
 
     assert isinstance(caught.value, ProviderError)
     assert [] == mail.outbox
+
+
+@pytest.mark.parametrize("offered", [True, False])
+def test_a_non_ascii_local_part_needs_smtputf8(settings: Any, offered: bool) -> None:
+    """δοκιμή@example.com goes out with SMTPUTF8; without it, a clear error of both kinds."""
+    with SMTPServer(smtputf8=offered) as server:
+        del settings.NOTIFYKIT
+        settings.EMAIL_HOST = "127.0.0.1"
+        settings.EMAIL_PORT = server.port
+        try:
+            if offered:
+                assert 1 == send_mail("Hi", "Hello", "shop@shop.example", ["δοκιμή@example.com"])
+            else:
+                with pytest.raises(smtplib.SMTPNotSupportedError, match="SMTPUTF8") as caught:
+                    send_mail("Hi", "Hello", "shop@shop.example", ["δοκιμή@example.com"])
+                assert isinstance(caught.value, ProviderError)
+        finally:
+            reset_notifier()
+
+    if offered:
+        [received] = server.messages
+        assert ("δοκιμή@example.com",) == received.rcpt_tos
+        assert "SMTPUTF8" in received.mail_options
+    else:
+        assert [] == server.messages
