@@ -253,6 +253,7 @@ def email_from_django(message: Any) -> Email:
         attachments=[_attachment(a, i) for i, a in enumerate(message.attachments or (), 1)],
         tags=_tags(getattr(message, "tags", ())),
         metadata=dict(getattr(message, "metadata", None) or {}),
+        derive_text=False,  # Django sends an HTML body as it is
     )
 
 
