@@ -320,7 +320,8 @@ def build_send_email_kwargs(
     has them. An ``envelope_sender`` becomes ``FeedbackForwardingEmailAddress``
     (where SES sends bounces and complaints; SES writes its own Return-Path).
     A message SES would refuse for its size (over ``max_size`` bytes of MIME)
-    or its number of recipients (more than ``max_recipients``) raises :class:`RejectedError` here, before any request.
+    or its number of recipients (more than ``max_recipients``) raises
+    :class:`RejectedError` here, before any request.
     """
     if message.sender is None:
         # to_mime() says the same; say it before building the MIME.
