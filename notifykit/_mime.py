@@ -139,7 +139,7 @@ _ATTR_CHARS = frozenset(
 
 def _param(name: str, value: str) -> list[str]:
     """A MIME parameter; RFC 2231 (UTF-8, split in continuations) when long or non-ASCII."""
-    if value.isascii() and len(value) <= 60 and value.isprintable():
+    if value.isascii() and len(value) <= 60 and value.isprintable() and "=?" not in value:
         escaped = value.replace("\\", "\\\\").replace('"', '\\"')
         return [f'{name}="{escaped}"']
     pieces: list[str] = []

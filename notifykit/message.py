@@ -17,7 +17,7 @@ import mimetypes
 import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import getaddresses
@@ -116,7 +116,7 @@ class AddressParts(NamedTuple):
 
     name: str  # "" when there is none
     addr: str  # the addr-spec as given (Unicode domain kept)
-    wire: str  # the addr-spec for the envelope and headers: IDNA domain when the local part is ASCII
+    wire: str  # the addr-spec on the wire: IDNA domain when the local part is ASCII
     text: str  # the normalised form stored in the message: 'Name <addr>' or 'addr'
 
     @property
@@ -195,8 +195,6 @@ def _split_text(text: str) -> tuple[str, str]:
         return "", text
     cut = text.rfind("<")
     raw_name, addr = text[:cut].strip(), text[cut + 1 : -1].strip()
-    if "<" in raw_name or ">" in raw_name:
-        raise _BadAddress("is not a valid e-mail address")
     if raw_name.startswith('"'):
         if len(raw_name) < 2 or not raw_name.endswith('"'):
             raise _BadAddress("is not a valid e-mail address")
@@ -212,6 +210,8 @@ def _split_text(text: str) -> tuple[str, str]:
             name.append(char)
             i += 1
         return "".join(name), addr
+    if any(c in raw_name for c in "<>"):
+        raise _BadAddress("is not a valid e-mail address")
     if any(c in raw_name for c in '@,;:"[]\\'):
         raise _BadAddress("has a display name with special characters; put it in double quotes")
     return " ".join(raw_name.split()), addr
@@ -337,9 +337,7 @@ def _envelope_recipients(value: object) -> tuple[str, ...] | None:
         value = [value]
     if not isinstance(value, Iterable):
         raise InvalidMessage("envelope_recipients: expected a list of addresses")
-    out = tuple(
-        address_parts(_parse_address(v, "envelope_recipients")).addr for v in value
-    )
+    out = tuple(address_parts(_parse_address(v, "envelope_recipients")).addr for v in value)
     if not out:
         raise InvalidMessage("envelope_recipients: the list is empty; leave it out (None) instead")
     return out
@@ -416,6 +414,7 @@ def _headers(value: object) -> dict[str, str]:
         if not isinstance(val, str):
             raise InvalidMessage(f"headers: the value of {name!r} must be a string")
         _no_newline(f"header {name!r}", val)
+        val = val.strip(" \t")  # white space around a value means nothing to readers
         if lower in _ADDRESS_HEADERS:
             val = _parse_address(val, f"header {name!r}")
         elif val.isascii() and fold_plain(len(name) + 2, val) is None:
@@ -451,7 +450,7 @@ def _metadata(value: object) -> dict[str, Any]:
         # It must cross a task queue and a JSON log: check that once, here.
         json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidMessage("metadata contains a lone surrogate, which cannot be encoded") from None
+        raise InvalidMessage("metadata contains a lone surrogate (cannot be encoded)") from None
     except (TypeError, ValueError) as exc:
         raise InvalidMessage(f"metadata must be JSON-safe: {exc}") from None
     return dict(value)
@@ -543,7 +542,7 @@ def _content_bytes(value: object) -> bytes:
 _TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
 _MIMETYPE = re.compile(rf"\s*({_TOKEN})/({_TOKEN})\s*")
 _PARAM = re.compile(rf'\s*;\s*({_TOKEN})\s*=\s*({_TOKEN}|"(?:[^"\\]|\\.)*")\s*')
-_TOKEN_RE = re.compile(_TOKEN)
+_CONTENT_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=^_`{|}~.@-]{1,250}")
 
 
 def _parse_mimetype(field: str, value: object) -> str:
@@ -637,10 +636,11 @@ class Attachment:
         filename = self.filename
         if filename is None and mimetype.startswith("message/rfc822"):
             pass
-        elif not isinstance(filename, str) or not filename:
+        elif not isinstance(filename, str) or not filename.strip():
             raise InvalidMessage("attachment filename: expected a non-empty string")
         else:
             _no_newline("attachment filename", filename)
+            object.__setattr__(self, "filename", filename.strip())
         if mimetype.startswith("message/rfc822"):
             _check_rfc822(self.content)
         if self.content_id is not None:
@@ -649,10 +649,10 @@ class Attachment:
                 raise InvalidMessage("attachment content_id: expected a non-empty string")
             _no_newline("attachment content_id", cid)
             cid = cid.strip("<>")
-            if not cid.isascii() or any(c.isspace() or c in '<>"' for c in cid) or len(cid) > 250:
+            if not _CONTENT_ID.fullmatch(cid):
                 raise InvalidMessage(
-                    f"attachment content_id {cid!r} must be printable ASCII without spaces, "
-                    "quotes or angle brackets (250 characters at most)"
+                    f"attachment content_id {cid!r} must be at most 250 letters, digits "
+                    "and the characters !#$%&'*+/=^_`{|}~.@- (RFC 5322 msg-id)"
                 )
             object.__setattr__(self, "content_id", cid)
 
@@ -717,9 +717,7 @@ def _alternative_content(value: object) -> str | bytes:
         return value
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
-    raise InvalidMessage(
-        f"alternative content: expected str or bytes, got {type(value).__name__}"
-    )
+    raise InvalidMessage(f"alternative content: expected str or bytes, got {type(value).__name__}")
 
 
 def _alternative_mimetype(value: object) -> str:
@@ -903,9 +901,7 @@ class Email:
         default=None, converter=_envelope_recipients, kw_only=True
     )
     derive_text: bool = attrs.field(default=True, converter=_derive_flag, kw_only=True)
-    _derived: list[str] = attrs.field(
-        init=False, factory=list, eq=False, hash=False, repr=False
-    )
+    _derived: list[str] = attrs.field(init=False, factory=list, eq=False, hash=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not (self.to or self.cc or self.bcc or self.envelope_recipients):
@@ -935,7 +931,7 @@ class Email:
 
     @property
     def sender_address(self) -> str | None:
-        """The envelope sender (``MAIL FROM``): ``envelope_sender``, else the address of ``sender``."""
+        """The envelope sender (``MAIL FROM``): ``envelope_sender``, else ``sender``'s address."""
         if self.envelope_sender is not None:
             return _wire(self.envelope_sender)
         return None if self.sender is None else _wire(self.sender)
@@ -959,7 +955,7 @@ class Email:
 
     @property
     def body_text(self) -> str | None:
-        """The text part as sent: ``text``, or the one derived from ``html`` (see ``derive_text``)."""
+        """The text part as sent: ``text``, or the text derived from ``html`` (``derive_text``)."""
         if self.text is not None or not self.html or not self.derive_text:
             return self.text
         if not self._derived:

@@ -576,7 +576,9 @@ class SMTPTransport(BaseTransport):
             if not conn.has_extn("smtputf8"):
                 self._phase = _Phase.MAIL
                 raise smtplib.SMTPNotSupportedError(
-                    "the addresses need SMTPUTF8, which the server does not offer"
+                    "the SMTPUTF8 extension (RFC 6531), which this message needs because an "
+                    "address has a non-ASCII local part (international domains alone never "
+                    "need it); send through a server that offers SMTPUTF8, or use an ASCII address"
                 )
             options.append("SMTPUTF8")
         if p.eightbit and conn.has_extn("8bitmime"):
@@ -663,9 +665,11 @@ class SMTPTransport(BaseTransport):
 
 def _prepare(message: Email) -> _Prepared:
     """Serialise ``message`` for DATA: CRLF line ends, dot-stuffing, terminator."""
-    sender = message.sender_address
-    recipients = message.recipients
-    smtputf8 = not ((sender or "").isascii() and all(r.isascii() for r in recipients))
+    sender = message.sender_address  # envelope_sender, else the From address (IDNA domain)
+    recipients = message.recipients  # envelope_recipients, else to + cc + bcc
+    # SMTPUTF8 (and raw UTF-8 headers) only for a non-ASCII local part; an
+    # international domain travels in punycode and needs nothing from the server.
+    smtputf8 = message.needs_smtputf8
     try:
         data = message.to_bytes(utf8=smtputf8)  # InvalidMessage when there is no sender
     except (ValueError, TypeError, UnicodeError) as exc:
