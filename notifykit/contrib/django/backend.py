@@ -39,8 +39,6 @@ import ssl
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.headerregistry import Address
-from email.utils import getaddresses
 from typing import Any
 
 from django.conf import settings
@@ -50,7 +48,7 @@ from django.utils.module_loading import import_string
 from notifykit.contrib.django.conf import SettingsError, get_notifier, get_transport_notifier
 from notifykit.contrib.django.errors import BadHeaderError, django_compatible
 from notifykit.errors import AllTransportsFailed, ConfigurationError, DeliveryError, InvalidMessage
-from notifykit.message import Alternative, Attachment, Email
+from notifykit.message import Alternative, Attachment, Email, parse_addresses
 from notifykit.notifier import Notifier
 from notifykit.transports.base import Transport
 from notifykit.transports.failover import FailoverTransport
@@ -432,24 +430,6 @@ def _check_line_breaks(message: Any) -> None:
             )
 
 
-def _address_list(value: str) -> list[str]:
-    """Split an address-list header value (``"Doe, John" <j@x>, k@y``) into addresses."""
-    out: list[str] = []
-    for name, addr in getaddresses([value]):
-        if not addr:
-            if name or value.strip():
-                raise InvalidMessage(f"{value!r} is not a valid list of e-mail addresses")
-            continue
-        if not name:
-            out.append(addr)
-            continue
-        try:
-            out.append(str(Address(display_name=name, addr_spec=addr)))
-        except (ValueError, IndexError, TypeError):
-            out.append(f"{name} <{addr}>")  # notifykit's own check says what is wrong
-    return out
-
-
 def email_from_django(message: Any) -> Email:
     """Convert a Django ``EmailMessage`` / ``EmailMultiAlternatives`` to an :class:`Email`.
 
@@ -485,14 +465,14 @@ def email_from_django(message: Any) -> Email:
         if lowered == "from":
             sender, envelope_sender = value, from_email
         elif lowered == "reply-to":
-            reply_to = _address_list(value)
+            reply_to = list(parse_addresses(value))
         elif lowered == "subject":
             subject = value
         elif lowered in ("to", "cc"):
             if lowered == "to":
-                to = _address_list(value)
+                to = list(parse_addresses(value))
             else:
-                cc = _address_list(value)
+                cc = list(parse_addresses(value))
             envelope_recipients = [str(a) for a in message.recipients()]
         else:
             headers[str(name)] = value
