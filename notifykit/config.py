@@ -441,7 +441,7 @@ def _host_port(hostport: str, shown: str) -> tuple[str, int | None]:
         or len(port_text) > 5
         or not 0 < int(port_text) < 65536
     ):
-        raise ConfigurationError(f"{shown}: bad port (use a number from 1 to 65535)")
+        raise ConfigurationError(f"{shown}: bad port")
     return host.lower(), int(port_text)
 
 
