@@ -143,3 +143,60 @@ def test_follow_symlinks_opts_in(folder: Path) -> None:
     """``follow_symlinks=True`` restores Jinja's plain loader."""
     renderer = TemplateRenderer.from_directory(folder, follow_symlinks=True)
     assert "TOP-SECRET" == renderer.render("leak.html").subject
+
+
+# --------------------------------------------------------------------------- deep HTML
+
+DEEP_TEMPLATE = (
+    "{% block subject %}s{% endblock %}"
+    "{% block html %}<style>p { color: red }</style><p>before</p>{{ body|safe }}"
+    "<p>THE-END</p>{% endblock %}"
+)
+
+
+def _nested(depth: int) -> str:
+    return "<div>" * depth + "DEEPEST" + "</div>" * depth + "<p>AFTER</p>"
+
+
+@pytest.mark.parametrize("compile", [True, False])
+def test_premailer_never_sends_html_it_would_truncate(compile: bool) -> None:
+    """A |safe body 300 <div>s deep: premailer would drop its end, so the render fails."""
+    renderer = TemplateRenderer.from_dict({"t": DEEP_TEMPLATE}, compile=compile)
+    with pytest.raises(TemplateError, match="more than 255 deep"):
+        renderer.render("t", body=_nested(300))
+
+
+def test_premailer_keeps_html_just_under_the_limit() -> None:
+    """200 deep is inlined whole, every element and the text after it kept."""
+    rendered = TemplateRenderer.from_dict({"t": DEEP_TEMPLATE}).render("t", body=_nested(200))
+    html = rendered.html or ""
+    assert 200 == html.count("<div")
+    assert "DEEPEST" in html
+    assert "AFTER" in html
+    assert "THE-END" in html
+    assert 'style="color:red"' in html
+
+
+def test_a_failed_deep_message_is_not_sent() -> None:
+    """Through the Notifier: the message fails with a TemplateError; nothing goes out."""
+    import notifykit as nk
+
+    memory = nk.MemoryTransport()
+    notifier = nk.Notifier(
+        email=memory,
+        templates=TemplateRenderer.from_dict({"t": DEEP_TEMPLATE}),
+        sender="shop@example.com",
+    )
+    with pytest.raises(TemplateError):
+        notifier.send_email("t", "a@example.com", {"body": _nested(300)})
+    assert [] == memory.outbox
+
+
+def test_css_inline_keeps_deep_html() -> None:
+    """css-inline (html5ever) has no such limit: the 300-deep body is sent whole."""
+    pytest.importorskip("css_inline")
+    renderer = TemplateRenderer.from_dict({"t": DEEP_TEMPLATE}, inliner="css_inline")
+    html = renderer.render("t", body=_nested(300)).html or ""
+    assert 300 == html.count("<div")
+    assert "AFTER" in html
+    assert "THE-END" in html
