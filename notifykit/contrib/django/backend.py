@@ -32,6 +32,7 @@ keyword arguments of :class:`EmailBackend`::
 from __future__ import annotations
 
 import email.message
+import inspect
 import ipaddress
 import logging
 import mimetypes
@@ -410,7 +411,8 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]
         return True
 
 
-_DEFAULT_TIMEOUT = 10.0  # SMTPTransport's default
+#: SMTPTransport's own default time-out, used when EMAIL_TIMEOUT is None.
+_DEFAULT_TIMEOUT = float(inspect.signature(SMTPTransport).parameters["timeout"].default)
 
 
 def _check_line_breaks(message: Any) -> None:
