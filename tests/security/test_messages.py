@@ -26,7 +26,7 @@ from email.utils import getaddresses
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import notifykit as nk
@@ -112,9 +112,12 @@ def build(**fields: Any) -> nk.Email | None:
     }
     base.update(fields)
     try:
-        return nk.Email(**base)
+        message = nk.Email(**base)
     except nk.InvalidMessage:
+        event("refused at construction")
         return None
+    event("built")
+    return message
 
 
 @given(subject=TEXT)
@@ -163,7 +166,10 @@ def test_any_custom_header_is_refused_or_arrives_alone(value: str) -> None:
         assert [value.strip(" \t")] == parsed.get_all("X-Campaign")
 
 
-@given(filename=TEXT, content_id=st.one_of(st.none(), TEXT))
+@given(
+    filename=TEXT,
+    content_id=st.one_of(st.none(), st.from_regex(r"[a-z0-9.@_-]{1,40}", fullmatch=True), TEXT),
+)
 @SETTINGS
 def test_any_file_name_and_content_id_are_refused_or_arrive_intact(
     filename: str, content_id: str | None
@@ -185,12 +191,12 @@ def test_any_file_name_and_content_id_are_refused_or_arrive_intact(
 
 
 @given(
-    text=st.text(max_size=300),
-    subject=st.text(st.characters(codec="utf-8"), max_size=100),
+    text=st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=300),
+    subject=st.text(st.characters(codec="utf-8", exclude_categories=("Cc",)), max_size=100),
     to=st.lists(
         st.builds(
             lambda n, local, dom: (n, f"{local}@{dom}"),
-            st.text(max_size=20),
+            st.text(st.characters(codec="utf-8", exclude_categories=("Cc",)), max_size=20),
             st.sampled_from(["asha", "δοκιμή", "josé", "a.b+c"]),
             st.sampled_from(["example.com", "bücher.example", "例え.jp"]),
         ),
