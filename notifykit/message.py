@@ -1117,6 +1117,7 @@ def _optional_template_id(value: object) -> str | None:
         return None
     if not isinstance(value, (str, int)) or isinstance(value, bool) or not str(value).strip():
         raise InvalidMessage("SMS template_id: expected a non-empty string")
+    _no_newline("SMS template_id", str(value))
     return str(value).strip()
 
 
