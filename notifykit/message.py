@@ -1003,10 +1003,14 @@ class Email:
     def to_mime(self) -> EmailMessage:
         """The message as an :class:`email.message.EmailMessage` (parsed from :meth:`to_bytes`).
 
-        Uses the SMTP policy, so ``as_bytes()`` gives CRLF line ends.
+        Uses the SMTP policy, so ``as_bytes()`` gives CRLF line ends (the
+        SMTPUTF8 policy, with UTF-8 headers, when :attr:`needs_smtputf8`).
         """
-        from email import message_from_bytes, policy
+        from email import message_from_bytes, message_from_string, policy
 
+        if self.needs_smtputf8:
+            text = self.to_bytes(utf8=True).decode("utf-8", "surrogateescape")
+            return message_from_string(text, policy=policy.SMTPUTF8)
         return message_from_bytes(self.to_bytes(), policy=policy.SMTP)
 
     # -- serialisation
@@ -1115,6 +1119,7 @@ def _optional_template_id(value: object) -> str | None:
         return None
     if not isinstance(value, (str, int)) or isinstance(value, bool) or not str(value).strip():
         raise InvalidMessage("SMS template_id: expected a non-empty string")
+    _no_newline("SMS template_id", str(value))
     return str(value).strip()
 
 
