@@ -14,7 +14,10 @@ connections, ``send_many`` runs 4 workers.
 (c) ``rate="20/s"`` with ``send_many`` and 8 workers: how long the messages
     take, and the most that finished in any one-second window (never above 20).
 
-Run: ``python benchmarks/bulk.py [--quick] [-n N] [--latency MS]``.
+``--postfix PORT`` adds (a) against a real Postfix listening on
+127.0.0.1:PORT (set up to discard mail; see the comment in :func:`main`).
+
+Run: ``python benchmarks/bulk.py [--quick] [-n N] [--latency MS] [--postfix PORT]``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import notifykit as nk
 from benchmarks._servers import SMTPServerProcess
 from notifykit.cli import _bundled_renderer, _demo_contexts
+from notifykit.transports.smtp import DEFAULT_MAX_CONNECTIONS
 
 SENDER = "Shop <noreply@shop.example>"
 
@@ -64,6 +68,33 @@ def threaded(transport: nk.SMTPTransport, threads: int, n: int) -> float:
     return time.perf_counter() - t0
 
 
+def pool_rows(port: int, n: int, repeats: int) -> dict[str, float]:
+    """Seconds for ``n`` messages: 1 thread, 4 threads, 4 threads on one connection."""
+    rows: dict[str, float] = {}
+    for _ in range(repeats):
+        for name, threads, pool in (
+            ("1 thread (baseline)", 1, None),
+            ("**4 threads, default pool (4 connections)**", 4, None),
+            ("4 threads, max_connections=1 (one connection, as before)", 4, 1),
+        ):
+            smtp = nk.SMTPTransport(
+                "127.0.0.1", port, security="none", max_connections=pool or DEFAULT_MAX_CONNECTIONS
+            )
+            smtp.send(email(-1))  # connect outside the timing
+            seconds = threaded(smtp, threads, n)
+            smtp.close()
+            rows[name] = min(rows.get(name, float("inf")), seconds)
+    return rows
+
+
+def print_pool(rows: dict[str, float], n: int) -> None:
+    base = rows["1 thread (baseline)"]
+    print("| senders | messages/s | vs one thread |")
+    print("|---|---:|---:|")
+    for name, seconds in rows.items():
+        print(f"| {name} | {n / seconds:,.0f} | {base / seconds:.2f}x |")
+
+
 def most_in_window(times: list[float], window: float) -> int:
     times = sorted(times)
     best = j = 0
@@ -79,6 +110,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer messages, one run")
     parser.add_argument("-n", type=int, default=None, help="messages per row")
     parser.add_argument("--latency", type=float, default=5.0, help="server ms per message")
+    parser.add_argument("--postfix", type=int, metavar="PORT", help="also a Postfix on this port")
     args = parser.parse_args()
     n = args.n or (120 if args.quick else 400)
     repeats = 1 if args.quick else 3
@@ -86,29 +118,24 @@ def main() -> None:
 
     with SMTPServerProcess(delay=delay) as server:
         # (a) the pool
-        rows: dict[str, float] = {}
-        for _ in range(repeats):
-            for name, threads, pool in (
-                ("1 thread (baseline)", 1, None),
-                ("**4 threads, default pool (4 connections)**", 4, None),
-                ("4 threads, max_connections=1 (one connection, as before)", 4, 1),
-            ):
-                kwargs = {} if pool is None else {"max_connections": pool}
-                smtp = nk.SMTPTransport("127.0.0.1", server.port, security="none", **kwargs)
-                smtp.send(email(-1))  # connect outside the timing
-                seconds = threaded(smtp, threads, n)
-                smtp.close()
-                rows[name] = min(rows.get(name, float("inf")), seconds)
-        base = rows["1 thread (baseline)"]
+        rows = pool_rows(server.port, n, repeats)
         print(
             f"### (a) One SMTPTransport shared by threads, server latency {args.latency:g} ms "
             f"({n} messages per row, best of {repeats})"
         )
         print()
-        print("| senders | messages/s | vs one thread |")
-        print("|---|---:|---:|")
-        for name, seconds in rows.items():
-            print(f"| {name} | {n / seconds:,.0f} | {base / seconds:.2f}x |")
+        print_pool(rows, n)
+        if args.postfix:
+            # Postfix 3.7 from Debian, on 127.0.0.1:PORT, set up with
+            # mynetworks=127.0.0.0/8, default/relay/local_transport=discard: it
+            # queues each message (on disk) and throws it away.
+            print()
+            print(
+                f"### (a) The same against a real Postfix on 127.0.0.1:{args.postfix} "
+                f"({n} messages per row, best of {repeats})"
+            )
+            print()
+            print_pool(pool_rows(args.postfix, n, repeats), n)
 
         # (b) send_many of a real template
         renderer = _bundled_renderer()

@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -156,7 +157,7 @@ def primary_dies(trials: int) -> tuple[list[float], list[float], list[str]]:
     return firsts, directs, attempts
 
 
-def hung_primary(probes: int) -> dict[str, object]:
+def hung_primary(probes: int) -> dict[str, Any]:
     clock = Clock()
     with HungServer() as hung, SMTPServerProcess() as backup_server:
         primary, backup = smtp(hung.port), smtp(backup_server.port)
@@ -291,7 +292,7 @@ def main() -> None:
     )
     print(f"| first message: the hung primary's attempt | {hung['first']:.2f} s |")
     print(f"| each message while it rests (median) | {hung['skipped'] * 1e3:,.2f} ms |")
-    probe_text = ", ".join(f"{p:.2f} s" for p in hung["probes"])  # type: ignore[attr-defined]
+    probe_text = ", ".join(f"{p:.2f} s" for p in hung["probes"])
     print(f"| each probe after a cooldown (one attempt) | {probe_text} |")
     print(
         f"| cost per {hung['cooldown']:g} s cooldown | one probe, <= {hung['probe_timeout']:g} s "
