@@ -364,7 +364,7 @@ def _from_dsn(url: str, depth: int) -> BaseTransport:
     url, rate = split_rate(url)
     if rate is not None:
         limited = _from_dsn(url, depth)
-        limited.rate_limit = rate
+        limited.rate_limit = rate.for_transport(limited)  # rate=auto: ask the provider (SES)
         return limited
     composer = _split_composer(url)
     if composer is not None:

@@ -23,6 +23,7 @@ transports' own time-outs (a slot held by a send is freed when it ends).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
@@ -30,10 +31,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from notifykit.errors import ConfigurationError
+from notifykit.errors import ConfigurationError, NotifyKitError
 
-__all__ = ["RateLimit", "parse_rate"]
+__all__ = ["ProviderRate", "RateLimit", "parse_rate", "split_rate"]
+
+logger = logging.getLogger("notifykit.ratelimit")
 
 _UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0}
 _UNITS.update({"h": 3600.0, "hour": 3600.0})
@@ -141,12 +145,88 @@ class RateLimit:
         finally:
             self.release()
 
+    def for_transport(self, transport: Any) -> RateLimit:
+        """The limit to give ``transport`` (this one; :class:`ProviderRate` binds itself)."""
+        return self
+
     def __str__(self) -> str:
         unit = {1.0: "s", 60.0: "min", 3600.0: "h"}.get(self.per, f"({self.per:g}s)")
         return f"{self.count:g}/{unit}"
 
     def __repr__(self) -> str:
         return f"<RateLimit {self}>"
+
+
+class ProviderRate(RateLimit):
+    """The rate the provider allows this account, read from it on first use.
+
+    For Amazon SES (``ses://…?rate=auto``, or
+    ``ses.rate_limit = ProviderRate(ses)``): the first send asks SES for the
+    account's ``MaxSendRate`` (:meth:`SESTransport.check`) and keeps to it. If
+    SES cannot be asked, sends go on without a limit and it asks again a minute
+    later (a WARNING says so); a rate of 0 or less means no limit.
+    """
+
+    def __init__(self, transport: Any = None, *, retry_after: float = 60.0) -> None:
+        super().__init__(1)
+        self._transport = transport
+        self._retry_after = retry_after
+        self._resolved: RateLimit | None = None
+        self._known = False
+        self._asked_at: float | None = None
+        self._lock = threading.Lock()
+
+    def for_transport(self, transport: Any) -> RateLimit:
+        if getattr(transport, "scheme", "") != "ses":
+            raise ConfigurationError(
+                f"rate=auto needs a provider that reports its sending rate (ses://), "
+                f"not {transport}"
+            )
+        return ProviderRate(transport, retry_after=self._retry_after)
+
+    def _limit(self) -> RateLimit | None:
+        """The provider's limit, asking for it when due; ``None``: no limit (yet)."""
+        if self._known:
+            return self._resolved
+        with self._lock:
+            if self._known:
+                return self._resolved
+            now = time.monotonic()
+            if self._asked_at is not None and now - self._asked_at < self._retry_after:
+                return None
+            self._asked_at = now
+            try:
+                rate = float(getattr(self._transport.check(), "max_send_rate", 0.0) or 0.0)
+            except NotifyKitError as exc:
+                logger.warning(
+                    "%s: cannot read the account's sending rate (%s); "
+                    "sending without a limit for now",
+                    self._transport,
+                    exc,
+                )
+                return None
+            self._resolved = RateLimit(rate) if rate > 0 else None
+            self._known = True
+            logger.info("%s: the account's sending rate is %s", self._transport, self)
+            return self._resolved
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        limit = self._limit()
+        if limit is None:
+            yield
+            return
+        with limit.slot():
+            yield
+
+    def acquire(self) -> float:
+        raise ConfigurationError("use ProviderRate.slot() (the limit is known only once read)")
+
+    def release(self) -> None:
+        raise ConfigurationError("use ProviderRate.slot() (the limit is known only once read)")
+
+    def __str__(self) -> str:
+        return f"auto ({self._resolved})" if self._resolved is not None else "auto"
 
 
 def split_rate(url: str) -> tuple[str, RateLimit | None]:
@@ -167,8 +247,9 @@ def split_rate(url: str) -> tuple[str, RateLimit | None]:
         raise ConfigurationError("option 'rate' given twice")
     from urllib.parse import unquote
 
+    value = unquote(rates[0][len("rate=") :])
     try:
-        limit = parse_rate(unquote(rates[0][len("rate=") :]))
+        limit = ProviderRate() if value == "auto" else parse_rate(value)
     except ConfigurationError:
         # Not the value: in a malformed URL it could be part of a password.
         raise ConfigurationError(
