@@ -1,4 +1,4 @@
-"""Development sessions: ``nox -s tests tests_bare typing lint docs demo``; ``nox -s bench``."""
+"""Development sessions: ``nox -s tests tests_bare typing lint docs demo browser``; ``nox -s bench``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["tests", "tests_bare", "typing", "lint", "docs", "demo"]
+nox.options.sessions = ["tests", "tests_bare", "typing", "lint", "docs", "demo", "browser"]
 
 # The test tools the bare run needs: no optional dependency of notifykit's among them.
 BARE_TEST_TOOLS = [
@@ -71,6 +71,23 @@ def demo(session: nox.Session) -> None:
     """The README's main job, from a fresh virtualenv: install with the demo extra, run the demo."""
     session.install(".[demo]")
     session.run("notifykit", "demo")
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """The bundled e-mails in headless Chromium: contrast, overflow at 375 px, link text.
+
+    Uses the system's browser (Debian: ``apt-get install chromium chromium-driver``,
+    which .ci/run does); Selenium is pointed at it and downloads nothing. A
+    missing browser fails this session instead of skipping.
+    """
+    session.install("-e", ".", *BARE_TEST_TOOLS, "selenium>=4.20")
+    session.run(
+        "pytest",
+        "tests/browser",
+        *(session.posargs or ["-q"]),
+        env={"NOTIFYKIT_REQUIRE_BROWSER": "1"},
+    )
 
 
 @nox.session

@@ -1059,7 +1059,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command(
         "demo",
         "send a bundled order confirmation through a failover into a local SMTP server "
-        "(needs notifykit[demo])",
+        "(needs notifykit-py[demo])",
         cmd_demo,
     )
     p.add_argument("--db", metavar="PATH", help="SQLite log file (default: a new temporary file)")

@@ -1,4 +1,4 @@
-"""notifykit for Flask (``pip install "notifykit[flask]"``).
+"""notifykit for Flask (``pip install "notifykit-py[flask]"``).
 
 ::
 
