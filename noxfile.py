@@ -1,4 +1,4 @@
-"""Development sessions: ``nox -s tests tests_bare typing lint docs demo browser``; ``nox -s bench``."""
+"""Sessions: ``nox -s tests tests_bare typing lint docs demo browser``; ``nox -s bench``."""
 
 from __future__ import annotations
 

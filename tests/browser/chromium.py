@@ -220,7 +220,9 @@ class Browser:
             "Emulation.setEmulatedMedia",
             {
                 "media": "screen",
-                "features": [{"name": "prefers-color-scheme", "value": "dark" if dark else "light"}],
+                "features": [
+                    {"name": "prefers-color-scheme", "value": "dark" if dark else "light"}
+                ],
             },
         )
         self._pages += 1

@@ -96,7 +96,9 @@ def test_long_words_and_a_logo_do_not_break_the_phone_layout(
         "const i = document.querySelector('img.nk-logo');"
         "return i ? [i.getBoundingClientRect().width, i.getBoundingClientRect().height] : null;"
     )
-    assert size is not None and size[0] > 0 and size[1] > 0
+    assert size is not None
+    assert size[0] > 0
+    assert size[1] > 0
 
 
 def test_the_button_text_is_white_on_the_button_colour(browser: Browser) -> None:
