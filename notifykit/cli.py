@@ -31,6 +31,7 @@ from notifykit.errors import ConfigurationError, DeliveryError, NotifyKitError
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
+    from pathlib import Path
 
     from notifykit.notifier import Notifier
     from notifykit.receipt import Attempt, Receipt
@@ -777,8 +778,57 @@ def _preview_stem(name: str) -> str:
     return stem or "preview"
 
 
+_PREVIEW_SUFFIXES = {"html": ".preview.html", "text": ".preview.txt", "sms": ".preview.sms.txt"}
+
+
+def _template_sources(directory: str | None, name: str) -> set[Path]:
+    """The template being rendered, which render must never write over.
+
+    Previews are always named ``NAME.preview.html``, ``.preview.txt`` and
+    ``.preview.sms.txt``, so they cannot take the name of the template they
+    come from (``NAME.html``) or of its sample context (``NAME.json``).
+    """
+    from pathlib import Path
+
+    if directory is None:
+        return set()
+    return {(Path(directory) / name).resolve()}
+
+
+def _preview_targets(
+    args: argparse.Namespace, name: str, stem: str, kinds: Sequence[str]
+) -> tuple[Path, dict[str, Path]]:
+    """Where each preview goes; refuses to overwrite (without --force) or hit a source."""
+    import tempfile
+    from pathlib import Path
+
+    suffixes = _PREVIEW_SUFFIXES
+    if args.out is None:
+        # A new folder per run: previews never collide with anything.
+        out = Path(tempfile.mkdtemp(prefix=f"notifykit-render-{stem}-"))
+    else:
+        out = Path(args.out)
+    targets = {kind: out / f"{stem}{suffixes[kind]}" for kind in kinds}
+    protected = _template_sources(args.templates, name)
+    if args.context not in (None, "-"):
+        protected.add(Path(args.context).resolve())
+    for path in targets.values():
+        if path.resolve() in protected:
+            raise ConfigurationError(
+                f"{path} is a template or context file: notifykit render never writes over "
+                "one (choose another --out)"
+            )
+        if path.is_dir():
+            raise ConfigurationError(f"{path} is a directory")
+        if path.exists() and not args.force:
+            raise ConfigurationError(
+                f"{path} already exists: pass --force to overwrite it, or choose another --out"
+            )
+    return out, targets
+
+
 def cmd_render(args: argparse.Namespace, console: _Console) -> int:
-    """Render a template to NAME.html, NAME.txt and NAME.sms.txt previews."""
+    """Render a template to NAME.preview.html, NAME.preview.txt and NAME.preview.sms.txt."""
     from pathlib import Path
 
     renderer = _renderer(args.templates)
@@ -788,20 +838,30 @@ def cmd_render(args: argparse.Namespace, console: _Console) -> int:
     else:
         context = _sample_context(args.templates, name) or {}
     rendered = renderer.render(name, context)
-    out = Path(args.out)
+    contents = {
+        kind: content
+        for kind, content in (
+            ("html", rendered.html),
+            ("text", rendered.text),
+            ("sms", rendered.sms),
+        )
+        if content
+    }
     stem = _preview_stem(args.name)
+    out, targets = _preview_targets(args, name, stem, list(contents))
+    files: dict[str, str] = {}
     try:
         out.mkdir(parents=True, exist_ok=True)
-        files: dict[str, str] = {}
-        for kind, suffix, content in (
-            ("html", ".html", rendered.html),
-            ("text", ".txt", rendered.text),
-            ("sms", ".sms.txt", rendered.sms),
-        ):
-            if content:
-                path = out / f"{stem}{suffix}"
-                path.write_text(content if content.endswith("\n") else content + "\n", "utf-8")
-                files[kind] = str(path)
+        for kind, content in contents.items():
+            path = targets[kind]
+            mode = "w" if args.force else "x"  # "x": fail rather than overwrite, even in a race
+            with open(path, mode, encoding="utf-8") as fh:
+                fh.write(content if content.endswith("\n") else content + "\n")
+            files[kind] = str(path)
+    except FileExistsError as exc:
+        raise ConfigurationError(
+            f"{exc.filename} already exists: pass --force to overwrite it"
+        ) from None
     except OSError as exc:
         raise ConfigurationError(f"cannot write the previews to {out}: {exc.strerror}") from None
     opened = False
@@ -1084,7 +1144,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", help="the template name")
     p.add_argument("--context", metavar="FILE", help="template context: a JSON object")
     p.add_argument("--templates", metavar="DIR", help="template directory (default: bundled)")
-    p.add_argument("--out", metavar="DIR", default=".", help="where to write (default: .)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where to write NAME.preview.html/.txt/.sms.txt (default: a new temporary folder)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="overwrite existing previews (never a template)"
+    )
     p.add_argument("--open", action="store_true", help="open the HTML preview in a browser")
     add_json(p)
 
