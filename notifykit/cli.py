@@ -129,7 +129,7 @@ def _one_line(text: str) -> str:
 
 
 def _environ(overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
-    """The process environment over ``.env`` (when python-dotenv is installed), plus overrides."""
+    """The process environment over ``.env`` (if there is one: ``_load_dotenv``), plus overrides."""
     from notifykit.config import _load_dotenv
 
     env = _load_dotenv(".env")
