@@ -81,7 +81,7 @@ def browser(session: nox.Session) -> None:
     which .ci/run does); Selenium is pointed at it and downloads nothing. A
     missing browser fails this session instead of skipping.
     """
-    session.install("-e", ".", *BARE_TEST_TOOLS, "selenium>=4.20")
+    session.install("-e", ".[fast]", *BARE_TEST_TOOLS, "selenium>=4.20")
     session.run(
         "pytest",
         "tests/browser",

@@ -121,6 +121,11 @@ def _ms(seconds: float | None) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 message``, ``2 messages``, ``0 messages``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -569,12 +574,18 @@ def _demo_report(
     failed = sum(1 for o in outcomes if o not in ("sent", "skipped"))
     skipped = outcomes.count("skipped")
     delivered = sum(1 for r in results if r["ok"])
-    line(
-        f"Done in {_ms(elapsed)}: {delivered} of {len(results)} message(s) delivered. "
-        f"The dead primary failed {failed} attempt(s), then was skipped {skipped} time(s) "
-        "at no cost by the circuit breaker.",
-        "bold",
-    )
+    summary = f"Done in {_ms(elapsed)}: {delivered} of {_count(len(results), 'message')} delivered."
+    if failed:
+        summary += f" The dead primary failed {_count(failed, 'attempt')}"
+        if skipped:
+            summary += (
+                f", then was skipped {_count(skipped, 'time')} at no cost by the circuit breaker."
+            )
+        else:
+            summary += (
+                " (send more messages, e.g. --messages 3, to see the circuit breaker skip it)."
+            )
+    line(summary, "bold")
     line(f"Explore the log: notifykit log stats --db {setup['db']} --by transport", "dim")
 
 
@@ -1167,7 +1178,13 @@ def _parser() -> argparse.ArgumentParser:
     stats = log.add_parser("stats", help="sent/failed counts and success rates")
     stats.set_defaults(func=cmd_log_stats)
     stats.add_argument("--db", metavar="PATH", help=db_help)
-    stats.add_argument("--by", choices=("template", "transport", "channel"), default="template")
+    stats.add_argument(
+        "--by",
+        choices=("template", "transport", "channel"),
+        default="template",
+        help="group by template (default) or channel, counting messages; or by transport, "
+        "counting attempts (a failover's failed tries show up)",
+    )
     stats.add_argument("--since", metavar="WHEN", help="30m, 12h, 7d, 2w or an ISO date")
     add_json(stats)
     tail = log.add_parser("tail", help="the latest events")

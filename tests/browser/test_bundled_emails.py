@@ -64,6 +64,16 @@ def stressed(context: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: Both CSS inlining engines: what a client shows must not depend on the choice.
+INLINERS = ["premailer", "css_inline"]
+
+
+def renderer_for(inliner: str) -> TemplateRenderer:
+    if inliner == "css_inline":
+        pytest.importorskip("css_inline")
+    return TemplateRenderer.from_package("notifykit", "templates/bundled", inliner=inliner)
+
+
 renderer = TemplateRenderer.from_package("notifykit", "templates/bundled")
 
 
@@ -75,10 +85,13 @@ def check(browser: Browser, html: str, width: int, dark: bool, label: str) -> No
 
 
 @pytest.mark.parametrize(("width", "dark"), SETTINGS)
+@pytest.mark.parametrize("inliner", INLINERS)
 @pytest.mark.parametrize("name", TEMPLATES)
-def test_bundled_email_is_readable(browser: Browser, name: str, width: int, dark: bool) -> None:
+def test_bundled_email_is_readable(
+    browser: Browser, name: str, inliner: str, width: int, dark: bool
+) -> None:
     """The sample message: contrast >= 4.5:1, no overflow, every link has visible text."""
-    html = renderer.render(name, sample(name)).html
+    html = renderer_for(inliner).render(name, sample(name)).html
     assert html is not None
     check(browser, html, width, dark, name)
 
