@@ -46,7 +46,11 @@ FLAGS = (
     "--disable-dev-shm-usage",
     "--hide-scrollbars",
     "--force-device-scale-factor=1",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",  # no DNS look-ups
 )
+
+#: Requests the page may not make: an e-mail's remote images or fonts stay unloaded.
+BLOCKED_URLS = ["http://*", "https://*", "ws://*", "wss://*", "ftp://*"]
 
 
 def browser_paths() -> tuple[str | None, str | None]:
@@ -285,6 +289,8 @@ def chromium_browser() -> Iterator[Browser]:
         try:
             driver.set_page_load_timeout(30)
             driver.set_script_timeout(30)
+            driver.execute_cdp_cmd("Network.enable", {})
+            driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": BLOCKED_URLS})
             yield Browser(driver, work)
         finally:
             driver.quit()

@@ -70,3 +70,46 @@ def test_a_good_page_passes(browser: Browser) -> None:
 
     assert not problems, problems.describe()
     assert problems.texts >= 2
+
+
+def test_the_page_cannot_reach_the_network(browser: Browser) -> None:
+    """Remote images are blocked: a check never waits on (or leaks to) the network.
+
+    The image is served on 127.0.0.1, which the browser could reach: only the
+    blocking keeps the request from being made.
+    """
+    import http.server
+    import threading
+
+    png = bytes.fromhex(
+        "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+        "0000000d49444154789c6360f8cf000000030101001827bd3a0000000049454e44ae426082"
+    )
+    requests: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write(png)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/logo.png"
+        page = f'<!DOCTYPE html><html><body><p>Text</p><img id="remote" src="{url}" alt="Logo"></body></html>'
+        browser.load(page, width=600, dark=False)
+        loaded = browser.driver.execute_script(
+            "const i = document.getElementById('remote'); return i.complete && i.naturalWidth > 0;"
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert loaded is False
+    assert [] == requests
