@@ -76,7 +76,8 @@ def test_the_page_cannot_reach_the_network(browser: Browser) -> None:
     """Remote images are blocked: a check never waits on (or leaks to) the network.
 
     The image is served on 127.0.0.1, which the browser could reach: only the
-    blocking keeps the request from being made.
+    blocked URLs (and the host-resolver rule; either suffices, neither fails
+    this test) keep the request from being made.
     """
     import http.server
     import threading
