@@ -1,4 +1,4 @@
-"""Sessions: ``nox -s tests tests_bare typing lint docs demo browser``; ``nox -s bench``."""
+"""Development sessions: those CI runs (``nox.options.sessions``); ``nox -s bench``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,17 @@ import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["tests", "tests_bare", "typing", "lint", "docs", "demo", "browser"]
+# What CI runs (.ci/run and the README list the same sessions in this order).
+nox.options.sessions = [
+    "tests",
+    "tests_bare",
+    "typing",
+    "lint",
+    "docs",
+    "demo",
+    "django_suite",
+    "browser",
+]
 
 # The test tools the bare run needs: no optional dependency of notifykit's among them.
 BARE_TEST_TOOLS = [
@@ -71,6 +81,14 @@ def demo(session: nox.Session) -> None:
     """The README's main job, from a fresh virtualenv: install with the demo extra, run the demo."""
     session.install(".[demo]")
     session.run("notifykit", "demo")
+
+
+@nox.session
+def django_suite(session: nox.Session) -> None:
+    """Django's own mail tests (tests/mail of the installed Django) against notifykit's backend."""
+    session.install("-e", ".[django]", "aiosmtpd>=1.4")
+    cache = session.create_tmp()  # the downloaded Django source stays here between runs
+    session.run("python", "tests/django_suite/run.py", "--cache", cache, *session.posargs)
 
 
 @nox.session
