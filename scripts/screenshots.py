@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from notifykit.templates import TemplateRenderer  # noqa: E402
-from tests.browser.chromium import chromium_browser, missing_browser  # noqa: E402
+from tests.browser.chromium import Browser, chromium_browser, missing_browser  # noqa: E402
 
 TEMPLATE = "order_confirmation.html"
 #: (file name, width in CSS pixels, dark mode)
@@ -30,6 +30,29 @@ SHOTS = [
     ("order_confirmation-desktop.png", 600, False),
     ("order_confirmation-mobile.png", 375, True),
 ]
+
+
+def take(browser: Browser, out: Path) -> bool:
+    """Render, check and photograph the e-mail into ``out``; False when a check failed."""
+    bundled = resources.files("notifykit.templates").joinpath("bundled")
+    context = json.loads(bundled.joinpath("order_confirmation.json").read_text("utf-8"))
+    renderer = TemplateRenderer.from_package("notifykit", "templates/bundled")
+    html = renderer.render(TEMPLATE, context).html
+    assert html is not None
+    out.mkdir(parents=True, exist_ok=True)
+    ok = True
+    for name, width, dark in SHOTS:
+        # A short viewport: the PNG is as tall as the e-mail, not the window.
+        browser.load(html, width=width, dark=dark, height=200)
+        problems = browser.check(f"{name} ({width}px, {'dark' if dark else 'light'})")
+        if problems:
+            print(problems.describe(), file=sys.stderr)
+            ok = False
+        path = out / name
+        browser.screenshot(path)
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        print(f"{shown}  {path.stat().st_size // 1024} KiB")
+    return ok
 
 
 def main() -> int:
@@ -40,28 +63,8 @@ def main() -> int:
     if reason is not None:
         print(f"screenshots: {reason}", file=sys.stderr)
         return 2
-    bundled = resources.files("notifykit.templates").joinpath("bundled")
-    context = json.loads(bundled.joinpath("order_confirmation.json").read_text("utf-8"))
-    renderer = TemplateRenderer.from_package("notifykit", "templates/bundled")
-    html = renderer.render(TEMPLATE, context).html
-    assert html is not None
-    args.out.mkdir(parents=True, exist_ok=True)
-    failed = False
     with chromium_browser() as browser:
-        for name, width, dark in SHOTS:
-            # A short viewport: the PNG is as tall as the e-mail, not the window.
-            browser.load(html, width=width, dark=dark, height=200)
-            problems = browser.check(f"{name} ({width}px, {'dark' if dark else 'light'})")
-            if problems:
-                print(problems.describe(), file=sys.stderr)
-                failed = True
-            path = args.out / name
-            browser.screenshot(path)
-            print(
-                f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}"
-                f"  {path.stat().st_size // 1024} KiB"
-            )
-    return 1 if failed else 0
+        return 0 if take(browser, args.out) else 1
 
 
 if __name__ == "__main__":
