@@ -158,7 +158,7 @@ class TemplateRenderer:
             a sandbox violation is a :class:`~notifykit.errors.TemplateError`.
             With ``environment=``, that environment must be sandboxed.
         inliner: the CSS inliner: ``"premailer"`` (default), ``"css_inline"``
-            (faster, ``pip install "notifykit[fast]"``), ``"auto"`` (css_inline
+            (faster, ``pip install "notifykit-py[fast]"``), ``"auto"`` (css_inline
             when installed) or ``None`` (no inlining).
         auto_reload: re-read templates whose source changed (Jinja's option).
         reload_interval: with ``auto_reload``, look at a template's files (a
