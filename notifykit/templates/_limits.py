@@ -192,6 +192,7 @@ _SIZED = (str, bytes, list, tuple, dict, set, frozenset)
 # Conversion specifiers whose width or precision decide the size of the result.
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 _BRACE_SPEC = re.compile(r"\{[^{}]*?:([^{}]*)\}")
+_NESTED_SPEC = re.compile(r"\{[^{}]*:[^{}]*\{")
 
 
 def _size(value: Any) -> int:
@@ -206,6 +207,10 @@ def _check_format(budget: _Budget, template: str) -> None:
                 if group == "*" or (group and int(group) > budget._limits.max_output):
                     budget._check_size(budget._limits.max_output + 1)
     if "{" in template:
+        if _NESTED_SPEC.search(template):  # '{0:{1}}': a width from an argument
+            raise SecurityError(
+                "a format field whose width comes from an argument; see TemplateLimits"
+            )
         for match in _BRACE_SPEC.finditer(template):
             for digits in re.findall(r"\d+", match.group(1)):
                 budget._check_size(int(digits))
@@ -276,6 +281,19 @@ def _counted(context: Context, iterable: Any) -> Iterator[Any]:
         yield item
 
 
+def _limited_lipsum(lipsum: Callable[..., Any]) -> Callable[..., Any]:
+    """Jinja's ``lipsum()`` global, at most 100 paragraphs of at most 1,000 words."""
+
+    def limited(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> Any:
+        if n > 100 or max > 1000:
+            raise SecurityError(
+                "lipsum() is limited to 100 paragraphs of 1,000 words; see TemplateLimits"
+            )
+        return lipsum(n=n, html=html, min=min, max=max)
+
+    return limited
+
+
 class _LimitedCodeGenerator(CodeGenerator):
     """Jinja's code generator, with every loop and every output piece counted."""
 
@@ -331,6 +349,9 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         self.filters = {
             name: _limited_filter(name, function) for name, function in self.filters.items()
         }
+        lipsum = self.globals.get("lipsum")
+        if callable(lipsum):
+            self.globals["lipsum"] = _limited_lipsum(lipsum)
 
     # -- hooks called by the generated code and by the sandbox ------------------
 
@@ -391,6 +412,13 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
                 _estimate_replace(budget, owner, *args[:3])
             elif name in ("format", "format_map"):
                 _check_format(budget, owner)
+            elif name == "expandtabs":
+                size = args[0] if args else kwargs.get("tabsize", 8)
+                if isinstance(size, int):
+                    budget._check_size(len(owner) + owner.count("\t") * size)
+            elif name == "translate" and args and isinstance(args[0], dict):
+                longest = max((_size(v) for v in args[0].values()), default=1)
+                budget._check_size(len(owner) * max(longest, 1))
         result = super().call(__context, __obj, *args, **kwargs)
         budget._check_size(_size(result))
         return result

@@ -232,6 +232,10 @@ HOSTILE = {
     "replace amplification": "{{ ('x' * 900000)|replace('x', 'yyyyyyyyyy') }}",
     "str.replace amplification": "{{ ('x' * 900000).replace('x', 'yyyyyyyyyy') }}",
     "a huge power": "{{ 2 ** 100000000 }}",
+    "a width from an argument": "{{ '{0:{1}}'.format(1, '999999999') }}",
+    "expandtabs": "{{ ('\t' * 1000).expandtabs(999999) }}",
+    "translate": "{{ ('x' * 900000).translate({120: 'y' * 900000}) }}",
+    "lipsum": "{{ lipsum(1000000) }}",
     "a recursive loop": (
         "{% for x in range(1000) recursive %}{% if loop.depth < 5 %}"
         "{{ loop(range(1000)) }}{% endif %}{% endfor %}"
