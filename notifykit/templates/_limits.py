@@ -122,28 +122,32 @@ _KEY = "__notifykit_budget__"
 class _Budget:
     """The counters of one rendering pass. Nothing public: the sandbox hides ``_`` names."""
 
-    __slots__ = ("_deadline", "_limits", "_operations", "_output")
+    __slots__ = ("_deadline", "_limits", "_max_output", "_operations", "_output")
 
     def __init__(self, limits: TemplateLimits) -> None:
         self._limits = limits
+        self._max_output = limits.max_output
         self._operations = 0
         self._output = 0
         self._deadline = time.monotonic() + limits.timeout
 
     def _tick(self) -> None:
         self._operations += 1
-        operations = self._operations
-        if operations & 255 == 0:
-            if operations > self._limits.max_operations:
-                raise SecurityError(
-                    f"the template did more than {self._limits.max_operations:,} operations "
-                    "(loop iterations, calls, look-ups); see TemplateLimits"
-                )
-            if time.monotonic() > self._deadline:
-                raise SecurityError(
-                    f"the template took longer than {self._limits.timeout:g} s to render; "
-                    "see TemplateLimits"
-                )
+        if not self._operations & 255:
+            self._check_work()
+
+    def _check_work(self) -> None:
+        """The operation count and the clock (every 256 operations)."""
+        if self._operations > self._limits.max_operations:
+            raise SecurityError(
+                f"the template did more than {self._limits.max_operations:,} operations "
+                "(loop iterations, calls, look-ups); see TemplateLimits"
+            )
+        if time.monotonic() > self._deadline:
+            raise SecurityError(
+                f"the template took longer than {self._limits.timeout:g} s to render; "
+                "see TemplateLimits"
+            )
 
     def _check_size(self, size: int) -> None:
         if size > self._limits.max_output:
@@ -162,7 +166,7 @@ class _Budget:
 
 
 def _budget(context: Context) -> _Budget:
-    budget = context.parent.get(_KEY)
+    budget = getattr(context, "nk_budget", None)
     if not isinstance(budget, _Budget):  # pragma: no cover - set by _LimitedContext
         raise SecurityError("the render budget is missing")
     return budget
@@ -183,9 +187,11 @@ class _LimitedContext(Context):
         budget = self.parent.get(_KEY)
         if budget is None:
             limits = getattr(environment, "limits", None) or TemplateLimits()
-            self.parent[_KEY] = _Budget(limits)
+            budget = self.parent[_KEY] = _Budget(limits)
         elif not isinstance(budget, _Budget):
             raise SecurityError(f"{_KEY} is a reserved name")
+        # Templates cannot reach the context object, so this cannot be replaced.
+        self.nk_budget = budget
 
 
 _SIZED = (str, bytes, list, tuple, dict, set, frozenset)
@@ -341,7 +347,9 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
 
     code_generator_class = _LimitedCodeGenerator
     context_class = _LimitedContext
-    intercepted_binops = frozenset(["*", "**", "+", "%", "//", "/", "-"])
+    # The operators that can build a big value (the others only count as work
+    # through the loops and calls around them).
+    intercepted_binops = frozenset(["*", "**", "+", "%"])
 
     def __init__(self, *args: Any, limits: TemplateLimits | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -360,10 +368,14 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         return _counted(context, iterable)
 
     def nk_output(self, context: Context, value: Any) -> Any:
-        """Count one piece of output (generated code calls it)."""
-        budget = _budget(context)
-        budget._tick()
-        budget._add_output(_size(value))
+        """Count one piece of output (generated code calls it; ``value`` is a str)."""
+        budget: _Budget = context.nk_budget  # type: ignore[attr-defined]
+        budget._output += len(value)
+        budget._operations += 1
+        if budget._output > budget._max_output:
+            budget._add_output(0)
+        if not budget._operations & 255:
+            budget._check_work()
         return value
 
     def nk_sized(self, context: Context, value: Any) -> Any:
