@@ -222,6 +222,25 @@ def test_a_write_cut_short_by_enospc_costs_one_event(
     assert 1 == reader.skipped
 
 
+def test_a_jsonl_write_failure_counts_in_sink_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A JSONL record() that fails is counted by the Notifier; the message still goes out."""
+    sink = JSONLSink(tmp_path / "log.jsonl")
+    memory = nk.MemoryTransport()
+    notifier = nk.Notifier(email=memory, sinks=[sink])
+
+    def full_disk(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full_disk)
+    notifier.send(nk.Email(to="a@example.com", subject="s", text="t", sender="b@example.com"))
+    monkeypatch.undo()
+    assert 1 == len(memory.outbox)
+    assert 2 == notifier.sink_failures  # the queued and the sent event
+    notifier.close()
+
+
 # ------------------------------------------------------------------ a real full disk
 
 
