@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from email.utils import formataddr, parseaddr
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlencode
@@ -45,7 +45,7 @@ from notifykit.errors import (
     TransientError,
 )
 from notifykit.receipt import Receipt
-from notifykit.transports.base import BaseTransport, mask_secrets
+from notifykit.transports.base import BaseTransport
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -316,9 +316,12 @@ def build_send_email_kwargs(
     A pure function (no I/O), so the request can be tested and benchmarked
     without SES. Content is the raw MIME of :meth:`Email.to_mime`; Destination
     holds the bare addresses of to, cc and bcc, each address once (the first
-    field it appears in wins). A message SES would refuse for its size (over
-    ``max_size`` bytes of MIME) or its number of recipients (more than
-    ``max_recipients``) raises :class:`RejectedError` here, before any request.
+    field it appears in wins), or the message's ``envelope_recipients`` when it
+    has them. An ``envelope_sender`` becomes ``FeedbackForwardingEmailAddress``
+    (where SES sends bounces and complaints; SES writes its own Return-Path).
+    A message SES would refuse for its size (over ``max_size`` bytes of MIME)
+    or its number of recipients (more than ``max_recipients``) raises
+    :class:`RejectedError` here, before any request.
     """
     if message.sender is None:
         # to_mime() says the same; say it before building the MIME.
@@ -326,11 +329,18 @@ def build_send_email_kwargs(
     assert message.sender is not None
     seen: set[str] = set()
     destination: dict[str, list[str]] = {}
-    for key, addresses in (
-        ("ToAddresses", message.to),
-        ("CcAddresses", message.cc),
-        ("BccAddresses", message.bcc),
-    ):
+    # With raw content the headers come from the MIME and Destination is the
+    # envelope: explicit envelope recipients replace to + cc + bcc there.
+    fields: tuple[tuple[str, Sequence[str]], ...] = (
+        (("ToAddresses", message.envelope_recipients),)
+        if message.envelope_recipients is not None
+        else (
+            ("ToAddresses", message.to),
+            ("CcAddresses", message.cc),
+            ("BccAddresses", message.bcc),
+        )
+    )
+    for key, addresses in fields:
         bare = []
         for address in addresses:
             ses_address = _ses_address(address, key)
@@ -361,6 +371,12 @@ def build_send_email_kwargs(
         "Destination": destination,
         "Content": {"Raw": {"Data": raw}},
     }
+    if message.envelope_sender is not None:
+        # SES writes its own Return-Path; the envelope sender is where SES
+        # forwards bounces and complaints.
+        kwargs["FeedbackForwardingEmailAddress"] = _ses_address(
+            message.envelope_sender, "envelope_sender"
+        )
     if message.reply_to:
         kwargs["ReplyToAddresses"] = [_ses_address(a, "reply_to") for a in message.reply_to]
     if configuration_set:
@@ -466,6 +482,10 @@ class SESTransport(BaseTransport):
             )
         self.configuration_set = configuration_set or None
         self.tags_from_message = tags_from_message
+        if endpoint_url:
+            from notifykit.config import _check_http_url
+
+            _check_http_url(endpoint_url, "SESTransport endpoint_url")
         self.endpoint_url = endpoint_url or None
         self.timeout = float(timeout)
         self._access_key_id = access_key_id
@@ -567,8 +587,7 @@ class SESTransport(BaseTransport):
             if not _is_botocore_error(exc):
                 raise
             error = map_botocore_error(exc)
-            error.message = mask_secrets(error.message, self._secrets())
-            error.args = (error.message,)
+            self._mask_error(error, cause=exc)
             error.transport = self.name
             raise error from exc
         quota = account.get("SendQuota", {})
