@@ -13,6 +13,8 @@ from pathlib import Path
 
 import jinja2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from notifykit.errors import ConfigurationError, TemplateError
 from notifykit.templates import TemplateLimits, TemplateRenderer
@@ -365,3 +367,44 @@ def test_css_within_the_limits_is_inlined() -> None:
     """200 rules on 200 elements is inlined as usual in the sandbox."""
     rendered = TemplateRenderer.from_dict({"t": _css_bomb(200, 200)}, sandboxed=True).render("t")
     assert 'style="color:red"' in (rendered.html or "")
+
+
+# --------------------------------------------------------------------------- property
+
+_SMALL = TemplateLimits(max_output=1_000)
+_EXPRESSIONS = [
+    "a * n",
+    "n * a",
+    "a + b",
+    "(a * n) ~ b",
+    "a|center(n)",
+    "a.ljust(n)",
+    "a|indent(n)",
+    "b.join([a] * n)",
+    "a|replace(b, a)",
+    "a.replace(b, a * n)",
+    "(a * n)|wordwrap(3)",
+    "'%*s' % (n, a)",
+    "('{:>' ~ n ~ '}').format(a)",
+    "range(n)|join(a)",
+    "(a * n)|list|join(b)",
+    "[a] * n",
+]
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(
+    expression=st.sampled_from(_EXPRESSIONS),
+    a=st.text(alphabet="xy\t", min_size=0, max_size=40),
+    b=st.text(alphabet="xyz", min_size=0, max_size=40),
+    n=st.integers(min_value=-5, max_value=100_000),
+)
+def test_no_expression_builds_more_than_max_output(expression: str, a: str, b: str, n: int) -> None:
+    """Whatever the sizes: the subject stays within max_output, or the render is refused."""
+    template = f"{{% block subject %}}{{{{ {expression} }}}}{{% endblock %}}"
+    renderer = TemplateRenderer.from_dict({"t": template}, sandboxed=True, limits=_SMALL)
+    try:
+        subject = renderer.render("t", {"a": a, "b": b, "n": n}).subject
+    except TemplateError:
+        return  # refused (a limit, or a plain error such as a negative width)
+    assert len(subject) <= _SMALL.max_output

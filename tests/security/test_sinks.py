@@ -24,11 +24,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import notifykit as nk
 from notifykit.errors import ConfigurationError, NotifyKitError
@@ -66,6 +69,25 @@ def test_a_lone_surrogate_costs_the_sqlite_batch_nothing(tmp_path: Path) -> None
     assert {f"m{i}" for i in range(1000)} == _ids(path)
     (stored,) = sink.history("m500")
     assert "bad \\udc80 text" == stored.subject  # escaped, readable, not lost
+    sink.close()
+
+
+@settings(derandomize=True, max_examples=30, deadline=None)
+@given(kinds=st.lists(st.sampled_from(["good", "good", "surrogate", "huge"]), max_size=60))
+def test_each_bad_event_costs_only_itself(kinds: list[str]) -> None:
+    """Any mix of good events, lone surrogates and values SQLite refuses, in one batch."""
+    sink = SQLiteSink(max_batch=1_000)
+    for i, kind in enumerate(kinds):
+        fields: dict[str, object] = {}
+        if kind == "surrogate":
+            fields["error"] = f"{SURROGATE} {i}"
+        elif kind == "huge":
+            fields["attempt"] = 2**70
+        sink.record(_event(i, **fields))
+    assert sink.flush()
+    stored = {e.message_id for e in sink.tail(1_000)}
+    assert {f"m{i}" for i, kind in enumerate(kinds) if kind != "huge"} == stored
+    assert kinds.count("huge") == sink.dropped
     sink.close()
 
 
@@ -175,6 +197,37 @@ def test_a_torn_last_line_does_not_swallow_the_next_events(tmp_path: Path) -> No
     assert ["m1", "m2", "m3"] == [e.message_id for e in reader]
     assert 1 == reader.skipped
     assert [2] == reader.skipped_lines
+
+
+@settings(derandomize=True, max_examples=50, deadline=None)
+@given(
+    before=st.integers(min_value=0, max_value=5),
+    cut=st.integers(min_value=1, max_value=10_000),
+    after=st.integers(min_value=1, max_value=5),
+    subject=st.text(max_size=30),
+)
+def test_a_line_torn_anywhere_costs_only_itself(
+    before: int, cut: int, after: int, subject: str
+) -> None:
+    """Tear the last line at any byte (even mid-character): every other event is read back."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "log.jsonl"
+        with JSONLSink(path) as sink:
+            for i in range(before + 1):
+                sink.record(_event(i, subject=subject))
+        data = path.read_bytes()
+        last = data.rstrip(b"\n").rfind(b"\n") + 1  # where the last line starts
+        torn = data[: last + cut % (len(data) - last - 1) + 1] if len(data) - last > 1 else data
+        path.write_bytes(torn)
+        with JSONLSink(path) as sink:
+            for i in range(100, 100 + after):
+                sink.record(_event(i, subject=subject))
+        reader = read_events(path)
+        ids = [e.message_id for e in reader]
+    assert [f"m{i}" for i in range(before)] == ids[:before]
+    assert [f"m{i}" for i in range(100, 100 + after)] == ids[-after:]
+    assert reader.skipped <= 1
+    assert len(ids) + reader.skipped == before + 1 + after
 
 
 def test_read_events_goes_past_bad_lines(tmp_path: Path) -> None:
