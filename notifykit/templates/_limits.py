@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 import posixpath
 import re
@@ -165,7 +166,20 @@ class _Budget:
             )
 
 
+# The budget of the pass that is calling a macro or a function right now. A
+# macro runs with the context of the module it was imported from, which Jinja
+# caches for the life of the process: its own budget would add up across
+# renders. Calls go through LimitedSandbox.call, which makes the caller's
+# budget the active one for the duration of the call.
+_active: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar(
+    "notifykit_template_budget", default=None
+)
+
+
 def _budget(context: Context) -> _Budget:
+    active = _active.get()
+    if active is not None:
+        return active
     budget = getattr(context, "nk_budget", None)
     if not isinstance(budget, _Budget):  # pragma: no cover - set by _LimitedContext
         raise SecurityError("the render budget is missing")
@@ -263,14 +277,18 @@ def _limited_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
             _estimate_replace(budget, *args[:4])
         elif name == "format" and args and isinstance(args[0], str):
             _check_format(budget, args[0])
-        if kind is _PassArg.context:
-            result = function(context, *args, **kwargs)
-        elif kind is _PassArg.eval_context:
-            result = function(context.eval_ctx, *args, **kwargs)
-        elif kind is _PassArg.environment:
-            result = function(context.environment, *args, **kwargs)
-        else:
-            result = function(*args, **kwargs)
+        token = _active.set(budget)
+        try:
+            if kind is _PassArg.context:
+                result = function(context, *args, **kwargs)
+            elif kind is _PassArg.eval_context:
+                result = function(context.eval_ctx, *args, **kwargs)
+            elif kind is _PassArg.environment:
+                result = function(context.environment, *args, **kwargs)
+            else:
+                result = function(*args, **kwargs)
+        finally:
+            _active.reset(token)
         budget._check_size(_size(result))
         return result
 
@@ -369,7 +387,7 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
 
     def nk_output(self, context: Context, value: Any) -> Any:
         """Count one piece of output (generated code calls it; ``value`` is a str)."""
-        budget: _Budget = context.nk_budget  # type: ignore[attr-defined]
+        budget = _active.get() or context.nk_budget  # type: ignore[attr-defined]
         budget._output += len(value)
         budget._operations += 1
         if budget._output > budget._max_output:
@@ -431,7 +449,11 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
             elif name == "translate" and args and isinstance(args[0], dict):
                 longest = max((_size(v) for v in args[0].values()), default=1)
                 budget._check_size(len(owner) * max(longest, 1))
-        result = super().call(__context, __obj, *args, **kwargs)
+        token = _active.set(budget)
+        try:
+            result = super().call(__context, __obj, *args, **kwargs)
+        finally:
+            _active.reset(token)
         budget._check_size(_size(result))
         return result
 

@@ -292,6 +292,28 @@ def test_limits_can_be_raised_and_lowered() -> None:
         TemplateRenderer.from_dict({"t": template}, limits=TemplateLimits())  # not sandboxed
 
 
+def test_imported_macros_use_each_renders_own_budget() -> None:
+    """A macro module Jinja caches for the process does not add up work across renders."""
+    templates = {
+        "macros.html": "{% macro m() %}{% for i in range(300) %}x{% endfor %}{% endmacro %}",
+        "t": (
+            "{% from 'macros.html' import m %}"
+            "{% block subject %}{{ m()|length }}{% endblock %}"
+            "{% block html %}<p>{{ m() }}</p>{% endblock %}"
+        ),
+    }
+    limits = TemplateLimits(max_operations=5_000, timeout=0.3)
+    renderer = TemplateRenderer.from_dict(templates, sandboxed=True, limits=limits)
+    for _ in range(30):  # 30 x ~1,200 operations: far over 5,000 in total
+        assert "300" == renderer.render("t").subject
+    time.sleep(0.4)  # past the timeout of the pass that imported the macros
+    assert "300" == renderer.render("t").subject
+    heavy = {**templates, "macros.html": templates["macros.html"].replace("300", "99999")}
+    renderer = TemplateRenderer.from_dict(heavy, sandboxed=True, limits=limits)
+    with pytest.raises(TemplateError, match="5,000 operations"):
+        renderer.render("t")  # the work inside a macro counts for its caller
+
+
 def test_the_budget_name_cannot_be_overwritten() -> None:
     """A context variable cannot replace the budget (it would reset the limits)."""
     template = "{% block subject %}{{ 1 }}{% endblock %}"
