@@ -299,20 +299,20 @@ def test_a_jsonl_write_failure_counts_in_sink_failures(
 
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs, nearly filled by a file named ``filler``."""
+    """A 256 KiB tmpfs, nearly filled by a file named ``filler``."""
     mount = tmp_path / "tiny"
     mount.mkdir()
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
         capture_output=True,
         check=False,
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
     try:
-        (mount / "filler").write_bytes(b"\0" * (60 * 1024))
+        (mount / "filler").write_bytes(b"\0" * (252 * 1024))
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
@@ -324,6 +324,32 @@ def test_sqlite_on_a_full_disk_says_so(full_disk: Path) -> None:
         SQLiteSink(full_disk / "log.db")
     assert "full" in str(caught.value)
     assert "cannot rollback" not in str(caught.value)
+
+
+def test_sqlite_writes_on_a_full_disk_say_so(full_disk: Path) -> None:
+    """A sync write to a full disk raises from record(), naming the full disk."""
+    (full_disk / "filler").unlink()
+    sink = SQLiteSink(full_disk / "log.db", durability="sync")
+    sink.record(_event(0))
+    filler = os.open(full_disk / "filler", os.O_WRONLY | os.O_CREAT)  # fill what is left
+    try:
+        while os.write(filler, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(filler)
+    failure: NotifyKitError | None = None
+    for i in range(1, 200):
+        try:
+            sink.record(_event(i, subject="z" * 2000))
+        except NotifyKitError as exc:
+            failure = exc
+            break
+    assert failure is not None
+    assert "database or disk is full" in str(failure)
+    assert "cannot rollback" not in str(failure)
+    sink.close()
 
 
 def test_jsonl_on_a_really_full_disk_recovers(full_disk: Path) -> None:
