@@ -87,8 +87,9 @@ class TemplateLimits:
             attribute and item look-ups and output pieces the pass may do.
             Default: 2,000,000 (a 1,000-row order table with 20 look-ups per
             row is 20,000; 2,000,000 run in well under a second).
-        timeout: seconds of wall-clock time a pass may take, checked at every
-            256th operation. Default: 2.0.
+        timeout: seconds of wall-clock time a pass may take, checked after
+            every call and filter and at every 256th other operation.
+            Default: 2.0.
         max_css_rules: the most CSS rules (counted as ``}`` in ``<style>``
             elements and linked local stylesheets) a document may ask the
             inliner to apply. premailer costs about a millisecond per rule.
@@ -219,6 +220,41 @@ def _size(value: Any) -> int:
     return len(value) if isinstance(value, _SIZED) else 0
 
 
+def _deep_size(value: Any, limit: int) -> int:
+    """Characters and items in ``value``, every occurrence counted, up to about ``limit``.
+
+    ``[big] * 1000`` holds one string a thousand times: its shallow size is
+    1,000, but its text (``|join``, ``|tojson``, ``{{ it }}``) is a thousand
+    copies. This is the size that matters; counting stops once past ``limit``.
+    """
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        return 0
+    total = len(value)
+    for item in value:
+        if total > limit:
+            break
+        if isinstance(item, _SIZED):
+            total += _deep_size(item, limit - total)
+    return total
+
+
+def _check_deep(budget: _Budget, *values: Any) -> None:
+    """Refuse containers whose text would be over the limit (before it is made)."""
+    limit = budget._max_output
+    total = 0
+    for value in values:
+        if isinstance(value, (list, tuple, dict, set, frozenset)):
+            total += _deep_size(value, limit)
+            if total > limit:
+                budget._check_size(total)
+    if total > 10_000:  # a long walk is work too: look at the clock now
+        budget._check_work()
+
+
 def _check_format(budget: _Budget, template: str) -> None:
     """Refuse a format string whose widths or precisions ask for a huge result."""
     if "%" in template:
@@ -250,7 +286,8 @@ def _check_arguments(budget: _Budget, args: tuple[Any, ...], kwargs: dict[str, A
 
 def _estimate_join(budget: _Budget, separator: Any, items: Any) -> None:
     if isinstance(separator, str) and isinstance(items, (*_SIZED, range)):
-        budget._check_size(len(separator) * max(len(items) - 1, 0))
+        text = _deep_size(items, budget._max_output) if isinstance(items, _SIZED) else 0
+        budget._check_size(text + len(separator) * max(len(items) - 1, 0))
 
 
 def _estimate_replace(budget: _Budget, text: Any, old: Any, new: Any, count: Any = -1) -> None:
@@ -271,6 +308,8 @@ def _limited_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
         budget = _budget(context)
         budget._tick()
         _check_arguments(budget, args, kwargs)
+        if args:  # the filtered value: |tojson, |string, |sum of [big] * 1000
+            _check_deep(budget, args[0])
         if name == "join" and args:
             _estimate_join(budget, kwargs.get("d", args[1] if len(args) > 1 else ""), args[0])
         elif name == "replace" and len(args) >= 3:
@@ -290,6 +329,7 @@ def _limited_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
         finally:
             _active.reset(token)
         budget._check_size(_size(result))
+        budget._check_work()  # a filter may be one long C-level operation
         return result
 
     limited.__name__ = getattr(function, "__name__", name)
@@ -354,8 +394,10 @@ class _LimitedCodeGenerator(CodeGenerator):
     def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
         self.write("environment.nk_output(context, ")
         super()._output_child_pre(node, frame, finalize)
+        self.write("environment.nk_value(context, ")
 
     def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        self.write(")")
         super()._output_child_post(node, frame, finalize)
         self.write(")")
 
@@ -396,6 +438,12 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
             budget._check_work()
         return value
 
+    def nk_value(self, context: Context, value: Any) -> Any:
+        """Check a value about to be output before it becomes text (``{{ [big] * 1000 }}``)."""
+        if isinstance(value, (list, tuple, dict, set, frozenset)):
+            _check_deep(_budget(context), value)
+        return value
+
     def nk_sized(self, context: Context, value: Any) -> Any:
         """Check the size of a value just built (``a ~ b``)."""
         budget = _budget(context)
@@ -411,12 +459,13 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
             if isinstance(left, int) and isinstance(right, _SIZED):
                 left, right = right, left
             if isinstance(left, _SIZED) and isinstance(right, int):
-                budget._check_size(len(left) * max(right, 0))
+                budget._check_size(_deep_size(left, budget._max_output) * max(right, 0))
             elif isinstance(left, int) and isinstance(right, int):
                 budget._check_size((left.bit_length() + right.bit_length()) // 3)
         elif operator == "+":
             if isinstance(left, _SIZED) and isinstance(right, _SIZED):
-                budget._check_size(len(left) + len(right))
+                limit = budget._max_output
+                budget._check_size(_deep_size(left, limit) + _deep_size(right, limit))
         elif operator == "**":
             if isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
                 budget._check_size(max(right, 0) * left.bit_length() // 3)
@@ -431,6 +480,7 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         budget = _budget(__context)
         budget._tick()
         _check_arguments(budget, args, kwargs)
+        _check_deep(budget, *args, *kwargs.values())
         # str.format is wrapped by the sandbox (functools.update_wrapper).
         target = getattr(__obj, "__wrapped__", __obj)
         name = getattr(target, "__name__", None)
@@ -455,6 +505,7 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         finally:
             _active.reset(token)
         budget._check_size(_size(result))
+        budget._check_work()  # a call may be one long operation
         return result
 
 

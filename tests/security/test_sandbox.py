@@ -238,6 +238,16 @@ HOSTILE = {
     "expandtabs": "{{ ('\t' * 1000).expandtabs(999999) }}",
     "translate": "{{ ('x' * 900000).translate({120: 'y' * 900000}) }}",
     "lipsum": "{{ lipsum(1000000) }}",
+    "one string shared 8,000 times, joined": (
+        "{% set big = 'x' * 999999 %}{{ ''.join([big] * 8000) }}"
+    ),
+    "one string shared 8,000 times, as JSON": (
+        "{% set big = 'x' * 999999 %}{{ ([big] * 8000)|tojson }}"
+    ),
+    "one string shared 8,000 times, output": "{% set big = 'x' * 999999 %}{{ [big] * 8000 }}",
+    "a list shared 1,000 times, joined": (
+        "{% set big = ['x' * 999999] %}{% set more = [big] %}{{ (more * 1000)|join }}"
+    ),
     "a recursive loop": (
         "{% for x in range(1000) recursive %}{% if loop.depth < 5 %}"
         "{{ loop(range(1000)) }}{% endif %}{% endfor %}"
