@@ -158,9 +158,8 @@ class TemplateRenderer:
             users edit, with :class:`~notifykit.templates.TemplateLimits` on
             the work and output of each render; a sandbox violation or a limit
             reached is a :class:`~notifykit.errors.TemplateError`. With
-            ``environment=``, that environment must be sandboxed (and it
-            keeps its own behaviour: no limits unless it is a
-            ``notifykit.templates._limits.LimitedSandbox``).
+            ``environment=``, that environment must be sandboxed, and it
+            keeps its own behaviour (Jinja's, without the limits).
         limits: the :class:`~notifykit.templates.TemplateLimits` of
             ``sandboxed=True`` (default: ``TemplateLimits()``).
         inliner: the CSS inliner: ``"premailer"`` (default), ``"css_inline"``
