@@ -163,7 +163,7 @@ class TemplateRenderer:
         limits: the :class:`~notifykit.templates.TemplateLimits` of
             ``sandboxed=True`` (default: ``TemplateLimits()``).
         inliner: the CSS inliner: ``"premailer"`` (default), ``"css_inline"``
-            (faster, ``pip install "notifykit[fast]"``), ``"auto"`` (css_inline
+            (faster, ``pip install "notifykit-py[fast]"``), ``"auto"`` (css_inline
             when installed) or ``None`` (no inlining).
         auto_reload: re-read templates whose source changed (Jinja's option).
         reload_interval: with ``auto_reload``, look at a template's files (a

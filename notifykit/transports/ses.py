@@ -20,7 +20,7 @@ Three choices worth knowing:
   the transport then never closes.
 - **boto3 is imported lazily**, so ``import notifykit`` never pays for it; a
   missing boto3 is a :class:`~notifykit.errors.MissingDependency` naming the
-  ``notifykit[ses]`` extra.
+  ``notifykit-py[ses]`` extra.
 
 Every botocore failure is translated in one place, :func:`map_botocore_error`.
 """

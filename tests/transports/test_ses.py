@@ -805,9 +805,9 @@ def test_email_only() -> None:
 
 
 def test_missing_boto3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without boto3, building the transport is a MissingDependency naming notifykit[ses]."""
+    """Without boto3, building the transport is a MissingDependency naming notifykit-py[ses]."""
     monkeypatch.setitem(sys.modules, "boto3", None)
-    with pytest.raises(nk.MissingDependency, match=r"notifykit\[ses\]") as info:
+    with pytest.raises(nk.MissingDependency, match=r"notifykit-py\[ses\]") as info:
         SESTransport(region=REGION)
     assert "ses" == info.value.extra
 
