@@ -123,6 +123,13 @@ def _address_tokens(address: str, utf8: bool) -> list[str]:
     return [*_encoded_words(name), f"<{addr}>"]
 
 
+def display_name(name: str) -> str:
+    """A display name as one header phrase: bare words, a quoted string or encoded words."""
+    if name.isascii() and "=?" not in name and len(name) <= 60:
+        return _quote_name(name)
+    return " ".join(_encoded_words(name))
+
+
 def _address_header(name: str, addresses: Sequence[str], utf8: bool) -> str:
     tokens: list[str] = []
     for i, address in enumerate(addresses):
