@@ -74,6 +74,14 @@ def demo(session: nox.Session) -> None:
 
 
 @nox.session
+def django_suite(session: nox.Session) -> None:
+    """Django's own mail tests (tests/mail of the installed Django) against notifykit's backend."""
+    session.install("-e", ".[django]", "aiosmtpd>=1.4")
+    cache = session.create_tmp()  # the downloaded Django source stays here between runs
+    session.run("python", "tests/django_suite/run.py", "--cache", cache, *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Run every benchmark and write benchmarks/RESULTS.md."""
     session.install("-e", ".[all,dev]", "django", "html2text")

@@ -139,6 +139,25 @@ def _environ(overrides: Mapping[str, str | None] | None = None) -> dict[str, str
     return env
 
 
+def _read_text(path: str, what: str) -> str:
+    """The text of a UTF-8 file (a BOM is allowed); anything else is a ConfigurationError."""
+    if "\0" in path:
+        raise ConfigurationError(f"{what} {path!r}: a path cannot hold a NUL character")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
+        hint = "it looks like UTF-16" if utf16 else f"byte {exc.start + 1} is not UTF-8"
+        raise ConfigurationError(
+            f"{what} {path} is not UTF-8 text ({hint}): save it as UTF-8"
+        ) from None
+
+
 def _read_context(path: str | None) -> dict[str, Any]:
     """The template context from a JSON file (``-`` for standard input)."""
     if path is None:
@@ -146,15 +165,13 @@ def _read_context(path: str | None) -> dict[str, Any]:
     import json
 
     try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read the context file {path}: {exc.strerror}") from None
+        text = sys.stdin.read() if path == "-" else _read_text(path, "the context file")
+    except (OSError, UnicodeDecodeError) as exc:  # standard input
+        raise ConfigurationError(f"cannot read the context from standard input: {exc}") from None
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise ConfigurationError(f"the context file {path} is nested too deeply") from None
     except ValueError as exc:
         raise ConfigurationError(f"the context file {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -261,6 +278,8 @@ def _open_log(db: str | None) -> SQLiteSink:
     from notifykit.sinks.sqlite import SQLiteSink
 
     path = db if db is not None else _sqlite_from_env()
+    if "\0" in path:
+        raise ConfigurationError(f"--db {path!r}: a path cannot hold a NUL character")
     if not os.path.isfile(path):
         raise ConfigurationError(
             f"no delivery log at {path} (pass --db, or set NOTIFYKIT_LOG=sqlite:///path)"
@@ -612,20 +631,24 @@ class _Progress:
 
 def _read_csv(path: str) -> list[dict[str, str]]:
     import csv
+    import io
 
+    text = _read_text(path, "the CSV file")
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            fields = [f.strip() for f in reader.fieldnames or ()]
-            if "email" not in fields:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        fields = [f.strip() for f in reader.fieldnames or ()]
+        if "email" not in fields:
+            raise ConfigurationError(
+                f"{path} has no 'email' column (columns: {', '.join(fields) or 'none'})"
+            )
+        rows = []
+        for row in reader:
+            if None in row:  # more fields than the header has columns
                 raise ConfigurationError(
-                    f"{path} has no 'email' column (columns: {', '.join(fields) or 'none'})"
+                    f"{path} line {reader.line_num} has more fields than the header's "
+                    f"{len(fields)} columns"
                 )
-            rows = [
-                {(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader
-            ]
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+            rows.append({(k or "").strip(): (v or "").strip() for k, v in row.items()})
     except csv.Error as exc:
         raise ConfigurationError(f"{path} is not a readable CSV file: {exc}") from None
     return rows
@@ -664,11 +687,7 @@ def cmd_send(args: argparse.Namespace, console: _Console) -> int:
         raise ConfigurationError("--subject is required with --text and --html-file")
     html = None
     if args.html_file is not None:
-        try:
-            with open(args.html_file, encoding="utf-8") as fh:
-                html = fh.read()
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read {args.html_file}: {exc.strerror}") from None
+        html = _read_text(args.html_file, "the HTML file")
     base_context = _read_context(args.context)
     rows: list[dict[str, str]] = (
         _read_csv(args.csv) if args.csv is not None else [{"email": ",".join(recipients)}]
@@ -802,8 +821,9 @@ def cmd_render(args: argparse.Namespace, console: _Console) -> int:
                 path = out / f"{stem}{suffix}"
                 path.write_text(content if content.endswith("\n") else content + "\n", "utf-8")
                 files[kind] = str(path)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot write the previews to {out}: {exc.strerror}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigurationError(f"cannot write the previews to {str(out)!r}: {reason}") from None
     opened = False
     if args.open and "html" in files:
         import webbrowser
@@ -947,19 +967,31 @@ def cmd_check(args: argparse.Namespace, console: _Console) -> int:
 def _parse_since(text: str) -> datetime | timedelta:
     """``30m``, ``12h``, ``7d``, ``2w`` (ago), or an ISO date/time (naive = local time)."""
     import re
-    from datetime import datetime, timedelta
+    from datetime import datetime, timedelta, timezone
 
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
     if match:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-        return timedelta(**{unit[match[2]]: float(match[1])})
+        try:
+            delta = timedelta(**{unit[match[2]]: float(match[1])})
+            datetime.now(timezone.utc) - delta  # the sink subtracts it from now: may overflow
+        except (OverflowError, ValueError):
+            raise ConfigurationError(
+                f"--since {text!r} reaches back before the year 1: use a shorter duration"
+            ) from None
+        return delta
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ConfigurationError(
             f"--since {text!r}: use a duration (30m, 12h, 7d, 2w) or a date (2024-05-01)"
         ) from None
-    return when if when.tzinfo is not None else when.astimezone()
+    if when.tzinfo is not None:
+        return when
+    try:
+        return when.astimezone()
+    except (OverflowError, ValueError):  # the edge of the calendar (0001-01-01): take it as UTC
+        return when.replace(tzinfo=timezone.utc)
 
 
 def cmd_log_stats(args: argparse.Namespace, console: _Console) -> int:
@@ -982,6 +1014,7 @@ def cmd_log_tail(args: argparse.Namespace, console: _Console) -> int:
     """The latest events of the SQLite delivery log, oldest first."""
     if args.n < 0:
         raise ConfigurationError("-n must be 0 or more")
+    args.n = min(args.n, 2**63 - 1)  # SQLite's largest integer: "all of them"
     sink = _open_log(args.db)
     try:
         events = sink.tail(args.n)
@@ -1138,12 +1171,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.err.write("notifykit: interrupted\n")
         return 130
+    except _LAST_RESORT as exc:
+        # Bad input that reached a dependency unchecked (each known case is checked
+        # where it arises): one line, exit 2, never a traceback.
+        return _fail(console, exc)
 
 
-def _fail(console: _Console, exc: NotifyKitError) -> int:
+#: Errors of the standard library and dependencies that bad input can cause and
+#: that ``main()`` reports as one line (exit 2) rather than as a traceback.
+_LAST_RESORT = (UnicodeError, OverflowError, RecursionError, ValueError, AttributeError)
+
+
+def _fail(console: _Console, exc: BaseException) -> int:
     from notifykit.config import mask_url
 
-    kind = "error" if isinstance(exc, ConfigurationError) else type(exc).__name__
-    message = mask_url(_one_line(str(exc)))
+    if isinstance(exc, ConfigurationError):
+        kind = "error"
+    elif isinstance(exc, NotifyKitError):
+        kind = type(exc).__name__
+    else:
+        kind = f"error: {type(exc).__name__}"
+    try:
+        text = str(exc)
+    except Exception:
+        text = "(no description)"
+    message = mask_url(_one_line(text.replace("\0", "\\0")))
     console.err.write(f"notifykit: {kind}: {message}\n")
     return EXIT_FAILED if isinstance(exc, DeliveryError) else EXIT_USAGE

@@ -1058,6 +1058,8 @@ class Email:
         _require_mapping(data, "e-mail")
         if data.get("type", "email") != "email":
             raise InvalidMessage(f"not an e-mail: type {data.get('type')!r}")
+        if not isinstance(data.get("attachments", ()), (list, tuple)):
+            raise InvalidMessage("e-mail dict: attachments must be a list of attachment dicts")
         try:
             attachments = data.get("attachments") or ()
             alternatives = data.get("alternatives") or ()

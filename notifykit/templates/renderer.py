@@ -47,10 +47,10 @@ from typing import Any
 import attrs
 import jinja2
 from jinja2 import nodes
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from notifykit.errors import ConfigurationError, NotifyKitError, TemplateError
-from notifykit.templates import _compile, _inline, _text
+from notifykit.templates import _compile, _inline, _limits, _text
 
 __all__ = ["Rendered", "TemplatePlan", "TemplateRenderer"]
 
@@ -183,7 +183,7 @@ class TemplateRenderer:
         if environment is not None and loader is not None:
             raise ConfigurationError("pass either environment= or loader=, not both")
         if environment is None:
-            cls = SandboxedEnvironment if sandboxed else jinja2.Environment
+            cls = ImmutableSandboxedEnvironment if sandboxed else jinja2.Environment
             environment = cls(loader=loader, autoescape=True, auto_reload=auto_reload)
         elif sandboxed and not isinstance(environment, SandboxedEnvironment):
             raise ConfigurationError("sandboxed=True needs a jinja2.sandbox.SandboxedEnvironment")
@@ -226,9 +226,18 @@ class TemplateRenderer:
 
     # ---------------------------------------------------------------- constructors
     @classmethod
-    def from_directory(cls, path: str | Any, **options: Any) -> TemplateRenderer:
-        """Templates from a directory (``orders/shipped.html`` is ``path/orders/shipped.html``)."""
-        return cls(loader=jinja2.FileSystemLoader(str(path)), **options)
+    def from_directory(
+        cls, path: str | Any, *, follow_symlinks: bool = False, **options: Any
+    ) -> TemplateRenderer:
+        """Templates from a directory (``orders/shipped.html`` is ``path/orders/shipped.html``).
+
+        A template (or linked stylesheet) that is a symlink to a file outside
+        ``path`` is a :class:`~notifykit.errors.TemplateError` unless
+        ``follow_symlinks=True``; symlinks that stay inside ``path`` always work.
+        """
+        if follow_symlinks:
+            return cls(loader=jinja2.FileSystemLoader(str(path)), **options)
+        return cls(loader=_limits.ConfinedFileSystemLoader(str(path)), **options)
 
     @classmethod
     def from_package(

@@ -47,7 +47,7 @@ from notifykit.errors import (
 )
 from notifykit.message import address_parts
 from notifykit.receipt import Receipt
-from notifykit.transports.base import BaseTransport, mask_secrets
+from notifykit.transports.base import BaseTransport
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -485,6 +485,10 @@ class SESTransport(BaseTransport):
             )
         self.configuration_set = configuration_set or None
         self.tags_from_message = tags_from_message
+        if endpoint_url:
+            from notifykit.config import _check_http_url
+
+            _check_http_url(endpoint_url, "SESTransport endpoint_url")
         self.endpoint_url = endpoint_url or None
         self.timeout = float(timeout)
         self._access_key_id = access_key_id
@@ -586,8 +590,7 @@ class SESTransport(BaseTransport):
             if not _is_botocore_error(exc):
                 raise
             error = map_botocore_error(exc)
-            error.message = mask_secrets(error.message, self._secrets())
-            error.args = (error.message,)
+            self._mask_error(error, cause=exc)
             error.transport = self.name
             raise error from exc
         quota = account.get("SendQuota", {})

@@ -133,10 +133,13 @@ class _Connection(smtplib.SMTP):
         self._host = host
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        if self._ipv4_only:
-            sock = _connect_ipv4(host, port, timeout)
-        else:
-            sock = socket.create_connection((host, port), timeout)
+        try:
+            if self._ipv4_only:
+                sock = _connect_ipv4(host, port, timeout)
+            else:
+                sock = socket.create_connection((host, port), timeout)
+        except UnicodeError as exc:  # a DNS label over 63 characters, a bad IDN
+            raise socket.gaierror(socket.EAI_NONAME, f"invalid host name ({exc})") from None
         if self._implicit_tls is None:
             return sock
         try:
@@ -456,7 +459,10 @@ class SMTPTransport(BaseTransport):
         return f"<SMTPTransport {self._url(with_user=True)}>"
 
     def _secrets(self) -> tuple[str | None, ...]:
-        return (self._password,)
+        if self._password is None:
+            return ()
+        # AUTH PLAIN sends base64("\0user\0password"): mask that whole string too.
+        return (self._password, f"\0{self.username}\0{self._password}")
 
     # -- sending
 
@@ -489,7 +495,8 @@ class SMTPTransport(BaseTransport):
                 self._open()
             except OSError as exc:
                 err = _map_error(exc, self._phase, self.timeout)
-                self._finish_error(err, started, time.perf_counter() - t0)  # masks secrets
+                # Masks secrets in err and in exc (a 535 reply may echo the credentials).
+                self._finish_error(err, started, time.perf_counter() - t0, cause=exc)
                 raise err from exc
 
     def _transmit(self, message: Email, prepared: _Prepared) -> Receipt:
