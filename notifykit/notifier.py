@@ -436,7 +436,7 @@ class Notifier:
         except NotifyKitError as exc:
             return exc
 
-    # -- later, on a task queue (notifykit.contrib.celery)
+    # -- later, on a task queue (the core never imports notifykit.contrib: notifykit._later)
 
     def send_later(
         self, message: Message, *, task: Any, template: str | None = None, **options: Any
@@ -445,7 +445,7 @@ class Notifier:
         :func:`notifykit.contrib.celery.make_send_task`; ``options`` go to
         ``apply_async``. Returns the ``AsyncResult``.
         """
-        from notifykit.contrib.celery import send_later
+        from notifykit._later import send_later
 
         return send_later(task, self._with_defaults(message), template=template, **options)
 
@@ -461,7 +461,7 @@ class Notifier:
         """Render ``template`` now and enqueue one message per channel on ``task``
         (see :func:`notifykit.contrib.celery.notify_later`).
         """
-        from notifykit.contrib.celery import notify_later
+        from notifykit._later import notify_later
 
         return notify_later(task, self, template, to, context, **overrides)
 

@@ -44,6 +44,7 @@ from celery import Celery, Task
 from celery.result import AsyncResult
 from celery.signals import worker_process_shutdown, worker_shutdown
 
+from notifykit import _later
 from notifykit.contrib._lazy import LazyNotifier
 from notifykit.errors import (
     AllTransportsFailed,
@@ -53,7 +54,6 @@ from notifykit.errors import (
 )
 from notifykit.message import Message, Recipient, message_from_dict
 from notifykit.notifier import Notifier
-from notifykit.receipt import Receipt
 from notifykit.retry import Retry, waits_disabled
 
 __all__ = [
@@ -216,30 +216,10 @@ def send_later(
 
     ``options`` go to Celery's ``apply_async`` (``countdown``, ``eta``,
     ``queue``...). Returns the ``AsyncResult``; its result is the receipt
-    as a dict.
+    as a dict. (The implementation is in the core, :mod:`notifykit._later`.)
     """
-    to_dict = getattr(message, "to_dict", None)
-    if not callable(to_dict):
-        raise ConfigurationError(f"send_later() needs an Email or an SMS, got {message!r}")
-    kwargs = {"template": template} if template is not None else {}
-    result: AsyncResult = task.apply_async(args=(to_dict(),), kwargs=kwargs, **options)
+    result: AsyncResult = _later.send_later(task, message, template=template, **options)
     return result
-
-
-class _Collect:
-    """A transport that keeps messages instead of sending them: what notify() would send."""
-
-    name = "notifykit.enqueue"
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    def send(self, message: Message) -> Receipt:
-        self.messages.append(message)
-        return Receipt(message_id=message.id, transport=self.name)
-
-    def close(self) -> None:
-        """Nothing to release."""
 
 
 def notify_later(
@@ -258,24 +238,4 @@ def notify_later(
     is then sent by the workers, retried independently. Returns
     ``{"email": AsyncResult | error, "sms": ...}``, one entry per channel.
     """
-    email_out = _Collect() if notifier.email is not None else None
-    sms_out = _Collect() if notifier.sms is not None else None
-    renderer = Notifier(
-        email=email_out,
-        sms=sms_out,
-        templates=notifier.templates,
-        sender=notifier.sender,
-        sms_sender=notifier.sms_sender,
-        default_region=notifier.default_region,
-        strict_sinks=True,
-    )
-    outcomes = renderer.notify(template, to, context, **overrides)
-    queued: dict[str, AsyncResult | NotifyKitError] = {}
-    for channel, outcome in outcomes.items():
-        if isinstance(outcome, NotifyKitError):
-            queued[channel] = outcome
-            continue
-        collector = email_out if channel == "email" else sms_out
-        assert collector is not None  # notify() only uses channels with a transport
-        queued[channel] = send_later(task, collector.messages[-1], template=template)
-    return queued
+    return _later.notify_later(task, notifier, template, to, context, **overrides)

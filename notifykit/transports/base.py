@@ -16,9 +16,11 @@ exception chained to it, before the error leaves :meth:`BaseTransport.send`.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar, cast, runtime_checkable
@@ -29,6 +31,7 @@ from notifykit.errors import (
     ConfigurationError,
     DeliveryError,
     InvalidMessage,
+    NotifyKitError,
     ProviderError,
     TransientError,
     mask_exception,
@@ -40,7 +43,7 @@ if TYPE_CHECKING:
     from notifykit.message import Message
     from notifykit.ratelimit import RateLimit
 
-__all__ = ["BaseTransport", "Transport", "mask_secrets"]
+__all__ = ["BaseTransport", "Transport", "asend_with", "aclose_with", "mask_secrets"]
 
 _T = TypeVar("_T", bound="BaseTransport")
 
@@ -81,35 +84,92 @@ class _Capture:
         self.messages: list[Message] = []
 
 
-# Active capture blocks (a test-only switch), and the thread's send depth so that
-# a composer's inner sends are not captured twice.
+# Active capture blocks (a test-only switch), and the send depth (of this thread,
+# or of this asyncio task) so that a composer's inner sends are not captured twice.
 _captures: list[_Capture] = []
 _captures_lock = threading.Lock()
-_local = threading.local()
+_depth: ContextVar[int] = ContextVar("notifykit_capture_depth", default=0)
+
+
+def _captured_receipt(transport: BaseTransport, message: Message) -> Receipt:
+    return Receipt(
+        message_id=message.id,
+        transport=transport.name,
+        provider_message_id=f"captured-{message.id}",
+        accepted=message.recipients,
+        attempts=(Attempt(transport.name, "sent"),),
+    )
 
 
 def _send_captured(transport: BaseTransport, message: Message) -> Receipt:
-    if getattr(_local, "depth", 0):
+    if _depth.get():
         return transport._deliver(message)
-    _local.depth = 1
+    token = _depth.set(1)
     try:
         with _captures_lock:
             active = list(_captures)
         if all(c.deliver for c in active):
             receipt = transport._deliver(message)
         else:
-            receipt = Receipt(
-                message_id=message.id,
-                transport=transport.name,
-                provider_message_id=f"captured-{message.id}",
-                accepted=message.recipients,
-                attempts=(Attempt(transport.name, "sent"),),
-            )
+            receipt = _captured_receipt(transport, message)
         for capture in active:
             capture.messages.append(message)
         return receipt
     finally:
-        _local.depth = 0
+        _depth.reset(token)
+
+
+async def _asend_captured(transport: BaseTransport, message: Message) -> Receipt:
+    if _depth.get():
+        return await transport._adeliver(message)
+    token = _depth.set(1)
+    try:
+        with _captures_lock:
+            active = list(_captures)
+        if all(c.deliver for c in active):
+            receipt = await transport._adeliver(message)
+        else:
+            receipt = _captured_receipt(transport, message)
+        for capture in active:
+            capture.messages.append(message)
+        return receipt
+    finally:
+        _depth.reset(token)
+
+
+async def asend_with(transport: Transport, message: Message) -> Receipt:
+    """``await transport.asend(message)``; a transport without ``asend`` runs in a thread.
+
+    Third-party transports that only implement the sync :class:`Transport`
+    protocol still work in async code: their ``send()`` runs in a worker
+    thread (:func:`asyncio.to_thread`), so the event loop is never blocked.
+    """
+    asend: Callable[[Message], Awaitable[Receipt]] | None = getattr(transport, "asend", None)
+    if asend is not None:
+        return await asend(message)
+    return await asyncio.to_thread(transport.send, message)
+
+
+async def aclose_with(transport: Transport) -> None:
+    """``await transport.aclose()``, or its ``close()`` in a worker thread."""
+    aclose: Callable[[], Awaitable[None]] | None = getattr(transport, "aclose", None)
+    if aclose is not None:
+        await aclose()
+    else:
+        await asyncio.to_thread(transport.close)
+
+
+async def _acquire(limit: RateLimit) -> RateLimit | None:
+    """Take a slot of ``limit`` without blocking the loop (its waits run in a thread)."""
+
+    def take() -> RateLimit | None:
+        resolve = getattr(limit, "_limit", None)  # ProviderRate: read once from the provider
+        inner: RateLimit | None = resolve() if callable(resolve) else limit
+        if inner is not None:
+            inner.acquire()
+        return inner
+
+    return await asyncio.to_thread(take)
 
 
 class BaseTransport:
@@ -133,14 +193,17 @@ class BaseTransport:
     #: The most this transport sends (``rate="14/s"``); see :mod:`notifykit.ratelimit`.
     rate_limit: RateLimit | None = None
 
-    def send(self, message: Message) -> Receipt:
-        """Deliver ``message``; see :class:`Transport`."""
+    def _check_channel(self, message: Message) -> None:
         channel = getattr(message, "channel", None)
         if channel not in self.channels:
             raise ConfigurationError(
                 f"{self.name} carries {' and '.join(sorted(self.channels))}, "
                 f"not {channel or type(message).__name__}"
             )
+
+    def send(self, message: Message) -> Receipt:
+        """Deliver ``message``; see :class:`Transport`."""
+        self._check_channel(message)
         if self.rate_limit is not None:
             with self.rate_limit.slot():
                 return _send_captured(self, message) if _captures else self._deliver(message)
@@ -148,36 +211,87 @@ class BaseTransport:
             return _send_captured(self, message)
         return self._deliver(message)
 
+    async def asend(self, message: Message) -> Receipt:
+        """Deliver ``message`` from async code: the same checks, receipt and errors as :meth:`send`.
+
+        The event loop is never blocked: transports with a native async client
+        (SMTP on aiosmtplib, MSG91 and Fast2SMS on ``httpx.AsyncClient``)
+        implement :meth:`_asend`; the others run their sync ``_send`` in a
+        worker thread.
+        """
+        self._check_channel(message)
+        if self.rate_limit is not None:
+            held = await _acquire(self.rate_limit)
+            try:
+                return await (
+                    _asend_captured(self, message) if _captures else self._adeliver(message)
+                )
+            finally:
+                if held is not None:
+                    held.release()
+        if _captures:
+            return await _asend_captured(self, message)
+        return await self._adeliver(message)
+
     def _deliver(self, message: Message) -> Receipt:
         """Send one message for a channel this transport carries (composers override this)."""
         started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
         try:
             receipt = self._send(message)
-        except DeliveryError as exc:
+        except (DeliveryError, OSError, UnicodeError) as exc:
+            err = self._settle_error(exc, started, t0)
+            if err is exc:
+                raise
+            raise err from exc
+        return self._settle_receipt(receipt, started, t0)
+
+    async def _adeliver(self, message: Message) -> Receipt:
+        """The async twin of :meth:`_deliver` (composers override this)."""
+        started = datetime.now(timezone.utc)
+        t0 = time.perf_counter()
+        try:
+            receipt = await self._asend(message)
+        except (DeliveryError, OSError, UnicodeError) as exc:
+            err = self._settle_error(exc, started, t0)
+            if err is exc:
+                raise
+            raise err from exc
+        return self._settle_receipt(receipt, started, t0)
+
+    async def _asend(self, message: Message) -> Receipt:
+        """Deliver one message from async code; by default :meth:`_send` in a worker thread."""
+        return await asyncio.to_thread(self._send, message)
+
+    def _settle_error(
+        self, exc: DeliveryError | OSError | UnicodeError, started: datetime, t0: float
+    ) -> NotifyKitError:
+        """The error to raise for ``exc`` (one of ``_send``'s), masked, with one attempt."""
+        if isinstance(exc, DeliveryError):
             self._finish_error(exc, started, time.perf_counter() - t0)
-            raise
-        except OSError as exc:
+            return exc
+        if isinstance(exc, OSError):
             # A socket-level failure the subclass did not map itself.
             err = TransientError(f"{type(exc).__name__}: {exc}", transport=self.name)
             self._finish_error(err, started, time.perf_counter() - t0, cause=exc)
-            raise err from exc
-        except UnicodeError as exc:
-            if isinstance(exc, UnicodeEncodeError) and exc.encoding != "idna":
-                # Text of the message this provider cannot carry: the message's fault.
-                bad = InvalidMessage(
-                    mask_text(f"{self.name} cannot encode the message: {exc}", self._secrets())
-                )
-                mask_exception(exc, self._secrets())
-                raise bad from exc
-            # A host name that cannot be encoded (a DNS label over 63 characters,
-            # an invalid IDN): this transport cannot be reached as configured, so
-            # it is a ProviderError and a composer moves on to the next transport.
-            failure = ProviderError(
-                f"cannot reach the provider: {type(exc).__name__}: {exc}", transport=self.name
+            return err
+        if isinstance(exc, UnicodeEncodeError) and exc.encoding != "idna":
+            # Text of the message this provider cannot carry: the message's fault.
+            bad = InvalidMessage(
+                mask_text(f"{self.name} cannot encode the message: {exc}", self._secrets())
             )
-            self._finish_error(failure, started, time.perf_counter() - t0, cause=exc)
-            raise failure from exc
+            mask_exception(exc, self._secrets())
+            return bad
+        # A host name that cannot be encoded (a DNS label over 63 characters,
+        # an invalid IDN): this transport cannot be reached as configured, so
+        # it is a ProviderError and a composer moves on to the next transport.
+        failure = ProviderError(
+            f"cannot reach the provider: {type(exc).__name__}: {exc}", transport=self.name
+        )
+        self._finish_error(failure, started, time.perf_counter() - t0, cause=exc)
+        return failure
+
+    def _settle_receipt(self, receipt: Receipt, started: datetime, t0: float) -> Receipt:
         if not receipt.attempts:
             attempt = Attempt(self.name, "sent", None, started, time.perf_counter() - t0)
             receipt = attrs.evolve(receipt, attempts=(attempt,))
@@ -241,6 +355,21 @@ class BaseTransport:
 
     def close(self) -> None:
         """Release connections. The base transport holds none."""
+
+    async def aclose(self) -> None:
+        """Release connections from async code; by default :meth:`close` (in a thread)."""
+        await asyncio.to_thread(self.close)
+
+    async def __aenter__(self: _T) -> _T:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     def __enter__(self: _T) -> _T:
         return self

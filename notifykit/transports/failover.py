@@ -31,14 +31,15 @@ is in the receipt or in the error.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import attrs
 
@@ -52,7 +53,7 @@ from notifykit.errors import (
 from notifykit.receipt import Attempt, Receipt
 from notifykit.retry import Retry, waits_disabled
 from notifykit.transports._timeouts import capped_connect_timeout
-from notifykit.transports.base import BaseTransport, Transport
+from notifykit.transports.base import BaseTransport, Transport, aclose_with, asend_with
 
 if TYPE_CHECKING:
     from notifykit.message import Message
@@ -65,6 +66,25 @@ logger = logging.getLogger("notifykit.failover")
 #: costs little once per cooldown, long enough for a TLS SMTP session set-up
 #: across continents.
 DEFAULT_PROBE_TIMEOUT = 3.0
+
+
+class _Try(NamedTuple):
+    """A decision: attempt transport number ``i`` (once; a probe caps its connect time)."""
+
+    i: int
+    probe: bool
+
+
+class _Wait(NamedTuple):
+    """A decision: wait ``seconds`` before the next round."""
+
+    seconds: float
+
+
+_Step = _Try | _Wait
+#: What a driver answers to a :class:`_Try`: (the receipt or the exception, ``perf_counter()``
+#: when the attempt started); ``None`` after a :class:`_Wait`.
+_Outcome = tuple[Receipt | BaseException, float] | None
 
 
 @attrs.define
@@ -193,10 +213,19 @@ class FailoverTransport(BaseTransport):
         with self._lock:
             self._circuits[i] = _Circuit(resting_until=self._clock() + self.cooldown)
 
-    # -- sending
+    # -- sending: one implementation of the decisions, two thin drivers
 
-    def _deliver(self, message: Message) -> Receipt:
-        """Deliver ``message`` through the first transport that accepts it (see the module)."""
+    def _decide(self, message: Message) -> Generator[_Step, _Outcome, Receipt]:
+        """The decisions for one message, as a generator shared by :meth:`_deliver`
+        and :meth:`_adeliver`.
+
+        It yields :class:`_Try` ("attempt transport *i*", the driver answers
+        with what the attempt returned or raised, and when it started) and
+        :class:`_Wait` ("sleep *n* seconds", answered with ``None``); it
+        returns the receipt or raises the error. Circuits, attempts, rounds,
+        the deadline and ``resend_uncertain`` live here only; the drivers do
+        nothing but call ``send`` or ``await asend`` and sleep.
+        """
         channel = message.channel
         deadline_at = (
             self._clock() + self.retry.deadline if self.retry.deadline is not None else None
@@ -222,8 +251,9 @@ class FailoverTransport(BaseTransport):
                         transport=self.name,
                     )
                     raise self._all_failed(last_error, attempts)
+                outcome = yield _Try(i, i in single)
                 try:
-                    receipt = self._send_one(i, message, attempts, probe=i in single)
+                    receipt = self._settle(i, outcome, attempts)
                 except RejectedError as exc:
                     exc.attempts = tuple(attempts)
                     raise
@@ -245,9 +275,56 @@ class FailoverTransport(BaseTransport):
             if deadline_at is not None and self._clock() + wait > deadline_at:
                 break
             if wait > 0:
-                self._sleep(wait)
+                yield _Wait(wait)
             candidates = again
         raise self._all_failed(last_error, attempts)
+
+    def _deliver(self, message: Message) -> Receipt:
+        """Deliver ``message`` through the first transport that accepts it (see the module)."""
+        plan = self._decide(message)
+        outcome: _Outcome = None
+        while True:
+            try:
+                step = plan.send(outcome)
+            except StopIteration as done:
+                receipt: Receipt = done.value
+                return receipt
+            if isinstance(step, _Wait):
+                self._sleep(step.seconds)
+                outcome = None
+                continue
+            transport = self.transports[step.i]
+            t0 = time.perf_counter()
+            try:
+                with capped_connect_timeout(self.probe_timeout if step.probe else None):
+                    outcome = (transport.send(message), t0)
+            except BaseException as exc:
+                outcome = (exc, t0)
+
+    async def _adeliver(self, message: Message) -> Receipt:
+        """The async driver of :meth:`_decide`: the same decisions, awaited."""
+        plan = self._decide(message)
+        outcome: _Outcome = None
+        while True:
+            try:
+                step = plan.send(outcome)
+            except StopIteration as done:
+                receipt: Receipt = done.value
+                return receipt
+            if isinstance(step, _Wait):
+                if self._sleep is time.sleep:
+                    await asyncio.sleep(step.seconds)
+                else:  # an injected sleep (a test's fake clock) is called as given
+                    self._sleep(step.seconds)
+                outcome = None
+                continue
+            transport = self.transports[step.i]
+            t0 = time.perf_counter()
+            try:
+                with capped_connect_timeout(self.probe_timeout if step.probe else None):
+                    outcome = (await asend_with(transport, message), t0)
+            except BaseException as exc:
+                outcome = (exc, t0)
 
     def _backoff(self, round_no: int, errors: Sequence[DeliveryError]) -> float:
         """The wait after round ``round_no``; a provider's ``Retry-After`` lengthens it."""
@@ -279,24 +356,24 @@ class FailoverTransport(BaseTransport):
                 receipt.transport,
             )
 
-    def _send_one(self, i: int, message: Message, attempts: list[Attempt], probe: bool) -> Receipt:
-        """One attempt on transport ``i``; updates its circuit; errors propagate."""
+    def _settle(self, i: int, outcome: _Outcome, attempts: list[Attempt]) -> Receipt:
+        """Record what one attempt on transport ``i`` did, update its circuit, and
+        return its receipt or raise its error."""
         transport = self.transports[i]
-        t0 = time.perf_counter()
+        assert outcome is not None  # the drivers answer every _Try
+        result, t0 = outcome
         try:
-            try:
-                if probe:
-                    with capped_connect_timeout(self.probe_timeout):
-                        receipt = transport.send(message)
-                else:
-                    receipt = transport.send(message)
-            except DeliveryError as exc:
-                attempts.extend(exc.attempts or (_attempt_for(transport, exc, t0),))
-                raise
-            except OSError as exc:  # a third-party transport that does not map its errors
-                err = TransientError(f"{type(exc).__name__}: {exc}", transport=transport.name)
-                attempts.append(_attempt_for(transport, err, t0))
-                raise err from exc
+            if isinstance(result, BaseException):
+                if isinstance(result, DeliveryError):
+                    attempts.extend(result.attempts or (_attempt_for(transport, result, t0),))
+                    raise result
+                if isinstance(result, OSError):  # a third-party transport that does not map
+                    err = TransientError(
+                        f"{type(result).__name__}: {result}", transport=transport.name
+                    )
+                    attempts.append(_attempt_for(transport, err, t0))
+                    raise err from result
+                raise result
         except RejectedError:
             self._succeeded(i)  # the transport works; the message was the problem
             raise
@@ -313,6 +390,7 @@ class FailoverTransport(BaseTransport):
             with self._lock:
                 self._circuits[i].probing = False
             raise
+        receipt = result
         attempts.extend(
             receipt.attempts
             or (Attempt(transport.name, "sent", None, _started(t0), time.perf_counter() - t0),)
@@ -324,6 +402,11 @@ class FailoverTransport(BaseTransport):
         """Close every transport (each may be used again later)."""
         for transport in self.transports:
             transport.close()
+
+    async def aclose(self) -> None:
+        """Close every transport from async code (each may be used again later)."""
+        for transport in self.transports:
+            await aclose_with(transport)
 
     def __str__(self) -> str:
         return f"{self.scheme}({' '.join(str(t) for t in self.transports)})"
