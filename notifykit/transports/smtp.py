@@ -29,6 +29,7 @@ where a partial send would leave the temporarily refused recipients behind.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import re
@@ -59,6 +60,7 @@ from notifykit.transports.base import BaseTransport
 
 if TYPE_CHECKING:
     from notifykit.message import Message
+    from notifykit.transports._asmtp import AsyncSMTP
 
 __all__ = ["SMTPTransport"]
 
@@ -579,6 +581,32 @@ class SMTPTransport(BaseTransport):
         with self._checkout():
             return self._transmit(message, prepared)
 
+    async def _asend(self, message: Message) -> Receipt:
+        """Send on this event loop's aiosmtplib pool (see :mod:`notifykit.transports._asmtp`)."""
+        if not isinstance(message, Email):  # pragma: no cover - BaseTransport checks channels
+            raise ConfigurationError(f"{self.name} sends e-mail only")
+        prepared = _prepare(message)  # CPU work, outside the pool
+        return await self._async_pool().send(message, prepared)
+
+    def _async_pool(self) -> AsyncSMTP:
+        """The async pool of the running event loop (a new loop gets a new pool)."""
+        pool = self.__dict__.get("_apool")
+        if pool is None or pool.loop is not asyncio.get_running_loop():
+            from notifykit.transports._asmtp import AsyncSMTP
+
+            pool = self.__dict__["_apool"] = AsyncSMTP(self)
+        return pool
+
+    async def aclose(self) -> None:
+        """Say QUIT on every idle connection, async ones and sync ones (in a thread)."""
+        pool = self.__dict__.get("_apool")
+        if pool is not None and pool.loop is asyncio.get_running_loop():
+            await pool.aclose()
+        if self._idle:  # connections of the sync path too (QUIT waits on the network)
+            await asyncio.to_thread(self._close_idle)
+        else:
+            self._generation += 1
+
     def check(self) -> None:
         """Connect (and authenticate) without sending anything.
 
@@ -785,6 +813,9 @@ class SMTPTransport(BaseTransport):
 
         Idempotent; a later send opens new connections.
         """
+        self._close_idle()
+
+    def _close_idle(self) -> None:
         with self._pool_lock:
             self._generation += 1
             idle, self._idle = self._idle, []
