@@ -331,6 +331,7 @@ class HTTPSession:
         self.max_connections = max_connections
         self._injected = http_client
         self._client: httpx.Client | None = None
+        self._aclient: tuple[object, httpx.AsyncClient] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -371,32 +372,13 @@ class HTTPSession:
         url, headers, body = request
         for _ in range(2):
             client = self.client()
-            extra: dict[str, Any] = {}
-            configured = client.timeout.connect
-            if configured is not None and connect_timeout(configured) < configured:
-                # A failover probe: connect quickly or give up.
-                extra["timeout"] = client.timeout.__class__(
-                    connect=connect_timeout(configured),
-                    read=client.timeout.read,
-                    write=client.timeout.write,
-                    pool=client.timeout.pool,
-                )
+            extra = _probe_options(client.timeout)
             try:
                 with client.stream(method, url, headers=headers, json=body, **extra) as response:
                     data = bytearray()
                     for chunk in response.iter_bytes():
-                        data += chunk
-                        if len(data) > MAX_BODY_BYTES:
-                            raise TransientError(
-                                f"the provider's answer is larger than {MAX_BODY_BYTES} bytes; "
-                                "the message may have been sent",
-                                maybe_delivered=True,
-                            )
-                    return HTTPResponse(
-                        response.status_code,
-                        {k.lower(): v for k, v in response.headers.items()},
-                        bytes(data),
-                    )
+                        _add_chunk(data, chunk)
+                    return _response(response, data)
             except httpx.HTTPError as exc:
                 raise map_httpx_error(exc) from exc
             except RuntimeError as exc:
@@ -418,6 +400,94 @@ class HTTPSession:
             client, self._client = self._client, None
         if client is not None:
             client.close()
+
+    # -- the async twin: one httpx.AsyncClient per event loop, the same limits
+
+    def aclient(self) -> httpx.AsyncClient:
+        """The pooled ``httpx.AsyncClient`` of the running event loop (created on first use)."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        current = self._aclient
+        if current is not None and current[0] is loop and not current[1].is_closed:
+            return current[1]
+        lib = import_httpx()
+        from notifykit import __version__
+
+        client: httpx.AsyncClient = lib.AsyncClient(
+            timeout=lib.Timeout(self.timeout, connect=self.connect_timeout),
+            limits=lib.Limits(
+                max_connections=self.max_connections,
+                max_keepalive_connections=self.max_connections,
+                keepalive_expiry=30.0,
+            ),
+            follow_redirects=False,
+            headers={"user-agent": f"notifykit/{__version__}"},
+        )
+        self._aclient = (loop, client)
+        return client
+
+    async def arequest(self, method: str, request: HTTPRequest) -> HTTPResponse:
+        """:meth:`request` from async code, on ``httpx.AsyncClient``: the same answers and errors.
+
+        An injected (sync) ``http_client`` is used in a worker thread.
+        """
+        if self._injected is not None:
+            import asyncio
+
+            return await asyncio.to_thread(self.request, method, request)
+        httpx = import_httpx()
+        url, headers, body = request
+        client = self.aclient()
+        extra = _probe_options(client.timeout)
+        try:
+            async with client.stream(method, url, headers=headers, json=body, **extra) as response:
+                data = bytearray()
+                async for chunk in response.aiter_bytes():
+                    _add_chunk(data, chunk)
+                return _response(response, data)
+        except httpx.HTTPError as exc:
+            raise map_httpx_error(exc) from exc
+
+    async def aclose(self) -> None:
+        """Close the async client (and the sync one); the next request opens new ones."""
+        current, self._aclient = self._aclient, None
+        if current is not None and not current[1].is_closed:
+            await current[1].aclose()
+        if self._client is not None:
+            self.close()  # closing idle pooled sockets does not wait on the network
+
+
+def _probe_options(timeout: httpx.Timeout) -> dict[str, Any]:
+    """Request options for a failover probe: a shorter connect time-out, else nothing."""
+    configured = timeout.connect
+    if configured is not None and connect_timeout(configured) < configured:
+        # A failover probe: connect quickly or give up.
+        return {
+            "timeout": timeout.__class__(
+                connect=connect_timeout(configured),
+                read=timeout.read,
+                write=timeout.write,
+                pool=timeout.pool,
+            )
+        }
+    return {}
+
+
+def _add_chunk(data: bytearray, chunk: bytes) -> None:
+    data += chunk
+    if len(data) > MAX_BODY_BYTES:
+        raise TransientError(
+            f"the provider's answer is larger than {MAX_BODY_BYTES} bytes; "
+            "the message may have been sent",
+            maybe_delivered=True,
+        )
+
+
+def _response(response: httpx.Response, data: bytearray) -> HTTPResponse:
+    return HTTPResponse(
+        response.status_code, {k.lower(): v for k, v in response.headers.items()}, bytes(data)
+    )
 
 
 # --------------------------------------------------------------------------- base transport
@@ -528,11 +598,23 @@ class HTTPTransport(BaseTransport):
         raise NotImplementedError
 
     def _send(self, message: Message) -> Receipt:
+        sms = self._sms(message)
+        return self._receipt(sms, self._exchange(self.build_request(sms)))
+
+    async def _asend(self, message: Message) -> Receipt:
+        sms = self._sms(message)
+        request = self.build_request(sms)
+        return self._receipt(sms, await self._session.arequest("POST", request))
+
+    def _sms(self, message: Message) -> SMS:
         if not isinstance(message, SMS):  # BaseTransport.send checked the channel
             raise ConfigurationError(f"{self.name} sends SMS only")
-        request = self.build_request(message)
+        return message
+
+    def _receipt(self, message: SMS, response: HTTPResponse) -> Receipt:
+        """The receipt for ``message`` from the provider's answer, or its mapped error."""
         try:
-            request_id = self._parse(self._exchange(request))
+            request_id = self._parse(response)
         except RejectedError as exc:
             exc.rejected = exc.rejected or {message.to: exc.message}
             raise
@@ -560,3 +642,7 @@ class HTTPTransport(BaseTransport):
     def close(self) -> None:
         """Close the pooled HTTP client (idempotent); the next send opens a new one."""
         self._session.close()
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP clients, async and sync (idempotent)."""
+        await self._session.aclose()
