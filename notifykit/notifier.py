@@ -17,6 +17,7 @@ tests).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -36,6 +37,7 @@ from notifykit.errors import (
 from notifykit.message import SMS, Email, Message, Recipient
 from notifykit.receipt import Receipt
 from notifykit.sinks.base import DeliveryEvent, LogSink
+from notifykit.transports.base import aclose_with, asend_with
 
 if TYPE_CHECKING:
     from notifykit.transports.base import Transport
@@ -184,15 +186,57 @@ class Notifier:
         Raises the transport's :class:`~notifykit.errors.DeliveryError` when the
         message is not delivered; every attempt is in the sinks either way.
         """
-        message = self._with_defaults(message)
-        transport = self._transport_for(message)
-        self._emit(self._event(message, "queued", template))
+        message, transport = self._start(message, template, self._emit)
         t0 = time.perf_counter()
         try:
             receipt = transport.send(message)
-        except DeliveryError as exc:
-            self._report_attempts(message, exc.attempts, template)
-            self._emit(
+        except (DeliveryError, InvalidMessage, ConfigurationError) as exc:
+            for event in self._failure_events(message, template, exc, t0):
+                self._emit(event)
+            raise
+        for event in self._success_events(message, template, receipt, t0):
+            self._emit(event)
+        return receipt
+
+    async def asend(self, message: Message, *, template: str | None = None) -> Receipt:
+        """:meth:`send` for async code: the same receipt, errors and delivery events.
+
+        The transport's ``asend()`` does the I/O without blocking the event loop
+        (a transport without one runs in a worker thread). Sinks record as in
+        :meth:`send`; one with an ``arecord()`` coroutine (the Django sink) is awaited.
+        """
+        message, transport = self._start(message, template, None)
+        await self._aemit(self._event(message, "queued", template))
+        t0 = time.perf_counter()
+        try:
+            receipt = await asend_with(transport, message)
+        except (DeliveryError, InvalidMessage, ConfigurationError) as exc:
+            for event in self._failure_events(message, template, exc, t0):
+                await self._aemit(event)
+            raise
+        for event in self._success_events(message, template, receipt, t0):
+            await self._aemit(event)
+        return receipt
+
+    def _start(
+        self,
+        message: Message,
+        template: str | None,
+        emit: Callable[[DeliveryEvent], None] | None,
+    ) -> tuple[Message, Transport]:
+        message = self._with_defaults(message)
+        transport = self._transport_for(message)
+        if emit is not None:
+            emit(self._event(message, "queued", template))
+        return message, transport
+
+    def _failure_events(
+        self, message: Message, template: str | None, exc: NotifyKitError, t0: float
+    ) -> list[DeliveryEvent]:
+        """The events of a send that raised ``exc``: each failed attempt, then ``failed``."""
+        if isinstance(exc, DeliveryError):
+            return [
+                *self._attempt_events(message, exc.attempts, template),
                 self._event(
                     message,
                     "failed",
@@ -204,23 +248,25 @@ class Notifier:
                     duration=time.perf_counter() - t0,
                     maybe_delivered=exc.maybe_delivered,
                     rejected=getattr(exc, "rejected", None) or {},
-                )
+                ),
+            ]
+        return [
+            self._event(
+                message,
+                "failed",
+                template,
+                error=str(exc),
+                error_kind="invalid",
+                duration=time.perf_counter() - t0,
             )
-            raise
-        except (InvalidMessage, ConfigurationError) as exc:
-            self._emit(
-                self._event(
-                    message,
-                    "failed",
-                    template,
-                    error=str(exc),
-                    error_kind="invalid",
-                    duration=time.perf_counter() - t0,
-                )
-            )
-            raise
-        self._report_attempts(message, receipt.attempts[:-1], template)
-        self._emit(
+        ]
+
+    def _success_events(
+        self, message: Message, template: str | None, receipt: Receipt, t0: float
+    ) -> list[DeliveryEvent]:
+        """The events of a delivered message: each failed attempt first, then ``sent``."""
+        return [
+            *self._attempt_events(message, receipt.attempts[:-1], template),
             self._event(
                 message,
                 "sent",
@@ -230,9 +276,8 @@ class Notifier:
                 provider_message_id=receipt.provider_message_id,
                 duration=time.perf_counter() - t0,
                 rejected=receipt.rejected,
-            )
-        )
-        return receipt
+            ),
+        ]
 
     def send_email(
         self,
@@ -280,13 +325,29 @@ class Notifier:
         with one entry per channel tried: one channel failing does not stop the
         others. ``overrides`` apply to both messages where the field exists.
         """
+        results: dict[str, Receipt | NotifyKitError] = {}
+        for channel, build in self._notify_jobs(template, to, context, overrides):
+            try:
+                results[channel] = self.send(build(), template=template)
+            except NotifyKitError as exc:
+                results[channel] = exc
+        return results
+
+    def _notify_jobs(
+        self,
+        template: str,
+        to: Recipient,
+        context: Mapping[str, Any] | None,
+        overrides: Mapping[str, Any],
+    ) -> list[tuple[str, Callable[[], Message]]]:
+        """Check ``notify()``'s arguments, render, and list (channel, build message) pairs."""
         if not isinstance(to, Recipient):
             raise InvalidMessage("notify() needs a Recipient(email=..., phone=...)")
         unknown = set(overrides) - _EMAIL_FIELDS - _SMS_FIELDS
         if unknown:
             raise InvalidMessage(f"notify() got unknown message fields: {sorted(unknown)}")
         rendered = self._render(template, context)
-        jobs: list[tuple[str, Any]] = []
+        jobs: list[tuple[str, Callable[[], Message]]] = []
         if to.email and self.email is not None and (rendered.html or rendered.text):
             jobs.append(("email", lambda: self._email_from(rendered, to, _only(overrides, Email))))
         if to.phone and self.sms is not None and rendered.sms:
@@ -296,10 +357,46 @@ class Notifier:
                 f"template {template!r} cannot reach {to!r}: it needs a channel the template "
                 "defines, the recipient has and the Notifier has a transport for"
             )
+        return jobs
+
+    # -- async twins (rendering stays sync: it is CPU work, not I/O)
+
+    async def asend_email(
+        self,
+        template: str,
+        to: str | Recipient | Sequence[str | Recipient],
+        context: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> Receipt:
+        """:meth:`send_email` for async code (see :meth:`asend`)."""
+        rendered = self._render(template, context)
+        return await self.asend(self._email_from(rendered, to, overrides), template=template)
+
+    async def asend_sms(
+        self,
+        template: str,
+        to: str | Recipient,
+        context: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> Receipt:
+        """:meth:`send_sms` for async code (see :meth:`asend`)."""
+        rendered = self._render(template, context)
+        if not rendered.sms:
+            raise TemplateError(f"template {template!r} has no sms block", template=template)
+        return await self.asend(self._sms_from(rendered, to, overrides), template=template)
+
+    async def anotify(
+        self,
+        template: str,
+        to: Recipient,
+        context: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> dict[str, Receipt | NotifyKitError]:
+        """:meth:`notify` for async code: the channels are sent one after the other, as there."""
         results: dict[str, Receipt | NotifyKitError] = {}
-        for channel, build in jobs:
+        for channel, build in self._notify_jobs(template, to, context, overrides):
             try:
-                results[channel] = self.send(build(), template=template)
+                results[channel] = await self.asend(build(), template=template)
             except NotifyKitError as exc:
                 results[channel] = exc
         return results
@@ -535,6 +632,14 @@ class Notifier:
     def _report_attempts(
         self, message: Message, attempts: Iterable[Any], template: str | None
     ) -> None:
+        for event in self._attempt_events(message, attempts, template):
+            self._emit(event)
+
+    def _attempt_events(
+        self, message: Message, attempts: Iterable[Any], template: str | None
+    ) -> list[DeliveryEvent]:
+        """One ``attempt_failed`` event per failed attempt (skips are not attempts)."""
+        events: list[DeliveryEvent] = []
         number = 0
         for attempt in attempts:
             if attempt.outcome == "skipped":
@@ -542,7 +647,7 @@ class Notifier:
             number += 1
             if attempt.outcome == "sent":
                 continue
-            self._emit(
+            events.append(
                 self._event(
                     message,
                     "attempt_failed",
@@ -556,22 +661,39 @@ class Notifier:
                     maybe_delivered=attempt.maybe_delivered,
                 )
             )
+        return events
 
     def _emit(self, event: DeliveryEvent) -> None:
         for sink in self.sinks:
             try:
                 sink.record(event)
             except Exception:
-                if self.strict_sinks:
-                    raise
-                with self._count_lock:
-                    self._sink_failures += 1
-                logger.exception(
-                    "notifykit sink %r failed to record a %s event for message %s",
-                    sink,
-                    event.status,
-                    event.message_id,
-                )
+                self._sink_failed(sink, event)
+
+    async def _aemit(self, event: DeliveryEvent) -> None:
+        """:meth:`_emit` from async code: a sink's ``arecord()`` coroutine is awaited."""
+        for sink in self.sinks:
+            arecord = getattr(sink, "arecord", None)
+            try:
+                if arecord is not None:
+                    await arecord(event)
+                else:
+                    sink.record(event)  # cheap by contract: in memory, a queue, one write()
+            except Exception:
+                self._sink_failed(sink, event)
+
+    def _sink_failed(self, sink: LogSink, event: DeliveryEvent) -> None:
+        """Count and log a sink's failure (inside its ``except``), or re-raise when strict."""
+        if self.strict_sinks:
+            raise  # called from an except block: re-raises the sink's error
+        with self._count_lock:
+            self._sink_failures += 1
+        logger.exception(
+            "notifykit sink %r failed to record a %s event for message %s",
+            sink,
+            event.status,
+            event.message_id,
+        )
 
     # -- lifecycle
 
@@ -591,6 +713,38 @@ class Notifier:
                     if self.strict_sinks:
                         raise
                     logger.exception("notifykit sink %r failed to close", sink)
+
+    async def aclose(self) -> None:
+        """:meth:`close` for async code: transports close with ``aclose()``, sinks in a thread.
+
+        A sink's ``close()`` flushes (the SQLite writer, a file): it runs in a
+        worker thread so the loop is not blocked meanwhile.
+        """
+        closed: set[int] = set()
+        for transport in (self.email, self.sms):
+            if transport is not None and id(transport) not in closed:
+                closed.add(id(transport))
+                await aclose_with(transport)
+        for sink in self.sinks:
+            close = getattr(sink, "close", None)
+            if callable(close):
+                try:
+                    await asyncio.to_thread(close)
+                except Exception:
+                    if self.strict_sinks:
+                        raise
+                    logger.exception("notifykit sink %r failed to close", sink)
+
+    async def __aenter__(self) -> Notifier:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     def __enter__(self) -> Notifier:
         return self

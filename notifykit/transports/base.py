@@ -358,7 +358,8 @@ class BaseTransport:
 
     async def aclose(self) -> None:
         """Release connections from async code; by default :meth:`close` (in a thread)."""
-        await asyncio.to_thread(self.close)
+        if type(self).close is not BaseTransport.close:
+            await asyncio.to_thread(self.close)
 
     async def __aenter__(self: _T) -> _T:
         return self

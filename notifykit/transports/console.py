@@ -73,6 +73,10 @@ class ConsoleTransport(BaseTransport):
         self._stream = stream
         self._lock = threading.Lock()
 
+    async def _asend(self, message: Message) -> Receipt:
+        """As :meth:`_send`, on the event loop itself: it does no I/O that can wait."""
+        return self._send(message)
+
     def _send(self, message: Message) -> Receipt:
         from notifykit.message import Email
 

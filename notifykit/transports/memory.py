@@ -29,6 +29,10 @@ class MemoryTransport(BaseTransport):
         self.outbox: list[Message] = []
         self._lock = threading.Lock()
 
+    async def _asend(self, message: Message) -> Receipt:
+        """As :meth:`_send`, on the event loop itself: it does no I/O that can wait."""
+        return self._send(message)
+
     def _send(self, message: Message) -> Receipt:
         with self._lock:
             self.outbox.append(message)

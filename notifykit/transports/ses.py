@@ -21,6 +21,12 @@ Three choices worth knowing:
 - **boto3 is imported lazily**, so ``import notifykit`` never pays for it; a
   missing boto3 is a :class:`~notifykit.errors.MissingDependency` naming the
   ``notifykit-py[ses]`` extra.
+- **``asend()`` runs the boto3 client in a worker thread** (:func:`asyncio.to_thread`,
+  :meth:`BaseTransport._asend <notifykit.transports.base.BaseTransport._asend>`),
+  not on aiobotocore: aiobotocore pins exact botocore versions (so it fights
+  boto3 and moto for the same pin), and one ``SendEmail`` call per message is
+  I/O the default thread pool absorbs well. The loop never blocks; the
+  receipts and errors are those of ``send()``, from the same code.
 
 Every botocore failure is translated in one place, :func:`map_botocore_error`.
 """

@@ -106,6 +106,13 @@ class DjangoModelSink:
 
     # -- the LogSink protocol
 
+    async def arecord(self, event: DeliveryEvent) -> None:
+        """:meth:`record` from async code (``Notifier.asend``): Django's ORM is sync-only,
+        so the write runs through ``sync_to_async`` and never blocks the event loop."""
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(self.record, thread_sensitive=True)(event)
+
     def record(self, event: DeliveryEvent) -> None:
         """Project ``event`` onto the Delivery tables (see the module docstring)."""
         db = self._db()
