@@ -23,6 +23,7 @@ import asyncio
 import logging
 import smtplib
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from notifykit.errors import DeliveryError, MissingDependency
@@ -103,10 +104,11 @@ class AsyncSMTP:
         self.idle: list[tuple[aiosmtplib.SMTP, int]] = []
         self.generation = 0
 
-    async def send(self, message: Email, prepared: _Prepared) -> Receipt:
+    async def send(self, message: Email, prepare: Callable[[Email], _Prepared]) -> Receipt:
         from notifykit.transports.smtp import _is_stale, _map_error
 
         async with self.slots:
+            prepared = prepare(message)
             generation = self.generation
             conn, sent = self.idle.pop() if self.idle else (None, 0)
             session = _Session(conn, sent)

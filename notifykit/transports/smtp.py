@@ -585,8 +585,10 @@ class SMTPTransport(BaseTransport):
         """Send on this event loop's aiosmtplib pool (see :mod:`notifykit.transports._asmtp`)."""
         if not isinstance(message, Email):  # pragma: no cover - BaseTransport checks channels
             raise ConfigurationError(f"{self.name} sends e-mail only")
-        prepared = _prepare(message)  # CPU work, outside the pool
-        return await self._async_pool().send(message, prepared)
+        # _prepare (CPU work) runs once a pool slot is held: a thousand sends
+        # gathered at once then serialise a few at a time, between which the
+        # loop runs other tasks, instead of all in one long loop iteration.
+        return await self._async_pool().send(message, _prepare)
 
     def _async_pool(self) -> AsyncSMTP:
         """The async pool of the running event loop (a new loop gets a new pool)."""

@@ -56,3 +56,32 @@ def through_asend(monkeypatch: pytest.MonkeyPatch, runner: LoopThread, *classes:
         monkeypatch.setattr(cls, "send", send)
         if cls.aclose is not BaseTransport.aclose:  # the default aclose() runs close()
             monkeypatch.setattr(cls, "close", close)
+
+
+def notifier_through_async(monkeypatch: pytest.MonkeyPatch, runner: LoopThread) -> None:
+    """Make the Notifier's sync methods run their async twins on ``runner``'s loop."""
+    from notifykit.notifier import Notifier
+
+    def send(self: Any, message: Any, *, template: str | None = None) -> Any:
+        return runner.run(self.asend(message, template=template))
+
+    def send_email(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return runner.run(self.asend_email(*args, **kwargs))
+
+    def send_sms(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return runner.run(self.asend_sms(*args, **kwargs))
+
+    def notify(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return runner.run(self.anotify(*args, **kwargs))
+
+    def close(self: Any) -> None:
+        runner.run(self.aclose())
+
+    for name, fn in [
+        ("send", send),
+        ("send_email", send_email),
+        ("send_sms", send_sms),
+        ("notify", notify),
+        ("close", close),
+    ]:
+        monkeypatch.setattr(Notifier, name, fn)
