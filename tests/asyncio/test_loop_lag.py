@@ -45,9 +45,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server_port() -> Iterator[int]:
     port = _free_port()
+    address = f"127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink"]
-        + ["-l", f"127.0.0.1:{port}"],
+        [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink", "-l", address],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
