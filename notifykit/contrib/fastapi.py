@@ -28,9 +28,9 @@ inside it.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
@@ -75,7 +75,7 @@ async def notifier_lifespan(
 
 def lifespan(
     factory: NotifierFactory | None = None,
-) -> Callable[[FastAPI], AbstractAsyncContextManager[Mapping[str, Any] | None]]:
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """A ``lifespan=`` for ``FastAPI(...)`` that manages the app's Notifier (see the module)."""
 
     @asynccontextmanager
