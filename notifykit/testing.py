@@ -90,9 +90,6 @@ class ScriptedTransport(_base.BaseTransport):
             accepted=message.recipients,
         )
 
-    async def _asend(self, message: Message) -> Receipt:
-        return self._send(message)  # no I/O: runs on the event loop
-
     def __str__(self) -> str:
         return f"scripted://{self.name}"
 

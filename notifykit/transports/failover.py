@@ -87,6 +87,44 @@ _Step = _Try | _Wait
 _Outcome = tuple[Receipt | BaseException, float] | None
 
 
+def _advance(plan: Generator[_Step, _Outcome, Receipt], outcome: _Outcome) -> _Step | Receipt:
+    """Answer the planner's last decision with ``outcome``: its next decision, or the receipt."""
+    try:
+        return plan.send(outcome)
+    except StopIteration as done:
+        receipt: Receipt = done.value
+        return receipt
+
+
+class _Run:
+    """One attempt a driver makes: times it, caps a probe's connect time-out, and keeps
+    what the transport returned or raised (nothing escapes: the planner decides)."""
+
+    __slots__ = ("_cap", "result", "t0")
+
+    def __init__(self, composer: FailoverTransport, step: _Try) -> None:
+        self._cap = capped_connect_timeout(composer.probe_timeout if step.probe else None)
+        self.result: Receipt | BaseException | None = None
+
+    def __enter__(self) -> _Run:
+        self._cap.__enter__()
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
+        self._cap.__exit__(None, None, None)
+        if exc is not None:
+            self.result = exc
+        return True  # the planner re-raises what it does not handle
+
+    @property
+    def outcome(self) -> _Outcome:
+        assert self.result is not None
+        return (self.result, self.t0)
+
+
 @attrs.define
 class _Circuit:
     """The health of one transport: resting until a time, or probing."""
@@ -281,50 +319,32 @@ class FailoverTransport(BaseTransport):
 
     def _deliver(self, message: Message) -> Receipt:
         """Deliver ``message`` through the first transport that accepts it (see the module)."""
-        plan = self._decide(message)
-        outcome: _Outcome = None
-        while True:
-            try:
-                step = plan.send(outcome)
-            except StopIteration as done:
-                receipt: Receipt = done.value
-                return receipt
+        plan, outcome = self._decide(message), None
+        while not isinstance(step := _advance(plan, outcome), Receipt):
             if isinstance(step, _Wait):
                 self._sleep(step.seconds)
                 outcome = None
                 continue
-            transport = self.transports[step.i]
-            t0 = time.perf_counter()
-            try:
-                with capped_connect_timeout(self.probe_timeout if step.probe else None):
-                    outcome = (transport.send(message), t0)
-            except BaseException as exc:
-                outcome = (exc, t0)
+            with _Run(self, step) as run:
+                run.result = self.transports[step.i].send(message)
+            outcome = run.outcome
+        return step
 
     async def _adeliver(self, message: Message) -> Receipt:
         """The async driver of :meth:`_decide`: the same decisions, awaited."""
-        plan = self._decide(message)
-        outcome: _Outcome = None
-        while True:
-            try:
-                step = plan.send(outcome)
-            except StopIteration as done:
-                receipt: Receipt = done.value
-                return receipt
-            if isinstance(step, _Wait):
+        plan, outcome = self._decide(message), None
+        while not isinstance(step := _advance(plan, outcome), Receipt):
+            if isinstance(step, _Try):
+                with _Run(self, step) as run:
+                    run.result = await asend_with(self.transports[step.i], message)
+                outcome = run.outcome
+            else:
+                outcome = None
                 if self._sleep is time.sleep:
                     await asyncio.sleep(step.seconds)
                 else:  # an injected sleep (a test's fake clock) is called as given
                     self._sleep(step.seconds)
-                outcome = None
-                continue
-            transport = self.transports[step.i]
-            t0 = time.perf_counter()
-            try:
-                with capped_connect_timeout(self.probe_timeout if step.probe else None):
-                    outcome = (await asend_with(transport, message), t0)
-            except BaseException as exc:
-                outcome = (exc, t0)
+        return step
 
     def _backoff(self, round_no: int, errors: Sequence[DeliveryError]) -> float:
         """The wait after round ``round_no``; a provider's ``Retry-After`` lengthens it."""
