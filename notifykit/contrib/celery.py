@@ -232,10 +232,7 @@ def notify_later(
 ) -> dict[str, AsyncResult | NotifyKitError]:
     """Render like :meth:`Notifier.notify` here, and enqueue each channel's message on ``task``.
 
-    The template is rendered now, by ``notifier`` (so the context need not be
-    serialisable and a template error surfaces in the caller); each
-    message -- e-mail, SMS, as many channels as ``notify()`` would use --
-    is then sent by the workers, retried independently. Returns
-    ``{"email": AsyncResult | error, "sms": ...}``, one entry per channel.
+    Returns ``{"email": AsyncResult | error, "sms": ...}``; see
+    :func:`notifykit._later.notify_later` (the core's implementation).
     """
     return _later.notify_later(task, notifier, template, to, context, **overrides)

@@ -220,28 +220,15 @@ class AsyncSMTP:
         self, session: _Session, p: _Prepared
     ) -> tuple[tuple[str, ...], dict[str, str]]:
         """MAIL, RCPT, DATA; failures raise smtplib's exceptions, as the sync dialogue does."""
-        from notifykit.transports.smtp import _Phase, _reply_text
+        from notifykit.transports.smtp import _mail_options, _Phase, _reply_text
 
         conn = session.conn
         assert conn is not None
         timeout = self.t.timeout
-        options: list[str] = []
-        if p.smtputf8:
-            if not conn.supports_extension("smtputf8"):
-                session.phase = _Phase.MAIL
-                raise smtplib.SMTPNotSupportedError(
-                    "the SMTPUTF8 extension (RFC 6531), which this message needs because an "
-                    "address has a non-ASCII local part (international domains alone never "
-                    "need it); send through a server that offers SMTPUTF8, or use an ASCII address"
-                )
-            options.append("SMTPUTF8")
-        if p.eightbit and conn.supports_extension("8bitmime"):
-            options.append("BODY=8BITMIME")
-        if conn.supports_extension("size"):
-            options.append(f"SIZE={p.size}")
+        session.phase = _Phase.MAIL
+        options = _mail_options(p, conn.supports_extension)
         encoding = "utf-8" if p.smtputf8 else "ascii"
         protocol = conn.protocol
-        session.phase = _Phase.MAIL
         if protocol is None or not conn.is_connected:  # the server hung up while idle
             raise smtplib.SMTPServerDisconnected("connection lost")
         args = [f"FROM:<{p.sender}>".encode(encoding), *(o.encode() for o in options)]
@@ -280,18 +267,12 @@ class AsyncSMTP:
 
     async def _recover(self, session: _Session, exc: BaseException, phase: Any) -> None:
         """After a failure: RSET if the connection is sound, else drop it (as the sync one)."""
-        from notifykit.transports.smtp import _Phase
+        from notifykit.transports.smtp import _is_sound
 
         conn = session.conn
         if conn is None:
             return
-        sound = (
-            isinstance(exc, smtplib.SMTPResponseException)
-            and exc.smtp_code != 421
-            and phase in (_Phase.MAIL, _Phase.RCPT, _Phase.DATA, _Phase.REPLY)
-            and conn.is_connected
-        ) or isinstance(exc, smtplib.SMTPNotSupportedError)
-        if sound:
+        if _is_sound(exc, phase, conn.is_connected):
             try:
                 reply = await conn.rset()
             except (self.lib.SMTPException, OSError):

@@ -345,20 +345,24 @@ class HTTPSession:
             return self._injected
         with self._lock:
             if self._client is None:
-                httpx = import_httpx()
-                from notifykit import __version__
-
-                self._client = httpx.Client(
-                    timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
-                    limits=httpx.Limits(
-                        max_connections=self.max_connections,
-                        max_keepalive_connections=self.max_connections,
-                        keepalive_expiry=30.0,
-                    ),
-                    follow_redirects=False,
-                    headers={"user-agent": f"notifykit/{__version__}"},
-                )
+                self._client = import_httpx().Client(**self._client_options())
             return self._client
+
+    def _client_options(self) -> dict[str, Any]:
+        """The settings of the clients this session creates (sync and async alike)."""
+        httpx = import_httpx()
+        from notifykit import __version__
+
+        return {
+            "timeout": httpx.Timeout(self.timeout, connect=self.connect_timeout),
+            "limits": httpx.Limits(
+                max_connections=self.max_connections,
+                max_keepalive_connections=self.max_connections,
+                keepalive_expiry=30.0,
+            ),
+            "follow_redirects": False,
+            "headers": {"user-agent": f"notifykit/{__version__}"},
+        }
 
     def request(self, method: str, request: HTTPRequest) -> HTTPResponse:
         """Send ``request`` and read the whole answer (at most :data:`MAX_BODY_BYTES`).
@@ -411,19 +415,7 @@ class HTTPSession:
         current = self._aclient
         if current is not None and current[0] is loop and not current[1].is_closed:
             return current[1]
-        lib = import_httpx()
-        from notifykit import __version__
-
-        client: httpx.AsyncClient = lib.AsyncClient(
-            timeout=lib.Timeout(self.timeout, connect=self.connect_timeout),
-            limits=lib.Limits(
-                max_connections=self.max_connections,
-                max_keepalive_connections=self.max_connections,
-                keepalive_expiry=30.0,
-            ),
-            follow_redirects=False,
-            headers={"user-agent": f"notifykit/{__version__}"},
-        )
+        client: httpx.AsyncClient = import_httpx().AsyncClient(**self._client_options())
         self._aclient = (loop, client)
         return client
 

@@ -20,7 +20,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar, cast, runtime_checkable
@@ -91,50 +91,56 @@ _captures_lock = threading.Lock()
 _depth: ContextVar[int] = ContextVar("notifykit_capture_depth", default=0)
 
 
-def _captured_receipt(transport: BaseTransport, message: Message) -> Receipt:
-    return Receipt(
-        message_id=message.id,
-        transport=transport.name,
-        provider_message_id=f"captured-{message.id}",
-        accepted=message.recipients,
-        attempts=(Attempt(transport.name, "sent"),),
-    )
+class _Capturing:
+    """One send under :func:`notifykit.testing.capture_sent`, sync or async.
+
+    The outermost send of a thread or task takes a snapshot of the active
+    blocks, says whether to really :attr:`deliver`, and on success adds the
+    message to every block; a composer's inner sends just deliver.
+    """
+
+    def __init__(self, transport: BaseTransport, message: Message) -> None:
+        self.message = message
+        self.active: list[_Capture] = []
+        self.deliver = True
+        #: What the send returns: the transport's receipt when it delivered.
+        self.receipt = Receipt(
+            message_id=message.id,
+            transport=transport.name,
+            provider_message_id=f"captured-{message.id}",
+            accepted=message.recipients,
+            attempts=(Attempt(transport.name, "sent"),),
+        )
+        self._token: Token[int] | None = None
+
+    def __enter__(self) -> _Capturing:
+        if not _depth.get():
+            self._token = _depth.set(1)
+            with _captures_lock:
+                self.active = list(_captures)
+            self.deliver = all(c.deliver for c in self.active)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if self._token is not None:
+            _depth.reset(self._token)
+        if exc_type is None:
+            for capture in self.active:
+                capture.messages.append(self.message)
 
 
 def _send_captured(transport: BaseTransport, message: Message) -> Receipt:
-    if _depth.get():
-        return transport._deliver(message)
-    token = _depth.set(1)
-    try:
-        with _captures_lock:
-            active = list(_captures)
-        if all(c.deliver for c in active):
-            receipt = transport._deliver(message)
-        else:
-            receipt = _captured_receipt(transport, message)
-        for capture in active:
-            capture.messages.append(message)
-        return receipt
-    finally:
-        _depth.reset(token)
+    with _Capturing(transport, message) as capturing:
+        if capturing.deliver:
+            capturing.receipt = transport._deliver(message)
+    return capturing.receipt
 
 
 async def _asend_captured(transport: BaseTransport, message: Message) -> Receipt:
-    if _depth.get():
-        return await transport._adeliver(message)
-    token = _depth.set(1)
-    try:
-        with _captures_lock:
-            active = list(_captures)
-        if all(c.deliver for c in active):
-            receipt = await transport._adeliver(message)
-        else:
-            receipt = _captured_receipt(transport, message)
-        for capture in active:
-            capture.messages.append(message)
-        return receipt
-    finally:
-        _depth.reset(token)
+    with _Capturing(transport, message) as capturing:
+        if capturing.deliver:
+            capturing.receipt = await transport._adeliver(message)
+    return capturing.receipt
 
 
 async def asend_with(transport: Transport, message: Message) -> Receipt:
@@ -170,6 +176,32 @@ async def _acquire(limit: RateLimit) -> RateLimit | None:
         return inner
 
     return await asyncio.to_thread(take)
+
+
+class _Settling:
+    """One call of a transport's ``_send``/``_asend``: timed, its errors settled
+    (:meth:`BaseTransport._settle_error`) and its receipt completed."""
+
+    def __init__(self, transport: BaseTransport) -> None:
+        self.transport = transport
+        self.receipt: Receipt | None = None
+
+    def __enter__(self) -> _Settling:
+        self.started = datetime.now(timezone.utc)
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if isinstance(exc, (DeliveryError, OSError, UnicodeError)):
+            err = self.transport._settle_error(exc, self.started, self.t0)
+            if err is not exc:
+                raise err from exc
+
+    def result(self) -> Receipt:
+        assert self.receipt is not None
+        return self.transport._settle_receipt(self.receipt, self.started, self.t0)
 
 
 class BaseTransport:
@@ -235,29 +267,15 @@ class BaseTransport:
 
     def _deliver(self, message: Message) -> Receipt:
         """Send one message for a channel this transport carries (composers override this)."""
-        started = datetime.now(timezone.utc)
-        t0 = time.perf_counter()
-        try:
-            receipt = self._send(message)
-        except (DeliveryError, OSError, UnicodeError) as exc:
-            err = self._settle_error(exc, started, t0)
-            if err is exc:
-                raise
-            raise err from exc
-        return self._settle_receipt(receipt, started, t0)
+        with _Settling(self) as settling:
+            settling.receipt = self._send(message)
+        return settling.result()
 
     async def _adeliver(self, message: Message) -> Receipt:
         """The async twin of :meth:`_deliver` (composers override this)."""
-        started = datetime.now(timezone.utc)
-        t0 = time.perf_counter()
-        try:
-            receipt = await self._asend(message)
-        except (DeliveryError, OSError, UnicodeError) as exc:
-            err = self._settle_error(exc, started, t0)
-            if err is exc:
-                raise
-            raise err from exc
-        return self._settle_receipt(receipt, started, t0)
+        with _Settling(self) as settling:
+            settling.receipt = await self._asend(message)
+        return settling.result()
 
     async def _asend(self, message: Message) -> Receipt:
         """Deliver one message from async code; by default :meth:`_send` in a worker thread."""

@@ -38,7 +38,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Literal, NamedTuple
@@ -306,6 +306,16 @@ def _is_stale(exc: OSError, phase: _Phase) -> bool:
     if isinstance(exc, smtplib.SMTPResponseException):
         return exc.smtp_code == 421
     return isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, ssl.SSLEOFError))
+
+
+def _is_sound(exc: BaseException, phase: _Phase, connected: bool) -> bool:
+    """True when the connection survived ``exc`` and RSET may make it usable again."""
+    return (
+        isinstance(exc, smtplib.SMTPResponseException)
+        and exc.smtp_code != 421
+        and phase in (_Phase.MAIL, _Phase.RCPT, _Phase.DATA, _Phase.REPLY)
+        and connected
+    ) or isinstance(exc, smtplib.SMTPNotSupportedError)
 
 
 def _check_credential(what: str, value: object) -> str:
@@ -717,22 +727,8 @@ class SMTPTransport(BaseTransport):
         self, conn: _Connection, p: _Prepared
     ) -> tuple[tuple[str, ...], dict[str, str]]:
         """MAIL, RCPT, DATA on an open connection; smtplib errors propagate."""
-        options: list[str] = []
-        if p.smtputf8:
-            if not conn.has_extn("smtputf8"):
-                self._phase = _Phase.MAIL
-                raise smtplib.SMTPNotSupportedError(
-                    "the SMTPUTF8 extension (RFC 6531), which this message needs because an "
-                    "address has a non-ASCII local part (international domains alone never "
-                    "need it); send through a server that offers SMTPUTF8, or use an ASCII address"
-                )
-            options.append("SMTPUTF8")
-        if p.eightbit and conn.has_extn("8bitmime"):
-            options.append("BODY=8BITMIME")
-        if conn.has_extn("size"):
-            options.append(f"SIZE={p.size}")
-
         self._phase = _Phase.MAIL
+        options = _mail_options(p, conn.has_extn)
         # MAIL and RCPT are written directly: the addresses were validated when
         # the Email was built, and smtplib's mail()/rcpt() would parse each one
         # again (about a quarter of the client's CPU per message).
@@ -777,13 +773,7 @@ class SMTPTransport(BaseTransport):
         conn = self._conn
         if conn is None:
             return
-        sound = (
-            isinstance(exc, smtplib.SMTPResponseException)
-            and exc.smtp_code != 421
-            and phase in (_Phase.MAIL, _Phase.RCPT, _Phase.DATA, _Phase.REPLY)
-            and conn.sock is not None
-        ) or isinstance(exc, smtplib.SMTPNotSupportedError)
-        if sound:
+        if _is_sound(exc, phase, conn.sock is not None):
             try:
                 code, _ = conn.rset()
             except OSError:
@@ -834,6 +824,24 @@ def _say_quit(conn: _Connection) -> None:
         pass
     finally:
         conn.close()
+
+
+def _mail_options(p: _Prepared, has_extn: Callable[[str], bool]) -> list[str]:
+    """The MAIL FROM parameters for ``p`` on a server with these extensions (both clients)."""
+    options: list[str] = []
+    if p.smtputf8:
+        if not has_extn("smtputf8"):
+            raise smtplib.SMTPNotSupportedError(
+                "the SMTPUTF8 extension (RFC 6531), which this message needs because an "
+                "address has a non-ASCII local part (international domains alone never "
+                "need it); send through a server that offers SMTPUTF8, or use an ASCII address"
+            )
+        options.append("SMTPUTF8")
+    if p.eightbit and has_extn("8bitmime"):
+        options.append("BODY=8BITMIME")
+    if has_extn("size"):
+        options.append(f"SIZE={p.size}")
+    return options
 
 
 def _prepare(message: Email) -> _Prepared:
