@@ -1,0 +1,119 @@
+"""The async defaults: simple transports, third-party transports, rate limits, captures, extras."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import notifykit as nk
+from notifykit.receipt import Receipt
+from notifykit.testing import capture_sent
+from notifykit.transports.base import aclose_with, asend_with
+
+
+def email(n: int = 0) -> nk.Email:
+    return nk.Email(to="asha@example.com", subject=f"Hi {n}", text="t", sender="s@example.com")
+
+
+def test_memory_console_and_file_asend(tmp_path: Path) -> None:
+    """The simple transports deliver from async code as they do from sync code."""
+    memory, out = nk.MemoryTransport(), io.StringIO()
+    console, files = nk.ConsoleTransport(out), nk.FileTransport(tmp_path)
+
+    async def run() -> list[Receipt]:
+        return [await t.asend(email()) for t in (memory, console, files)]
+
+    receipts = asyncio.run(run())
+    assert all(r.simulated for r in receipts)
+    assert 1 == len(memory.outbox)
+    assert "Subject: Hi 0" in out.getvalue()
+    assert 1 == len(list(tmp_path.iterdir()))
+
+
+def test_wrong_channel_is_the_same_configuration_error() -> None:
+    """asend checks the channel like send."""
+    with pytest.raises(nk.ConfigurationError, match="carries email"):
+        asyncio.run(nk.SMTPTransport("127.0.0.1", security="none").asend(nk.SMS("+919876543210", "x")))
+
+
+class SyncOnly:
+    """A third-party transport with only the sync protocol."""
+
+    name = "sync-only"
+
+    def __init__(self) -> None:
+        self.threads: list[int] = []
+        self.closed = False
+
+    def send(self, message: nk.Message) -> Receipt:
+        self.threads.append(threading.get_ident())
+        time.sleep(0.05)  # would block the loop if it ran there
+        return Receipt(message_id=message.id, transport=self.name)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_sync_only_transport_runs_in_a_thread_and_the_loop_keeps_going() -> None:
+    """asend_with() runs send() in a worker thread; the loop ticks meanwhile."""
+    transport = SyncOnly()
+    ticks: list[float] = []
+
+    async def run() -> None:
+        async def ticker() -> None:
+            for _ in range(5):
+                ticks.append(time.perf_counter())
+                await asyncio.sleep(0.005)
+
+        await asyncio.gather(asend_with(transport, email()), ticker())
+        await aclose_with(transport)
+
+    asyncio.run(run())
+    assert [threading.get_ident()] != transport.threads
+    assert 5 == len(ticks)
+    assert transport.closed
+
+
+def test_failover_over_a_sync_only_transport_in_notifier() -> None:
+    """A composer's asend falls back to the thread for members without asend."""
+    transport = SyncOnly()
+    notifier = nk.Notifier(email=nk.FailoverTransport([transport]))  # type: ignore[list-item]
+    receipt = asyncio.run(notifier.asend(email()))
+    assert "sync-only" == receipt.transport
+
+
+def test_rate_limit_applies_to_asend() -> None:
+    """rate= bounds asend too: 3 messages at 2/s take about a second, the loop free meanwhile."""
+    transport = nk.MemoryTransport()
+    transport.rate_limit = nk.RateLimit(2, per=1.0)
+
+    async def run() -> float:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(transport.asend(email(n)) for n in range(3)))
+        return time.perf_counter() - t0
+
+    assert 0.4 < asyncio.run(run()) < 5
+    assert 3 == len(transport.outbox)
+
+
+def test_capture_sent_sees_async_sends_once() -> None:
+    """capture_sent() captures a composer's asend once, not once per inner transport."""
+    composer = nk.FailoverTransport([nk.MemoryTransport()])
+    with capture_sent() as sent:
+        receipt = asyncio.run(composer.asend(email()))
+    assert 1 == len(sent)
+    assert receipt.provider_message_id.startswith("captured-")
+
+
+def test_without_aiosmtplib_asend_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No aiosmtplib: a MissingDependency naming notifykit-py[async], not an ImportError trace."""
+    monkeypatch.setitem(sys.modules, "aiosmtplib", None)
+    smtp = nk.SMTPTransport("127.0.0.1", 2525, security="none")
+    with pytest.raises(nk.MissingDependency, match=r"notifykit-py\[async\]"):
+        asyncio.run(smtp.asend(email()))
