@@ -39,7 +39,9 @@ def test_memory_console_and_file_asend(tmp_path: Path) -> None:
 def test_wrong_channel_is_the_same_configuration_error() -> None:
     """asend checks the channel like send."""
     with pytest.raises(nk.ConfigurationError, match="carries email"):
-        asyncio.run(nk.SMTPTransport("127.0.0.1", security="none").asend(nk.SMS("+919876543210", "x")))
+        asyncio.run(
+            nk.SMTPTransport("127.0.0.1", security="none").asend(nk.SMS("+919876543210", "x"))
+        )
 
 
 class SyncOnly:
