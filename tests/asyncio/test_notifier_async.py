@@ -13,6 +13,9 @@ import asyncio
 
 import pytest
 
+pytest.importorskip("aiosmtpd")
+pytest.importorskip("aiosmtplib")
+
 import notifykit as nk
 from notifykit.testing import ScriptedTransport
 from notifykit.transports.failover import FailoverTransport

@@ -96,3 +96,19 @@ def bulk_pool_and_rate(rows: list[dict[str, Any]]) -> None:
     simulated = [r.simulated for r in results if isinstance(r, nk.Receipt)]
     failover = nk.FailoverTransport([smtp], probe_timeout=3.0)
     print(limit, simulated, failover.probe_timeout, nk.ConsoleTransport.simulated)
+
+
+async def async_twins(notifier: nk.Notifier, email: nk.Email) -> None:
+    from notifykit.transports.base import asend_with
+
+    receipt: nk.Receipt = await notifier.asend(email)
+    await notifier.asend_email("welcome", to="asha@example.com", context={"n": 1})
+    results: dict[str, nk.Receipt | nk.NotifyKitError] = await notifier.anotify(
+        "welcome", nk.Recipient(email="asha@example.com"), {}
+    )
+    smtp = nk.SMTPTransport("127.0.0.1", 1025, security="none")
+    async with smtp:
+        await smtp.asend(email)
+    await asend_with(nk.from_dsn("console://"), email)  # a Transport typed by the protocol
+    async with notifier:
+        print(receipt.message_id, results)
