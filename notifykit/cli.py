@@ -944,6 +944,7 @@ def cmd_preview(args: argparse.Namespace, console: _Console) -> int:
         )
     console.line("  sending a test: " + ("on" if app.transport else "off (--send-via URL)"), "dim")
     console.line("  Ctrl-C to stop", "dim")
+    console.out.flush()  # the URL must reach a pipe (a script, a test) before we block
     try:
         server.serve_forever(poll_interval=0.5)
     finally:

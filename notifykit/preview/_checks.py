@@ -79,10 +79,10 @@ class _Scan(HTMLParser):
 def inspect_html(html: str | None, text: str | None, *, marketing: bool) -> Report:
     """Preheader, HTML size and warnings for one rendered e-mail."""
     report = Report()
-    if not text or not text.strip():
-        report.warnings.append("no text part: some clients and spam filters want one")
     if html is None:
         return report
+    if not text or not text.strip():
+        report.warnings.append("no text part: some clients and spam filters want one")
     report.html_bytes = len(html.encode("utf-8"))
     if report.html_bytes > GMAIL_CLIP_BYTES:
         report.warnings.append(

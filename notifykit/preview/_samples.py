@@ -11,7 +11,8 @@ Samples, per template ``orders/shipped.html`` (first found wins for the file;
 - ``orders/shipped.preview.json``, ``.preview.toml``, ``.preview.yaml`` or
   ``.preview.yml`` (YAML only when PyYAML is installed), or
   ``orders/shipped.json`` (the ``notifykit render`` convention): one context,
-  or several named ones under a top-level ``"_cases"`` mapping;
+  or several named ones under a top-level ``"_cases"`` mapping (the other
+  top-level keys are shared by every case);
 - ``previews.py`` at the top of the folder: functions decorated with
   :func:`notifykit.preview.preview`, each returning one context.
 """
@@ -188,11 +189,12 @@ class Samples:
         if not isinstance(data, dict):
             return [Case("default", source, error=f"{source}: the sample data is not a mapping")]
         named = data.get("_cases")
-        if isinstance(named, dict) and len(data) == 1:
+        if isinstance(named, dict):
+            shared = {k: v for k, v in data.items() if k != "_cases"}
             cases = []
             for case, context in named.items():
                 if isinstance(context, dict):
-                    cases.append(Case(str(case), source, context=context))
+                    cases.append(Case(str(case), source, context={**shared, **context}))
                 else:
                     cases.append(
                         Case(str(case), source, error=f"{source}: {case!r} is not a mapping")

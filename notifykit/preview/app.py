@@ -408,12 +408,12 @@ class PreviewApp:
         units = len(body.encode("utf-16-le")) // 2
         forcing = ""
         if sms.encoding != "GSM-7":
-            chars = sms.ucs2_characters[:10]
-            forcing = (
-                "<p>Characters outside GSM-7: "
-                + ", ".join(f"<code>{_e(ch)}</code> ({_e(label)})" for _i, ch, label in chars)
-                + "</p>"
-            )
+            unique = {ch: label for _i, ch, label in sms.ucs2_characters}
+            shown = list(unique.items())[:6]
+            more = f" and {len(unique) - len(shown)} more" if len(unique) > len(shown) else ""
+            listed = ", ".join(f"<code>{_e(ch)}</code> ({_e(label)})" for ch, label in shown)
+            forcing = f'<p id="sms-ucs2">Characters outside GSM-7: {listed}{_e(more)}</p>'
+
         return (
             f'<pre id="sms">{_e(body)}</pre>'
             f'<p id="sms-facts"><span id="sms-encoding">{_e(sms.encoding)}</span> · '
@@ -525,7 +525,7 @@ h1 { font-size: 20px; margin: 8px 0; }
 .inbox .from { font-weight: 600; margin-right: 10px; }
 .inbox .subject { font-weight: 600; }
 .inbox .preheader { color: #5b6472; }
-.inbox .preheader::before { content: "— "; }
+.inbox .preheader:not(:empty)::before { content: "— "; }
 .tabs { display: flex; gap: 4px; border-bottom: 1px solid #c9ced8; margin-top: 12px; }
 .tabs button { border: 1px solid transparent; background: none; padding: 6px 12px;
                font: inherit; color: #1d2433; cursor: pointer; border-radius: 6px 6px 0 0; }
