@@ -213,14 +213,18 @@ class Notifier:
         template: str,
         to: str | Recipient | Sequence[str | Recipient],
         context: Mapping[str, Any] | None = None,
+        *,
+        locale: str | None = None,
         **overrides: Any,
     ) -> Receipt:
         """Render ``template`` and send it as an e-mail to ``to``.
 
         ``overrides`` are :class:`Email` fields (``cc``, ``attachments``,
         ``tags``, ``subject``…) that win over the rendered values and defaults.
+        ``locale`` (``"hi"``, ``"ta_IN"``) renders that language's version (see
+        ``docs/i18n.md``); the same holds for :meth:`send_sms` and :meth:`notify`.
         """
-        rendered = self._render(template, context)
+        rendered = self._render(template, context, locale)
         return self.send(self._email_from(rendered, to, overrides), template=template)
 
     def send_sms(
@@ -228,6 +232,8 @@ class Notifier:
         template: str,
         to: str | Recipient,
         context: Mapping[str, Any] | None = None,
+        *,
+        locale: str | None = None,
         **overrides: Any,
     ) -> Receipt:
         """Render the ``sms`` block of ``template`` and send it to ``to``.
@@ -236,7 +242,7 @@ class Notifier:
         provider builds the text from them, and the rendered block is only the
         preview kept in the log and the console.
         """
-        rendered = self._render(template, context)
+        rendered = self._render(template, context, locale)
         if not rendered.sms:
             raise TemplateError(f"template {template!r} has no sms block", template=template)
         return self.send(self._sms_from(rendered, to, overrides), template=template)
@@ -246,6 +252,8 @@ class Notifier:
         template: str,
         to: Recipient,
         context: Mapping[str, Any] | None = None,
+        *,
+        locale: str | None = None,
         **overrides: Any,
     ) -> dict[str, Receipt | NotifyKitError]:
         """Send ``template`` on every channel it defines and ``to`` can be reached on.
@@ -259,7 +267,7 @@ class Notifier:
         unknown = set(overrides) - _EMAIL_FIELDS - _SMS_FIELDS
         if unknown:
             raise InvalidMessage(f"notify() got unknown message fields: {sorted(unknown)}")
-        rendered = self._render(template, context)
+        rendered = self._render(template, context, locale)
         jobs: list[tuple[str, Any]] = []
         if to.email and self.email is not None and (rendered.html or rendered.text):
             jobs.append(("email", lambda: self._email_from(rendered, to, _only(overrides, Email))))
@@ -309,12 +317,18 @@ class Notifier:
 
     # -- helpers
 
-    def _render(self, template: str, context: Mapping[str, Any] | None) -> _Rendered:
+    def _render(
+        self, template: str, context: Mapping[str, Any] | None, locale: str | None = None
+    ) -> _Rendered:
         if self.templates is None:
             raise ConfigurationError(
                 "this Notifier has no templates; pass templates=TemplateRenderer(...)"
             )
-        rendered: _Rendered = self.templates.render(template, context or {})
+        if locale is None:
+            rendered: _Rendered = self.templates.render(template, context or {})
+        else:  # a renderer of your own must then take locale= too
+            renderer: Any = self.templates
+            rendered = renderer.render(template, context or {}, locale=locale)
         return rendered
 
     def _email_from(self, rendered: _Rendered, to: Any, overrides: Mapping[str, Any]) -> Email:
