@@ -44,7 +44,7 @@ def renderer(**options: object) -> TemplateRenderer:
             "otp.ta.txt": OTP_TA,
             "shipped.html": SHIPPED,
         },
-        **options,  # type: ignore[arg-type]
+        **options,
     )
 
 
