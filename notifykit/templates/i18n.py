@@ -179,7 +179,7 @@ def format_date(
 def format_time(
     context: Any, value: time | datetime, format: str = "short", locale: str | None = None
 ) -> str:
-    """``{{ slot | format_time }}``: ``2:30 pm``, ``14:30``…"""
+    """``{{ slot | format_time }}``: ``2:30 PM`` (en_IN), ``14:30`` (de_DE)…"""
     return str(_babel().dates.format_time(value, format=format, locale=_locale_of(context, locale)))
 
 
