@@ -282,18 +282,25 @@ class PreviewApp:
     ) -> Response:
         cases = self.samples.cases(name)
         case = next((c for c in cases if c.name == case_name), cases[0])
+        locale = request.query.get("locale") or request.form.get("locale") or ""
+        extra = {"locale": locale} if locale else {}
+        view = "/view/" + quote(name)
         tabs = " ".join(
-            f'<a href="{_e(self._url(request, "/view/" + quote(name), case=c.name))}"'
+            f'<a href="{_e(self._url(request, view, case=c.name, **extra))}"'
             f"{' aria-current=page' if c is case else ''}>{_e(c.name)}</a>"
             for c in cases
         )
         head = (
             f'<h1 id="template-name">{_e(name)}</h1>'
             f'<p class="cases">Cases: {tabs} <span class="muted">from {_e(case.source)}</span></p>'
+            f'<form method="get" action="{_e(self._url(request, view))}" id="locale-form">'
+            f'<input type="hidden" name="case" value="{_e(case.name)}">'
+            f'<label>Locale <input name="locale" value="{_e(locale)}" placeholder="en" '
+            'size="8"></label> <button type="submit">Render</button></form>'
             f"{notice}"
         )
         try:
-            rendered = self._render(name, case)
+            rendered = self._render(name, case, locale or None)
         except TemplateError as exc:
             return self._page(request, name, head + self._error(exc), status)
         except _SampleError as exc:
@@ -302,11 +309,11 @@ class PreviewApp:
             )
         return self._page(request, name, head + self._parts(request, name, case, rendered), status)
 
-    def _render(self, name: str, case: Case) -> Rendered:
+    def _render(self, name: str, case: Case, locale: str | None = None) -> Rendered:
         if case.error is not None:
             raise _SampleError(case.error)
         try:
-            return self.renderer.render(name, case.context or {})
+            return self.renderer.render(name, case.context or {}, locale=locale)
         except TemplateError:
             raise
         except NotifyKitError as exc:  # anything else of ours, shown the same way
@@ -396,7 +403,7 @@ class PreviewApp:
             f'<section class="panel" id="panel-{key}" data-panel="{key}">{content}</section>'
             for key, content in panels
         )
-        return inbox + tabs + body + self._send_form(request, name, case)
+        return inbox + tabs + body + self._send_form(request, name, case, rendered)
 
     def _sms(self, body: str | None) -> str:
         if not body:
@@ -454,7 +461,8 @@ class PreviewApp:
             "per_message: inlined for each message (slower), for the reason shown.</p>"
         )
 
-    def _send_form(self, request: Request, name: str, case: Case) -> str:
+    def _send_form(self, request: Request, name: str, case: Case, rendered: Rendered) -> str:
+        del rendered  # the form re-renders on the server: nothing of the page is trusted
         if self.transport is None:
             return (
                 '<p class="muted" id="send-off">Sending a test is off: start the preview '
@@ -465,6 +473,7 @@ class PreviewApp:
             f'<input type="hidden" name="csrf" value="{_e(self.csrf_token)}">'
             f'<input type="hidden" name="template" value="{_e(name)}">'
             f'<input type="hidden" name="case" value="{_e(case.name)}">'
+            f'<input type="hidden" name="locale" value="{_e(request.query.get("locale", ""))}">'
             '<label>Send a test to <input type="email" name="to" required></label> '
             f'<button type="submit">Send via {_e(getattr(self.transport, "name", "transport"))}'
             "</button></form>"
@@ -484,7 +493,7 @@ class PreviewApp:
         cases = self.samples.cases(name)
         case = next((c for c in cases if c.name == case_name), cases[0])
         try:
-            rendered = self._render(name, case)
+            rendered = self._render(name, case, request.form.get("locale") or None)
             email = Email(
                 to=request.form.get("to", ""),
                 sender=self.send_from,
