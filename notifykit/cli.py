@@ -297,6 +297,8 @@ def _print_stats(console: _Console, title: str, rows: Sequence[Any]) -> None:
         console.line("  (nothing logged yet)", "dim")
         return
     body: list[list[str | tuple[str, str | None]]] = []
+    # Delivery-report columns only once a provider reported something.
+    reports = any(getattr(r, "delivery_rate", None) is not None for r in rows)
     for r in rows:
         rate = "-" if r.success_rate is None else f"{r.success_rate:.0%}"
         style = None
@@ -310,9 +312,21 @@ def _print_stats(console: _Console, title: str, rows: Sequence[Any]) -> None:
                 str(r.queued),
                 str(r.total),
                 (rate, style),
+                *(_report_rates(r) if reports else []),
             ]
         )
-    console.table(["key", "sent", "failed", "queued", "total", "success"], body, right=range(1, 6))
+    head = ["key", "sent", "failed", "queued", "total", "success"]
+    if reports:
+        head += ["delivered", "bounced", "complaints"]
+    console.table(head, body, right=range(1, len(head)))
+
+
+def _report_rates(row: Any) -> list[str]:
+    """The delivery, bounce and complaint rates of a stats row ("-": no reports)."""
+    return [
+        "-" if rate is None else f"{rate:.1%}"
+        for rate in (row.delivery_rate, row.bounce_rate, row.complaint_rate)
+    ]
 
 
 # -- demo ------------------------------------------------------------------------
@@ -1045,7 +1059,16 @@ def cmd_log_tail(args: argparse.Namespace, console: _Console) -> int:
     if not events:
         console.line(f"(no events in {sink.path})", "dim")
         return EXIT_OK
-    styles = {"sent": "green", "failed": "red", "attempt_failed": "yellow"}
+    styles = {
+        "sent": "green",
+        "failed": "red",
+        "attempt_failed": "yellow",
+        "delivered": "green",
+        "bounced": "red",
+        "complained": "red",
+        "rejected_by_provider": "red",
+        "deferred": "yellow",
+    }
     body: list[list[str | tuple[str, str | None]]] = []
     for e in events:
         what = e.template or e.subject or ""
@@ -1057,7 +1080,9 @@ def cmd_log_tail(args: argparse.Namespace, console: _Console) -> int:
                 e.transport or "-",
                 ", ".join(e.recipients),
                 what,
-                _one_line(e.error or ""),
+                _one_line(
+                    f"{e.error_kind}: {e.error or ''}" if e.status == "bounced" else e.error or ""
+                ),
             ]
         )
     console.table(
