@@ -13,6 +13,7 @@ and chained with ``raise ... from exc``::
         ├── TransientError                 not delivered, try later (.retry_after, .maybe_delivered)
         ├── ProviderError                  this provider cannot send now: auth, account, quota
         ├── RejectedError                  this message will never be accepted
+        │   └── Suppressed                 a recipient is on the suppression list
         └── AllTransportsFailed            a composer tried everything; lists every cause
 
 Exceptions also inherit from the matching builtin, so ``except ValueError`` in
@@ -49,6 +50,7 @@ __all__ = [
     "NotifyKitError",
     "ProviderError",
     "RejectedError",
+    "Suppressed",
     "TemplateError",
     "TransientError",
     "mask_exception",
@@ -392,6 +394,14 @@ class RejectedError(DeliveryError):
             message, transport=transport, attempts=attempts, provider_code=provider_code
         )
         self.rejected: dict[str, str] = dict(rejected or {})
+
+
+class Suppressed(RejectedError):
+    """A recipient is on the suppression list (it hard-bounced or complained); nothing was sent.
+
+    ``rejected`` maps each suppressed recipient to the reason it was
+    suppressed. Send with ``ignore_suppression=True`` to override.
+    """
 
 
 class AllTransportsFailed(DeliveryError):
