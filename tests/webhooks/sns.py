@@ -52,7 +52,7 @@ def sign(envelope: dict[str, Any], version: str = "2", key: Any = None) -> dict[
     envelope.setdefault("SigningCertURL", CERT_URL)
     envelope["SignatureVersion"] = version
     algorithm = hashes.SHA1() if version == "1" else hashes.SHA256()
-    signer = key or _KEY
+    signer: rsa.RSAPrivateKey = key or _KEY
     signature = signer.sign(string_to_sign(envelope), padding.PKCS1v15(), algorithm)
     envelope["Signature"] = base64.b64encode(signature).decode()
     return envelope
@@ -111,7 +111,7 @@ def headers(envelope: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def mail(message_id: str = SES_ID, to: tuple[str, ...] = ("nobody@example.net",)) -> dict[str, Any]:
+def mail(message_id: Any = SES_ID, to: tuple[str, ...] = ("nobody@example.net",)) -> dict[str, Any]:
     return {
         "timestamp": "2024-03-05T09:12:40.002Z",
         "source": "Acme <no-reply@acme.example>",
@@ -123,7 +123,7 @@ def mail(message_id: str = SES_ID, to: tuple[str, ...] = ("nobody@example.net",)
 
 
 def bounce(
-    message_id: str = SES_ID,
+    message_id: Any = SES_ID,
     to: str = "nobody@example.net",
     *,
     bounce_type: str = "Permanent",
@@ -155,7 +155,7 @@ def bounce(
 
 
 def complaint(
-    message_id: str = SES_ID, to: str = "jane@example.org", feedback_type: str = "abuse"
+    message_id: Any = SES_ID, to: str = "jane@example.org", feedback_type: str = "abuse"
 ) -> dict[str, Any]:
     return {
         "notificationType": "Complaint",
@@ -173,7 +173,7 @@ def complaint(
 
 
 def delivery(
-    message_id: str = SES_ID, to: str = "ann@example.com", key: str = "eventType"
+    message_id: Any = SES_ID, to: str = "ann@example.com", key: str = "eventType"
 ) -> dict[str, Any]:
     return {
         key: "Delivery",
@@ -188,7 +188,7 @@ def delivery(
     }
 
 
-def delay(message_id: str = SES_ID, to: str = "bob@example.com") -> dict[str, Any]:
+def delay(message_id: Any = SES_ID, to: str = "bob@example.com") -> dict[str, Any]:
     return {
         "eventType": "DeliveryDelay",
         "mail": mail(message_id, (to,)),
@@ -208,7 +208,7 @@ def delay(message_id: str = SES_ID, to: str = "bob@example.com") -> dict[str, An
     }
 
 
-def reject(message_id: str = SES_ID, to: str = "ann@example.com") -> dict[str, Any]:
+def reject(message_id: Any = SES_ID, to: str = "ann@example.com") -> dict[str, Any]:
     return {
         "eventType": "Reject",
         "mail": mail(message_id, (to,)),
