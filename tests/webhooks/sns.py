@@ -27,7 +27,7 @@ SES_ID = "0102018e0a1b2c3d-4e5f6a7b-8c9d-4e0f-a1b2-c3d4e5f6a7b8-000000"
 _CA = trustme.CA(key_type=trustme.KeyType.RSA)
 _LEAF = _CA.issue_cert(f"sns.{REGION}.amazonaws.com", key_type=trustme.KeyType.RSA)
 CERT_PEM = _LEAF.cert_chain_pems[0].bytes()
-_KEY = serialization.load_pem_private_key(_LEAF.private_key_pem.bytes(), password=None)
+_KEY: Any = serialization.load_pem_private_key(_LEAF.private_key_pem.bytes(), password=None)
 assert isinstance(_KEY, rsa.RSAPrivateKey)
 # a second key: a signature by it must not verify against the certificate
 _OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
