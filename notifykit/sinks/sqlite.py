@@ -202,8 +202,13 @@ _PROGRESS = """CASE {0}
     WHEN 'bounced' THEN 4 WHEN 'rejected_by_provider' THEN 4 WHEN 'complained' THEN 5
     ELSE {1} END"""
 # A row in another state (failed) is never moved; a report that is not a
-# status (opened, clicked) never moves one.
-_MOVES = f"({_PROGRESS.format('?2', -1)}) > ({_PROGRESS.format('status', 9)})"
+# status (opened, clicked) never moves one. An e-mail can bounce after it was
+# delivered (an asynchronous DSN); an SMS delivered is final (a late "failed"
+# report must not undo it).
+_MOVES = (
+    f"({_PROGRESS.format('?2', -1)}) > ({_PROGRESS.format('status', 9)})"
+    " AND NOT (channel = 'sms' AND status = 'delivered')"
+)
 
 # Parameters: ?1 provider_message_id ?2 status ?3 reason ?4 bounce kind ?5 at.
 _UPDATE_REPORTED = f"""
