@@ -10,7 +10,6 @@ import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -281,10 +280,12 @@ _fuzz = MSG91Receiver(secret=SECRET)
 )
 def test_any_body_is_events_or_a_4xx(data: bytes, ctype: str) -> None:
     """Whatever arrives: events or a WebhookError with a 4xx, never another exception."""
+    status = 200
     try:
         _fuzz.handle(data, {"Content-Type": ctype}, token=SECRET)
     except WebhookError as exc:
-        assert 400 <= exc.status < 500
+        status = exc.status
+    assert status == 200 or 400 <= status < 500
 
 
 def test_wrong_secret_never_compares_equal() -> None:
