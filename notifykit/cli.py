@@ -1093,6 +1093,135 @@ def cmd_log_tail(args: argparse.Namespace, console: _Console) -> int:
     return EXIT_OK
 
 
+# -- suppress -------------------------------------------------------------------
+
+
+def _open_suppression(db: str | None, create: bool) -> Any:
+    from notifykit.suppression import SQLiteSuppressionList
+
+    path = db if db is not None else _sqlite_from_env()
+    if "\0" in path:
+        raise ConfigurationError(f"--db {path!r}: a path cannot hold a NUL character")
+    if not create and not os.path.isfile(path):
+        raise ConfigurationError(f"no suppression list at {path} (pass --db)")
+    return SQLiteSuppressionList(path)
+
+
+def cmd_suppress_list(args: argparse.Namespace, console: _Console) -> int:
+    """The suppressed recipients, oldest first."""
+    with _open_suppression(args.db, create=False) as store:
+        entries = store.entries()
+    if args.json:
+        console.json(
+            [
+                {
+                    "recipient": e.recipient,
+                    "reason": e.reason,
+                    "source": e.source,
+                    "created_at": e.created_at.isoformat(),
+                }
+                for e in entries
+            ]
+        )
+        return EXIT_OK
+    if not entries:
+        console.line("(the suppression list is empty)", "dim")
+        return EXIT_OK
+    body: list[list[str | tuple[str, str | None]]] = [
+        [
+            e.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            e.recipient,
+            e.source,
+            _one_line(e.reason),
+        ]
+        for e in entries
+    ]
+    console.table(["since", "recipient", "source", "reason"], body, indent="")
+    return EXIT_OK
+
+
+def cmd_suppress_add(args: argparse.Namespace, console: _Console) -> int:
+    """Suppress recipients by hand."""
+    with _open_suppression(args.db, create=True) as store:
+        for recipient in args.recipients:
+            added = store.add(recipient, args.reason, source="manual")
+            console.line(f"{'added' if added else 'already suppressed'}: {recipient}")
+    return EXIT_OK
+
+
+def cmd_suppress_remove(args: argparse.Namespace, console: _Console) -> int:
+    """Lift suppressions; exit 1 if a recipient was not suppressed."""
+    missing = 0
+    with _open_suppression(args.db, create=False) as store:
+        for recipient in args.recipients:
+            if store.remove(recipient):
+                console.line(f"removed: {recipient}")
+            else:
+                missing += 1
+                console.line(f"not suppressed: {recipient}", "yellow")
+    return EXIT_FAILED if missing else EXIT_OK
+
+
+def cmd_suppress_import(args: argparse.Namespace, console: _Console) -> int:
+    """Suppress every recipient of a file (one a line, or CSV ``recipient,reason``)."""
+    from notifykit.suppression import read_import
+
+    rows = read_import(_read_text(args.file, "import file"))
+    added = 0
+    bad: list[str] = []
+    with _open_suppression(args.db, create=True) as store:
+        for recipient, reason in rows:
+            try:
+                added += bool(store.add(recipient, reason, source="import"))
+            except ConfigurationError:
+                bad.append(recipient)
+    if args.json:
+        console.json({"read": len(rows), "added": added, "invalid": bad})
+    else:
+        console.line(
+            f"{added} added, {len(rows) - added - len(bad)} already suppressed, "
+            f"{len(bad)} invalid ({len(rows)} read)"
+        )
+        for recipient in bad[:20]:
+            console.line(f"  not an address or a number: {_one_line(recipient)}", "yellow")
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def _add_suppress_commands(sub: Any, add_json: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser(
+        "suppress",
+        help="the suppression list: list, add, remove, import",
+        description="Recipients notifykit refuses to send to (hard bounces, complaints).",
+    )
+    p.set_defaults(func=lambda args, console: _usage(p, console, "list, add, remove or import"))
+    cmds = p.add_subparsers(dest="suppress_command", metavar="SUBCOMMAND")
+    db_help = "SQLite file (default: NOTIFYKIT_LOG's sqlite URL, else ./notifykit.db)"
+    c = cmds.add_parser("list", help="the suppressed recipients")
+    c.set_defaults(func=cmd_suppress_list)
+    add_json(c)
+    c.add_argument("--db", metavar="PATH", help=db_help)
+    c = cmds.add_parser("add", help="suppress recipients")
+    c.set_defaults(func=cmd_suppress_add)
+    c.add_argument("recipients", nargs="+", metavar="RECIPIENT")
+    c.add_argument("--reason", default="added by hand", help="why (shown by list)")
+    c.add_argument("--db", metavar="PATH", help=db_help)
+    c = cmds.add_parser("remove", help="lift suppressions")
+    c.set_defaults(func=cmd_suppress_remove)
+    c.add_argument("recipients", nargs="+", metavar="RECIPIENT")
+    c.add_argument("--db", metavar="PATH", help=db_help)
+    c = cmds.add_parser("import", help="suppress each recipient of a file")
+    c.set_defaults(func=cmd_suppress_import)
+    c.add_argument("file", metavar="FILE", help="one recipient a line, or CSV recipient,reason")
+    c.add_argument("--db", metavar="PATH", help=db_help)
+    add_json(c)
+
+
+def _usage(parser: argparse.ArgumentParser, console: _Console, choices: str) -> int:
+    parser.print_usage(console.err)
+    console.err.write(f"error: choose a subcommand: {choices}\n")
+    return EXIT_USAGE
+
+
 # -- the parser -----------------------------------------------------------------
 
 
@@ -1167,6 +1296,7 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
     add_json(tail)
     p.set_defaults(log_parser=p)
+    _add_suppress_commands(sub, add_json)
     return parser
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -39,6 +40,8 @@ __all__ = [
     "normalize_recipient",
     "read_import",
 ]
+
+logger = logging.getLogger("notifykit")
 
 
 def normalize_recipient(recipient: str) -> str:
@@ -160,8 +163,12 @@ class SQLiteSuppressionList:
     def add(self, recipient: str, reason: str, *, source: str = "manual") -> bool:
         """Suppress ``recipient``; False if it already was."""
         key = normalize_recipient(recipient)
-        if not key:
-            raise ConfigurationError(f"{recipient!r} is not an e-mail address or a phone number")
+        local, at, domain = key.rpartition("@")
+        if not (local and domain) if at else not 8 <= len(key) <= 15:
+            raise ConfigurationError(
+                f"{recipient[:100]!r} is not an e-mail address or a phone number "
+                "(8 to 15 digits with the country code)"
+            )
         with self._lock:
             cursor = self._conn.execute(
                 "INSERT OR IGNORE INTO suppressions (recipient, reason, source, created_at) "
@@ -263,8 +270,11 @@ def apply_report(
             reason = f"{count} soft bounces within {soft_bounce_window}; last: {reason}"
         else:
             continue
-        if store.add(recipient, reason, source=source):
-            added.append(recipient)
+        try:
+            if store.add(recipient, reason, source=source):
+                added.append(recipient)
+        except ConfigurationError:  # a report naming something that is not an address
+            logger.warning("suppression: cannot suppress %r (not an address or number)", recipient)
     return added
 
 
