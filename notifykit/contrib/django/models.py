@@ -14,7 +14,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-__all__ = ["Delivery", "DeliveryAttempt"]
+__all__ = ["Delivery", "DeliveryAttempt", "SoftBounce", "Suppression"]
 
 
 class Delivery(models.Model):  # type: ignore[misc]
@@ -109,3 +109,37 @@ class DeliveryAttempt(models.Model):  # type: ignore[misc]
     def __str__(self) -> str:
         when = f"{self.at:%Y-%m-%d %H:%M:%S}"
         return f"{self.get_outcome_display()} via {self.transport or '?'} at {when}"
+
+
+class Suppression(models.Model):  # type: ignore[misc]
+    """A recipient notifykit refuses to send to (see :mod:`notifykit.suppression`)."""
+
+    recipient = models.CharField(
+        _("recipient"),
+        max_length=320,
+        unique=True,
+        help_text=_("Normalised: an address in lower case, or a number's digits."),
+    )
+    reason = models.TextField(_("reason"), blank=True)
+    source = models.CharField(_("source"), max_length=16)
+    created_at = models.DateTimeField(_("created"), db_index=True)
+
+    class Meta:
+        verbose_name = _("suppression")
+        verbose_name_plural = _("suppressions")
+        ordering = ("created_at", "recipient")
+
+    def __str__(self) -> str:
+        return f"{self.recipient} ({self.source})"
+
+
+class SoftBounce(models.Model):  # type: ignore[misc]
+    """One soft bounce, counted towards suppressing its recipient."""
+
+    recipient = models.CharField(_("recipient"), max_length=320)
+    at = models.DateTimeField(_("at"))
+
+    class Meta:
+        verbose_name = _("soft bounce")
+        verbose_name_plural = _("soft bounces")
+        indexes = (models.Index(fields=("recipient", "at"), name="notifykit_softbounce_rcpt_at"),)
