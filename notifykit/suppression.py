@@ -138,6 +138,7 @@ class SQLiteSuppressionList:
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
             self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")  # as SQLiteSink: crash-safe
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._conn.execute(statement)

@@ -84,6 +84,7 @@ class SQLiteSeenStore:
                 path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
             self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")  # as SQLiteSink: crash-safe
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS webhook_seen (key TEXT PRIMARY KEY, at TEXT NOT NULL)"
             )

@@ -3,7 +3,8 @@
 Each app answers ``POST`` only: 200 with ``{"events": n}`` when the request
 was processed (a replay too: 0 events), the :class:`WebhookError`'s status
 (401/403/400/413...) with a one-line reason when it was refused, 500 for a bug
-(logged; the reason is not sent). The secret token may be given as the
+or a configuration error such as a missing ``cryptography`` (logged; the
+reason is not sent, and the provider retries). The secret token may be given as the
 ``token`` query parameter.
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from notifykit.errors import NotifyKitError
+from notifykit.errors import ConfigurationError, NotifyKitError
 from notifykit.webhooks._base import MAX_BODY, Receiver, WebhookError
 
 __all__ = ["asgi_app", "respond", "wsgi_app"]
@@ -38,6 +39,9 @@ def respond(
             [("Content-Type", "text/plain; charset=utf-8"), *extra],
             (f"{exc}\n".encode()),
         )
+    except ConfigurationError as exc:  # e.g. MissingDependency: ours to fix, SNS retries
+        logger.error("%s webhook cannot work: %s", receiver.provider, exc)
+        return 500, [("Content-Type", "text/plain; charset=utf-8")], b"misconfigured\n"
     except NotifyKitError as exc:
         logger.warning("%s webhook refused: %s", receiver.provider, exc)
         return 400, [("Content-Type", "text/plain; charset=utf-8")], f"{exc}\n".encode()

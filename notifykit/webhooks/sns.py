@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import threading
 import urllib.request
@@ -222,6 +223,7 @@ class SNSVerifier:
         return key
 
 
+@functools.cache
 def _crypto() -> tuple[Any, Any, type[Exception]]:
     try:
         from cryptography.exceptions import InvalidSignature

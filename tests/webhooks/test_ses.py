@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+pytest.importorskip("werkzeug")  # the WSGI test client (comes with the flask extra)
 from werkzeug.test import Client
 
 import notifykit as nk
@@ -449,3 +451,15 @@ def test_no_body_gets_past_the_verifier_or_raises_anything_else(data: bytes) -> 
     with pytest.raises(WebhookError) as info:
         _fuzz_receiver.handle(data, {})
     assert 400 <= info.value.status < 500
+
+
+def test_without_cryptography_it_says_which_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No cryptography: MissingDependency naming the extra; the apps answer 500 (SNS retries)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cryptography", None)
+    receiver = SESReceiver(topics=[TOPIC], fetch_certificate=Fetcher())
+    body = sns.body(sns.notification(sns.delivery()))
+    with pytest.raises(nk.MissingDependency, match=r"notifykit\[webhooks\]"):
+        receiver.handle(body, {})
+    assert Client(wsgi_app(receiver)).post("/", data=body).status_code == 500

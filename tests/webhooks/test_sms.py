@@ -15,6 +15,9 @@ from urllib.parse import urlencode
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+pytest.importorskip("werkzeug")  # the WSGI test client (comes with the flask extra)
+pytest.importorskip("httpx")  # the SMS transports (the sms extra)
 from werkzeug.test import Client
 
 import notifykit as nk
