@@ -34,11 +34,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from notifykit.sinks.base import DeliveryEvent  # noqa: E402
-from notifykit.sinks.sqlite import SQLiteSink  # noqa: E402
-from notifykit.suppression import SQLiteSuppressionList  # noqa: E402
-from notifykit.webhooks import SESReceiver, wsgi_app  # noqa: E402
-from tests.webhooks import sns  # noqa: E402
+from notifykit.sinks.base import DeliveryEvent
+from notifykit.sinks.sqlite import SQLiteSink
+from notifykit.suppression import SQLiteSuppressionList
+from notifykit.webhooks import SESReceiver, wsgi_app
+from tests.webhooks import sns
 
 
 def notifications(n: int) -> list[tuple[str, bytes]]:
