@@ -463,3 +463,14 @@ def test_without_cryptography_it_says_which_extra(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(nk.MissingDependency, match=r"notifykit\[webhooks\]"):
         receiver.handle(body, {})
     assert Client(wsgi_app(receiver)).post("/", data=body).status_code == 500
+
+
+def test_secrets_stay_out_of_reprs_and_errors() -> None:
+    """Neither the basic-auth secret nor a wrong password shows in a repr or an error."""
+    receiver = SESReceiver(topics=[TOPIC], fetch_certificate=Fetcher(), secret="s3cr3t-pass-word")
+    assert "s3cr3t" not in repr(receiver)
+    with pytest.raises(WebhookError) as info:
+        receiver.handle(b"{}", {"Authorization": "Basic dXNlcjp3cm9uZy1wYXNzd29yZA=="})
+    assert info.value.status == 401
+    assert "wrong-password" not in str(info.value)
+    assert "s3cr3t" not in str(info.value)
