@@ -56,6 +56,20 @@ class Delivery(models.Model):  # type: ignore[misc]
     created_at = models.DateTimeField(_("created"), db_index=True)
     status_changed_at = models.DateTimeField(_("status changed"))
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    #: What the provider reported after ``sent`` (notifykit.webhooks): it only
+    #: moves forward, ``status`` stays ``sent``.
+    report = models.CharField(
+        _("provider report"),
+        max_length=24,
+        blank=True,
+        db_index=True,
+        help_text=_("delivered, bounced, complained, deferred or rejected_by_provider"),
+    )
+    report_reason = models.TextField(_("report reason"), blank=True)
+    report_kind = models.CharField(
+        _("bounce kind"), max_length=16, blank=True, help_text=_("hard, soft or undetermined")
+    )
+    report_at = models.DateTimeField(_("reported"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("delivery")

@@ -29,11 +29,12 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
 from notifykit.errors import ConfigurationError
+from notifykit.sinks.base import DeliveryEvent
 from notifykit.suppression import Suppression, normalize_recipient
 from notifykit.webhooks import Receiver
 from notifykit.webhooks.apps import respond
 
-__all__ = ["DjangoSuppressionList", "webhook_urls", "webhook_view"]
+__all__ = ["DjangoSuppressionList", "apply_report", "webhook_urls", "webhook_view"]
 
 
 def webhook_view(receiver: Receiver) -> Callable[..., HttpResponse]:
@@ -133,3 +134,41 @@ class DjangoSuppressionList:
 
     def __repr__(self) -> str:
         return "DjangoSuppressionList()"
+
+
+# How far along a report is; a Delivery's report only moves forward (see
+# notifykit.sinks.sqlite). opened/clicked are not kept on the row.
+_PROGRESS = {
+    "deferred": 1,
+    "delivered": 2,
+    "bounced": 3,
+    "rejected_by_provider": 3,
+    "complained": 4,
+}
+
+
+def apply_report(event: DeliveryEvent, db: str, at: datetime) -> None:
+    """Project a provider's report onto the ``Delivery`` sent with its provider id.
+
+    Called by :class:`~notifykit.contrib.django.DjangoModelSink`. ``status``
+    stays ``sent``; ``report``, ``report_reason``, ``report_kind`` and
+    ``report_at`` follow the reports, forward only (an SMS ``delivered`` is
+    final). A report for an unknown provider id changes nothing.
+    """
+    from notifykit.contrib.django.models import Delivery
+
+    rank = _PROGRESS.get(event.status)
+    if rank is None or not event.provider_message_id:
+        return
+    rows = Delivery.objects.using(db).filter(provider_message_id=event.provider_message_id)
+    for delivery in rows:
+        current = _PROGRESS.get(delivery.report, 0)
+        if rank <= current or (delivery.channel == "sms" and delivery.report == "delivered"):
+            continue
+        delivery.report = event.status
+        delivery.report_reason = event.error or ""
+        delivery.report_kind = event.error_kind or ""
+        delivery.report_at = at
+        delivery.save(
+            using=db, update_fields=["report", "report_reason", "report_kind", "report_at"]
+        )

@@ -10,7 +10,8 @@ import pytest
 from django.test import Client
 
 import notifykit as nk
-from notifykit.contrib.django.models import Suppression
+from notifykit.contrib.django import DjangoModelSink
+from notifykit.contrib.django.models import Delivery, Suppression
 from notifykit.contrib.django.webhooks import DjangoSuppressionList
 from notifykit.suppression import SuppressionStore
 from tests.contrib.django_tests import webhook_urls as urls
@@ -97,3 +98,32 @@ def test_django_store_protocol() -> None:
     assert not store.remove("ann@example.com")
     with pytest.raises(nk.ConfigurationError):
         store.add("91", "x")
+
+
+def test_reports_on_the_delivery_model() -> None:
+    """DjangoModelSink: status stays sent, report moves forward; unknown ids make no row."""
+    notifier = nk.Notifier(
+        email=nk.MemoryTransport(), sinks=[DjangoModelSink()], sender="s@x.example"
+    )
+    receipt = notifier.send(nk.Email(to="ann@example.com", subject="Hi", text="t"))
+    pid = receipt.provider_message_id
+    client = Client()
+
+    def post(payload: dict[str, object]) -> None:
+        envelope = sns.notification(payload)
+        response = client.post(
+            "/hooks/ses-models/", data=sns.body(envelope), content_type="text/plain"
+        )
+        assert response.status_code == 200
+
+    post(sns.delivery(pid, "ann@example.com"))
+    row = Delivery.objects.get(message_id=receipt.message_id)
+    assert (row.status, row.report) == ("sent", "delivered")
+    post(sns.bounce(pid, "ann@example.com", feedback=str(uuid.uuid4())))
+    post(sns.delay(pid, "ann@example.com"))  # late: never moves a bounce back
+    row.refresh_from_db()
+    assert (row.status, row.report, row.report_kind) == ("sent", "bounced", "hard")
+    assert "550 5.1.1" in row.report_reason
+    count = Delivery.objects.count()
+    post(sns.delivery("not-ours", "x@example.com"))
+    assert Delivery.objects.count() == count

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
+from notifykit.contrib.django import DjangoModelSink
 from notifykit.contrib.django.webhooks import DjangoSuppressionList, webhook_urls
 from notifykit.sinks.sqlite import SQLiteSink
 from notifykit.webhooks import MSG91Receiver, SESReceiver
@@ -21,6 +22,9 @@ RECEIVERS = {
         confirm=None,
         sinks=[LOG],
         suppression=SUPPRESSION,
+    ),
+    "ses-models": SESReceiver(
+        topics=[TOPIC], fetch_certificate=FETCHER, confirm=None, sinks=[DjangoModelSink()]
     ),
     "msg91": MSG91Receiver(secret=SECRET, sinks=[LOG], suppression=SUPPRESSION),
 }
