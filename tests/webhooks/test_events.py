@@ -7,7 +7,10 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import notifykit as nk
 from notifykit.cli import main
@@ -197,3 +200,68 @@ def test_log_shows_reports(path: Path, capsys: pytest.CaptureFixture[str]) -> No
         "complaints",
     ] in lines
     assert ["welcome", "1", "0", "0", "1", "100%", "0.0%", "100.0%", "0.0%"] in lines
+
+
+def test_a_version_1_log_is_upgraded(tmp_path: Path) -> None:
+    """A log written before delivery reports (schema 1) is upgraded in place, rows kept."""
+    from notifykit.sinks.sqlite import _SCHEMA_V1
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_SCHEMA_V1)
+    conn.execute(
+        "INSERT INTO deliveries VALUES ('m1', 'email', 'sent', '[]', NULL, NULL, 'ses', 'p1', 1,"
+        " NULL, NULL, 0, NULL, '[]', '{}', NULL, ?1, ?1, ?1)",
+        (T0.isoformat(),),
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with SQLiteSink(path) as sink:
+        sink.record(report("p1", "delivered"))
+        row = sink.delivery("m1")
+    assert row is not None
+    assert row.status == "delivered"
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    finally:
+        conn.close()
+
+
+_RANK = {"deferred": 2, "delivered": 3, "bounced": 4, "rejected_by_provider": 4, "complained": 5}
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["delivered", "bounced", "complained", "deferred", "opened", "clicked"]),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from(["email", "sms"]),
+)
+def test_any_order_of_reports_ends_at_the_furthest(statuses: list[str], channel: str) -> None:
+    """Whatever order reports arrive in, the row ends at the furthest one (SMS: delivered is final)."""
+    with SQLiteSink() as sink:
+        sink.record(
+            DeliveryEvent(
+                message_id="m",
+                status="sent",
+                channel=channel,  # type: ignore[arg-type]
+                provider_message_id="p",
+            )
+        )
+        for status in statuses:
+            event = report("p", status)
+            sink.record(attrs.evolve(event, channel=channel))
+        row = sink.delivery("m")
+    assert row is not None
+    ranked = [s for s in statuses if s in _RANK]
+    expected = "sent"
+    for status in ranked:
+        if channel == "sms" and expected == "delivered":
+            break
+        if _RANK[status] > _RANK.get(expected, 1):
+            expected = status
+    assert row.status == expected

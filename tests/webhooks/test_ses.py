@@ -474,3 +474,22 @@ def test_secrets_stay_out_of_reprs_and_errors() -> None:
     assert info.value.status == 401
     assert "wrong-password" not in str(info.value)
     assert "s3cr3t" not in str(info.value)
+
+
+def test_without_subject_and_max_age(tmp_path: Path) -> None:
+    """Identity notifications may have no Subject (not signed then); max_age refuses old ones."""
+    from datetime import timedelta
+
+    receiver = SESReceiver(topics=[TOPIC], fetch_certificate=Fetcher(), max_age=timedelta(hours=1))
+    envelope = sns.notification(sns.delivery(key="notificationType"), subject=None)
+    with pytest.raises(WebhookError, match="too old") as info:  # 2024 timestamp
+        receiver.handle(sns.body(envelope), {})
+    assert info.value.status == 403
+    from datetime import datetime, timezone
+
+    fresh = sns.notification(sns.delivery(key="notificationType"), subject=None)
+    fresh["Timestamp"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    sns.sign(fresh)
+    (event,) = receiver.handle(sns.body(fresh), {})
+    assert event.status == "delivered"
+    assert event.metadata["sns_message_id"] == fresh["MessageId"]
