@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -118,7 +119,52 @@ def _iso(at: datetime) -> str:
     return at.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
-class SQLiteSuppressionList:
+# Connections inherited through fork: kept, never used nor closed (SQLite forbids both).
+_abandoned: list[sqlite3.Connection] = []
+
+
+class _SQLiteStore:
+    """One SQLite connection, guarded by a lock, opened again in a child after fork."""
+
+    def __init__(self, path: str, timeout: float, schema: str, what: str) -> None:
+        self.path = path
+        self._timeout = timeout
+        self._schema = schema
+        self._what = what
+        self._lock = threading.Lock()
+        self._memory = path in ("", ":memory:")
+        self._conn = self._open()
+        self._pid = os.getpid()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")  # as SQLiteSink: crash-safe
+            for statement in self._schema.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot use {self.path!r} as {self._what}: {exc}") from exc
+        return conn
+
+    def _c(self) -> sqlite3.Connection:
+        """The connection (call with ``_lock`` held); a file is reopened after fork."""
+        if self._pid != os.getpid() and not self._memory:
+            _abandoned.append(self._conn)
+            self._conn = self._open()
+            self._pid = os.getpid()
+        return self._conn
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+
+class SQLiteSuppressionList(_SQLiteStore):
     """A :class:`SuppressionStore` in one SQLite file (tables ``suppressions``, ``soft_bounces``).
 
     Args:
@@ -131,21 +177,7 @@ class SQLiteSuppressionList:
     """
 
     def __init__(self, path: str = ":memory:", *, timeout: float = 5.0) -> None:
-        self.path = str(path)
-        self._lock = threading.Lock()
-        try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")  # as SQLiteSink: crash-safe
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._conn.execute(statement)
-        except sqlite3.Error as exc:
-            raise ConfigurationError(
-                f"cannot use {self.path!r} as a suppression list: {exc}"
-            ) from exc
+        super().__init__(str(path), timeout, _SCHEMA, "a suppression list")
 
     def check(self, recipients: Iterable[str]) -> dict[str, str]:
         """The suppressed ones among ``recipients``, each (as given) with its reason."""
@@ -155,10 +187,14 @@ class SQLiteSuppressionList:
             return {}
         marks = ", ".join("?" * len(wanted))
         with self._lock:
-            rows = self._conn.execute(
-                f"SELECT recipient, reason FROM suppressions WHERE recipient IN ({marks})",
-                tuple(wanted),
-            ).fetchall()
+            rows = (
+                self._c()
+                .execute(
+                    f"SELECT recipient, reason FROM suppressions WHERE recipient IN ({marks})",
+                    tuple(wanted),
+                )
+                .fetchall()
+            )
         return {wanted[key]: reason for key, reason in rows}
 
     def add(self, recipient: str, reason: str, *, source: str = "manual") -> bool:
@@ -171,7 +207,7 @@ class SQLiteSuppressionList:
                 "(8 to 15 digits with the country code)"
             )
         with self._lock:
-            cursor = self._conn.execute(
+            cursor = self._c().execute(
                 "INSERT OR IGNORE INTO suppressions (recipient, reason, source, created_at) "
                 "VALUES (?, ?, ?, ?)",
                 (key, reason, source, _iso(datetime.now(timezone.utc))),
@@ -182,25 +218,31 @@ class SQLiteSuppressionList:
         """Lift the suppression (and forget its soft bounces); False if there was none."""
         key = normalize_recipient(recipient)
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._c().execute("BEGIN IMMEDIATE")
             try:
-                count = self._conn.execute(
-                    "DELETE FROM suppressions WHERE recipient = ?", (key,)
-                ).rowcount
-                self._conn.execute("DELETE FROM soft_bounces WHERE recipient = ?", (key,))
-                self._conn.execute("COMMIT")
+                count = (
+                    self._c()
+                    .execute("DELETE FROM suppressions WHERE recipient = ?", (key,))
+                    .rowcount
+                )
+                self._c().execute("DELETE FROM soft_bounces WHERE recipient = ?", (key,))
+                self._c().execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._c().execute("ROLLBACK")
                 raise
         return count == 1
 
     def entries(self) -> list[Suppression]:
         """Every suppressed recipient, oldest first."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT recipient, reason, source, created_at FROM suppressions "
-                "ORDER BY created_at, recipient"
-            ).fetchall()
+            rows = (
+                self._c()
+                .execute(
+                    "SELECT recipient, reason, source, created_at FROM suppressions "
+                    "ORDER BY created_at, recipient"
+                )
+                .fetchall()
+            )
         return [Suppression(r, why, src, datetime.fromisoformat(at)) for r, why, src, at in rows]
 
     def note_soft_bounce(self, recipient: str, at: datetime, window: timedelta) -> int:
@@ -209,28 +251,28 @@ class SQLiteSuppressionList:
         when = _iso(at)
         since = _iso(at - window)
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._c().execute("BEGIN IMMEDIATE")
             try:
-                self._conn.execute(
+                self._c().execute(
                     "DELETE FROM soft_bounces WHERE recipient = ? AND at < ?", (key, since)
                 )
-                self._conn.execute(
+                self._c().execute(
                     "INSERT INTO soft_bounces (recipient, at) VALUES (?, ?)", (key, when)
                 )
-                count = self._conn.execute(
-                    "SELECT COUNT(*) FROM soft_bounces WHERE recipient = ? AND at >= ? AND at <= ?",
-                    (key, since, when),
-                ).fetchone()[0]
-                self._conn.execute("COMMIT")
+                count = (
+                    self._c()
+                    .execute(
+                        "SELECT COUNT(*) FROM soft_bounces "
+                        "WHERE recipient = ? AND at >= ? AND at <= ?",
+                        (key, since, when),
+                    )
+                    .fetchone()[0]
+                )
+                self._c().execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._c().execute("ROLLBACK")
                 raise
         return int(count)
-
-    def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            self._conn.close()
 
     def __enter__(self) -> SQLiteSuppressionList:
         return self

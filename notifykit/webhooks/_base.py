@@ -7,8 +7,6 @@ import binascii
 import hmac
 import json
 import logging
-import sqlite3
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, runtime_checkable
@@ -16,7 +14,7 @@ from urllib.parse import parse_qs
 
 from notifykit.errors import ConfigurationError, NotifyKitError
 from notifykit.sinks.base import DeliveryEvent, LogSink
-from notifykit.suppression import SuppressionStore, apply_report
+from notifykit.suppression import SuppressionStore, _SQLiteStore, apply_report
 
 __all__ = [
     "MAX_BODY",
@@ -66,7 +64,7 @@ class SeenStore(Protocol):
         ...
 
 
-class SQLiteSeenStore:
+class SQLiteSeenStore(_SQLiteStore):
     """A :class:`SeenStore` in a SQLite table (``webhook_seen``).
 
     Args:
@@ -77,58 +75,46 @@ class SQLiteSeenStore:
     """
 
     def __init__(self, path: str = ":memory:", *, timeout: float = 5.0) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        try:
-            self._conn = sqlite3.connect(
-                path, timeout=timeout, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")  # as SQLiteSink: crash-safe
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS webhook_seen (key TEXT PRIMARY KEY, at TEXT NOT NULL)"
-            )
-        except sqlite3.Error as exc:
-            raise ConfigurationError(
-                f"cannot use {path!r} as a webhook seen-id store: {exc}"
-            ) from exc
+        super().__init__(
+            path,
+            timeout,
+            "CREATE TABLE IF NOT EXISTS webhook_seen (key TEXT PRIMARY KEY, at TEXT NOT NULL)",
+            "a webhook seen-id store",
+        )
 
     def claim(self, keys: Sequence[str]) -> list[bool]:
         """Insert each key; True for those that were not there yet."""
         now = datetime.now(timezone.utc).isoformat()
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._c().execute("BEGIN IMMEDIATE")
             try:
                 fresh = [
-                    self._conn.execute(
+                    self._c()
+                    .execute(
                         "INSERT OR IGNORE INTO webhook_seen (key, at) VALUES (?, ?)", (key, now)
-                    ).rowcount
+                    )
+                    .rowcount
                     == 1
                     for key in keys
                 ]
-                self._conn.execute("COMMIT")
+                self._c().execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._c().execute("ROLLBACK")
                 raise
         return fresh
 
     def release(self, keys: Sequence[str]) -> None:
         """Delete the keys."""
         with self._lock:
-            self._conn.executemany("DELETE FROM webhook_seen WHERE key = ?", [(k,) for k in keys])
+            self._c().executemany("DELETE FROM webhook_seen WHERE key = ?", [(k,) for k in keys])
 
     def purge(self, older_than: timedelta) -> int:
         """Forget keys seen more than ``older_than`` ago; returns how many."""
         cutoff = (datetime.now(timezone.utc) - older_than).isoformat()
         with self._lock:
             return int(
-                self._conn.execute("DELETE FROM webhook_seen WHERE at < ?", (cutoff,)).rowcount
+                self._c().execute("DELETE FROM webhook_seen WHERE at < ?", (cutoff,)).rowcount
             )
-
-    def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            self._conn.close()
 
     def __repr__(self) -> str:
         return f"SQLiteSeenStore({self.path!r})"

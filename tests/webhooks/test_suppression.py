@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,6 +23,7 @@ from notifykit.suppression import (
     normalize_recipient,
     read_import,
 )
+from notifykit.webhooks import SQLiteSeenStore
 
 T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 
@@ -161,3 +163,25 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert conn.execute("SELECT COUNT(*) FROM suppressions").fetchone()[0] == 2
     finally:
         conn.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_worker_opens_its_own_connection(tmp_path: Path) -> None:
+    """Built before fork (gunicorn --preload): the child reopens the file, the parent sees it."""
+    store = SQLiteSuppressionList(str(tmp_path / "s.db"))
+    seen = SQLiteSeenStore(str(tmp_path / "seen.db"))
+    store.add("parent@example.com", "x")
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            store.add("child@example.com", "from the child")
+            code = 0 if seen.claim(["k"]) == [True] else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.check(["child@example.com"]) == {"child@example.com": "from the child"}
+    assert seen.claim(["k"]) == [False]
+    store.close()
+    seen.close()
