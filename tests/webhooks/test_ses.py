@@ -460,7 +460,7 @@ def test_without_cryptography_it_says_which_extra(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "cryptography", None)
     receiver = SESReceiver(topics=[TOPIC], fetch_certificate=Fetcher())
     body = sns.body(sns.notification(sns.delivery()))
-    with pytest.raises(nk.MissingDependency, match=r"notifykit\[webhooks\]"):
+    with pytest.raises(nk.MissingDependency, match=r"notifykit-py\[webhooks\]"):
         receiver.handle(body, {})
     assert Client(wsgi_app(receiver)).post("/", data=body).status_code == 500
 
