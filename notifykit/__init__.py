@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "FailoverTransport": "notifykit.transports.failover",
     "RoundRobinTransport": "notifykit.transports.failover",
     "Retry": "notifykit.retry",
+    "RateLimit": "notifykit.ratelimit",
     # templates
     "TemplateRenderer": "notifykit.templates",
     "Rendered": "notifykit.templates",
@@ -110,6 +111,7 @@ if TYPE_CHECKING:
     from notifykit.message import normalize_phone as normalize_phone
     from notifykit.message import parse_addresses as parse_addresses
     from notifykit.notifier import Notifier as Notifier
+    from notifykit.ratelimit import RateLimit as RateLimit
     from notifykit.receipt import Attempt as Attempt
     from notifykit.receipt import Receipt as Receipt
     from notifykit.retry import Retry as Retry

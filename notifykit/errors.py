@@ -426,7 +426,9 @@ class AllTransportsFailed(DeliveryError):
             f"all transports failed ({causes})",
             transport=transport,
             attempts=attempts,
-            maybe_delivered=any(e.maybe_delivered for e in self.errors),
+            # True if ANY attempt may have delivered, not only each transport's last one.
+            maybe_delivered=any(e.maybe_delivered for e in self.errors)
+            or any(a.maybe_delivered for a in attempts),
         )
 
     def __str__(self) -> str:
