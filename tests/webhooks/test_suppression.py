@@ -185,3 +185,27 @@ def test_a_forked_worker_opens_its_own_connection(tmp_path: Path) -> None:
     assert seen.claim(["k"]) == [False]
     store.close()
     seen.close()
+
+
+def test_send_many_reports_suppressed_recipients_and_sends_the_rest() -> None:
+    """A bulk send: the suppressed recipient's result is Suppressed, the others go out."""
+    store = SQLiteSuppressionList()
+    store.add("gone@example.com", "hard bounce", source="bounce")
+    renderer = nk.TemplateRenderer.from_dict(
+        {
+            "hello.html": "{% block subject %}Hi{% endblock %}{% block text %}Hi {{ name }}{% endblock %}"
+        },
+        inliner=None,
+    )
+    transport = nk.MemoryTransport()
+    notifier = nk.Notifier(
+        email=transport, templates=renderer, sender="s@x.example", suppression=store
+    )
+    results = notifier.send_many(
+        "hello.html",
+        [("a@example.com", {"name": "A"}), ("gone@example.com", {"name": "G"})],
+        concurrency=2,
+    )
+    assert isinstance(results[0], nk.Receipt)
+    assert isinstance(results[1], nk.Suppressed)
+    assert [m.recipients for m in transport.outbox] == [("a@example.com",)]
