@@ -233,6 +233,8 @@ _SMTP_OPTIONS: dict[str, Callable[[str], Any]] = {
     "ipv4_only": _bool,
     "max_messages_per_connection": _positive_int,
     "allow_insecure_auth": _bool,
+    "connect_timeout": _positive_float,
+    "max_connections": _positive_int,
 }
 _SES_OPTIONS: dict[str, Callable[[str], Any]] = {
     "region": _text,
@@ -262,6 +264,7 @@ _COMPOSER_OPTIONS: dict[str, Callable[[str], Any]] = {
     "retry_maximum": _non_negative_float,
     "retry_jitter": _non_negative_float,
     "deadline": _positive_float,
+    "probe_timeout": _positive_float,
 }
 
 
@@ -356,6 +359,13 @@ def _from_dsn(url: str, depth: int) -> BaseTransport:
     url = url.strip()
     if depth > MAX_NESTING:
         raise ConfigurationError(f"composers are nested more than {MAX_NESTING} deep")
+    from notifykit.ratelimit import split_rate  # ?rate=14/s works on every transport
+
+    url, rate = split_rate(url)
+    if rate is not None:
+        limited = _from_dsn(url, depth)
+        limited.rate_limit = rate.for_transport(limited)  # rate=auto: ask the provider (SES)
+        return limited
     composer = _split_composer(url)
     if composer is not None:
         kind, parts, query = composer
