@@ -354,10 +354,10 @@ def _from_dsn(url: str, depth: int) -> BaseTransport:
     if not isinstance(url, str) or not url.strip():
         raise ConfigurationError("a transport URL must be a non-empty string")
     url = url.strip()
-    if depth > MAX_NESTING:
-        raise ConfigurationError(f"composers are nested more than {MAX_NESTING} deep")
     composer = _split_composer(url)
     if composer is not None:
+        if depth > MAX_NESTING:
+            raise ConfigurationError(f"composers are nested more than {MAX_NESTING} deep")
         kind, parts, query = composer
         return _composer(kind, parts, query, mask_url(url), depth)
     parsed = _parse(url)
