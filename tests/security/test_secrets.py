@@ -281,7 +281,7 @@ CASES = sorted(_dsn_cases("S"))
 
 
 @pytest.mark.parametrize("case", CASES)
-@examples(25)
+@examples(20)
 @given(secret=secrets_from(_IN_URL), encoded=st.booleans())
 def test_dsn_errors_never_show_the_secret(case: str, secret: str, encoded: bool) -> None:
     """Every DSN failure, for every scheme: the secret written raw or percent-encoded."""
@@ -568,7 +568,7 @@ def test_cli_check_sms_401_never_shows_the_key(sms_fake: Any, key: str, provider
 # --------------------------------------------------------------------------- SES
 
 
-@examples(8)
+@examples(6)
 @given(secret=secrets_from(_PRINTABLE), failure=st.sampled_from(["403 echo", "refused"]))
 def test_ses_failures_never_show_the_secret_key(sms_fake: Any, secret: str, failure: str) -> None:
     """An endpoint that answers 403 repeating the secret key, and one that refuses connections."""
