@@ -31,6 +31,7 @@ from notifykit.errors import ConfigurationError, DeliveryError, NotifyKitError
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
+    from pathlib import Path
 
     from notifykit.notifier import Notifier
     from notifykit.receipt import Attempt, Receipt
@@ -120,6 +121,11 @@ def _ms(seconds: float | None) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 message``, ``2 messages``, ``0 messages``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -128,7 +134,7 @@ def _one_line(text: str) -> str:
 
 
 def _environ(overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
-    """The process environment over ``.env`` (when python-dotenv is installed), plus overrides."""
+    """The process environment over ``.env`` (if there is one: ``_load_dotenv``), plus overrides."""
     from notifykit.config import _load_dotenv
 
     env = _load_dotenv(".env")
@@ -587,12 +593,18 @@ def _demo_report(
     failed = sum(1 for o in outcomes if o not in ("sent", "skipped"))
     skipped = outcomes.count("skipped")
     delivered = sum(1 for r in results if r["ok"])
-    line(
-        f"Done in {_ms(elapsed)}: {delivered} of {len(results)} message(s) delivered. "
-        f"The dead primary failed {failed} attempt(s), then was skipped {skipped} time(s) "
-        "at no cost by the circuit breaker.",
-        "bold",
-    )
+    summary = f"Done in {_ms(elapsed)}: {delivered} of {_count(len(results), 'message')} delivered."
+    if failed:
+        summary += f" The dead primary failed {_count(failed, 'attempt')}"
+        if skipped:
+            summary += (
+                f", then was skipped {_count(skipped, 'time')} at no cost by the circuit breaker."
+            )
+        else:
+            summary += (
+                " (send more messages, e.g. --messages 3, to see the circuit breaker skip it)."
+            )
+    line(summary, "bold")
     line(f"Explore the log: notifykit log stats --db {setup['db']} --by transport", "dim")
 
 
@@ -796,8 +808,62 @@ def _preview_stem(name: str) -> str:
     return stem or "preview"
 
 
+_PREVIEW_SUFFIXES = {"html": ".preview.html", "text": ".preview.txt", "sms": ".preview.sms.txt"}
+
+
+def _template_sources(directory: str | None, name: str) -> set[Path]:
+    """The template being rendered, which render must never write over.
+
+    Previews are always named ``NAME.preview.html``, ``.preview.txt`` and
+    ``.preview.sms.txt``, so they cannot take the name of the template they
+    come from (``NAME.html``) or of its sample context (``NAME.json``).
+    """
+    from pathlib import Path
+
+    if directory is None:
+        return set()
+    return {(Path(directory) / name).resolve()}
+
+
+def _preview_targets(
+    args: argparse.Namespace, name: str, stem: str, kinds: Sequence[str]
+) -> tuple[Path, dict[str, Path]]:
+    """Where each preview goes; refuses to overwrite (without --force) or hit a source."""
+    import tempfile
+    from pathlib import Path
+
+    suffixes = _PREVIEW_SUFFIXES
+    if args.out is None:
+        # A new folder per run: previews never collide with anything.
+        out = Path(tempfile.mkdtemp(prefix=f"notifykit-render-{stem}-"))
+    else:
+        out = Path(args.out)
+    targets = {kind: out / f"{stem}{suffixes[kind]}" for kind in kinds}
+    try:
+        protected = _template_sources(args.templates, name)
+        if args.context not in (None, "-"):
+            protected.add(Path(args.context).resolve())
+        resolved = {kind: path.resolve() for kind, path in targets.items()}
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigurationError(f"cannot write the previews to {str(out)!r}: {reason}") from None
+    for kind, path in targets.items():
+        if resolved[kind] in protected:
+            raise ConfigurationError(
+                f"{path} is a template or context file: notifykit render never writes over "
+                "one (choose another --out)"
+            )
+        if path.is_dir():
+            raise ConfigurationError(f"{path} is a directory")
+        if path.exists() and not args.force:
+            raise ConfigurationError(
+                f"{path} already exists: pass --force to overwrite it, or choose another --out"
+            )
+    return out, targets
+
+
 def cmd_render(args: argparse.Namespace, console: _Console) -> int:
-    """Render a template to NAME.html, NAME.txt and NAME.sms.txt previews."""
+    """Render a template to NAME.preview.html, NAME.preview.txt and NAME.preview.sms.txt."""
     from pathlib import Path
 
     renderer = _renderer(args.templates)
@@ -807,20 +873,30 @@ def cmd_render(args: argparse.Namespace, console: _Console) -> int:
     else:
         context = _sample_context(args.templates, name) or {}
     rendered = renderer.render(name, context)
-    out = Path(args.out)
+    contents = {
+        kind: content
+        for kind, content in (
+            ("html", rendered.html),
+            ("text", rendered.text),
+            ("sms", rendered.sms),
+        )
+        if content
+    }
     stem = _preview_stem(args.name)
+    out, targets = _preview_targets(args, name, stem, list(contents))
+    files: dict[str, str] = {}
     try:
         out.mkdir(parents=True, exist_ok=True)
-        files: dict[str, str] = {}
-        for kind, suffix, content in (
-            ("html", ".html", rendered.html),
-            ("text", ".txt", rendered.text),
-            ("sms", ".sms.txt", rendered.sms),
-        ):
-            if content:
-                path = out / f"{stem}{suffix}"
-                path.write_text(content if content.endswith("\n") else content + "\n", "utf-8")
-                files[kind] = str(path)
+        for kind, content in contents.items():
+            path = targets[kind]
+            mode = "w" if args.force else "x"  # "x": fail rather than overwrite, even in a race
+            with open(path, mode, encoding="utf-8") as fh:
+                fh.write(content if content.endswith("\n") else content + "\n")
+            files[kind] = str(path)
+    except FileExistsError as exc:
+        raise ConfigurationError(
+            f"{exc.filename} already exists: pass --force to overwrite it"
+        ) from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
         reason = getattr(exc, "strerror", None) or exc
         raise ConfigurationError(f"cannot write the previews to {str(out)!r}: {reason}") from None
@@ -1094,7 +1170,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command(
         "demo",
         "send a bundled order confirmation through a failover into a local SMTP server "
-        "(needs notifykit[demo])",
+        "(needs notifykit-py[demo])",
         cmd_demo,
     )
     p.add_argument("--db", metavar="PATH", help="SQLite log file (default: a new temporary file)")
@@ -1119,7 +1195,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", help="the template name")
     p.add_argument("--context", metavar="FILE", help="template context: a JSON object")
     p.add_argument("--templates", metavar="DIR", help="template directory (default: bundled)")
-    p.add_argument("--out", metavar="DIR", default=".", help="where to write (default: .)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where to write NAME.preview.html/.txt/.sms.txt (default: a new temporary folder)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="overwrite existing previews (never a template)"
+    )
     p.add_argument("--open", action="store_true", help="open the HTML preview in a browser")
     add_json(p)
 
@@ -1135,7 +1218,13 @@ def _parser() -> argparse.ArgumentParser:
     stats = log.add_parser("stats", help="sent/failed counts and success rates")
     stats.set_defaults(func=cmd_log_stats)
     stats.add_argument("--db", metavar="PATH", help=db_help)
-    stats.add_argument("--by", choices=("template", "transport", "channel"), default="template")
+    stats.add_argument(
+        "--by",
+        choices=("template", "transport", "channel"),
+        default="template",
+        help="group by template (default) or channel, counting messages; or by transport, "
+        "counting attempts (a failover's failed tries show up)",
+    )
     stats.add_argument("--since", metavar="WHEN", help="30m, 12h, 7d, 2w or an ISO date")
     add_json(stats)
     tail = log.add_parser("tail", help="the latest events")

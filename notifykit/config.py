@@ -618,13 +618,34 @@ def sink_from_url(url: str) -> LogSink:
 
 
 def _load_dotenv(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The variables of the dotenv file ``path``; ``{}`` when the default ``.env`` is absent.
+
+    Never silent about a file it cannot use: a file that exists while
+    python-dotenv is missing is a :class:`~notifykit.errors.MissingDependency`
+    (``pip install "notifykit-py[cli]"``); a file that cannot be read, or a
+    file named explicitly (anything but ``.env``) that does not exist, is a
+    :class:`~notifykit.errors.ConfigurationError`.
+    """
+    file = Path(path)
+    if not file.exists():
+        if os.fspath(path) == ".env":
+            return {}
+        raise ConfigurationError(f"the dotenv file {os.fspath(path)!r} does not exist")
     try:
         from dotenv import dotenv_values
     except ImportError:
-        return {}
-    if not Path(path).is_file():
-        return {}
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+        from notifykit.errors import MissingDependency
+
+        raise MissingDependency("python-dotenv", "cli", f"reading {os.fspath(path)}") from None
+    try:
+        with open(file, encoding="utf-8") as stream:
+            values = dotenv_values(stream=stream)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigurationError(
+            f"cannot read the dotenv file {os.fspath(path)}: {reason}"
+        ) from None
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def notifier_from_env(
@@ -638,8 +659,10 @@ def notifier_from_env(
     Reads ``{prefix}EMAIL_URL``, ``SMS_URL``, ``SENDER``, ``SMS_SENDER``,
     ``DEFAULT_REGION``, ``TEMPLATES`` (a directory) and ``LOG`` (one or more
     sink URLs separated by spaces). ``environ`` defaults to :data:`os.environ`;
-    then, when python-dotenv is installed and ``dotenv`` names an existing
-    file, its values fill in what the environment does not set.
+    then the values of the ``dotenv`` file (``.env`` by default, when it exists;
+    ``None`` for none) fill in what the environment does not set. Reading it
+    needs python-dotenv (``pip install "notifykit-py[cli]"``): a file that exists
+    without it is a :class:`~notifykit.errors.MissingDependency`, never ignored.
     """
     from notifykit.notifier import Notifier
 

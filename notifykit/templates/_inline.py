@@ -1,4 +1,4 @@
-"""CSS inlining engines: premailer (default) and css-inline (``notifykit[fast]``).
+"""CSS inlining engines: premailer (default) and css-inline (``notifykit-py[fast]``).
 
 This is the only module that imports premailer (and with it lxml, cssutils and
 requests) or css_inline, and it does so lazily, inside functions: ``import
@@ -256,6 +256,28 @@ def _check_correspondence(
     return None
 
 
+#: libxml2's HTML parser stops nesting at this depth (without XML_PARSE_HUGE)
+#: and silently drops what is deeper; premailer parses with it.
+_LXML_MAX_DEPTH = 255
+
+
+class HTMLTooDeep(ValueError):
+    """The HTML nests deeper than premailer (lxml) can keep; it is not inlined."""
+
+
+def _check_depth(html: str) -> None:
+    """Raise :class:`HTMLTooDeep` when lxml would truncate ``html``."""
+    etree = importlib.import_module("lxml.etree")
+    parser = etree.HTMLParser()
+    etree.fromstring(html.strip(), parser)
+    if any("Excessive depth" in entry.message for entry in parser.error_log):
+        raise HTMLTooDeep(
+            f"the HTML nests elements more than {_LXML_MAX_DEPTH} deep, and premailer (lxml) "
+            "would silently drop everything deeper; flatten the markup, or use "
+            "inliner='css_inline', which keeps it"
+        )
+
+
 class PremailerEngine(Engine):
     """premailer (lxml + cssutils): the default engine, a core dependency."""
 
@@ -280,9 +302,16 @@ class PremailerEngine(Engine):
         )
 
     def inline(self, html: str) -> str:
-        """premailer's output for ``html``; an empty document stays empty."""
+        """premailer's output for ``html``; an empty document stays empty.
+
+        Raises:
+            HTMLTooDeep: ``html`` nests elements deeper than lxml's HTML parser
+                keeps (255): premailer would silently drop everything deeper.
+        """
         if not html.strip():
             return html
+        if html.count("<") >= _LXML_MAX_DEPTH:  # fewer tags cannot nest that deep
+            _check_depth(html)
         return str(self._premailer().transform(html, pretty_print=False))
 
     def selectors(self, css_texts: Iterable[str]) -> list[str]:
@@ -361,7 +390,7 @@ class PremailerEngine(Engine):
 
 
 class CSSInlineEngine(Engine):
-    """css-inline (Rust, html5ever): the fast engine of ``notifykit[fast]``."""
+    """css-inline (Rust, html5ever): the fast engine of ``notifykit-py[fast]``."""
 
     name = "css_inline"
 
