@@ -239,11 +239,13 @@ def test_mask_exception_cleans_the_whole_chain() -> None:
     middle.__context__ = root
     top = smtplib.SMTPAuthenticationError(535, b"5.7.8 you sent " + plain)
     top.__cause__ = middle
+    top.add_note(f"while logging in with {secret}")
     mask_exception(top, [secret, f"\0me\0{secret}"])
     assert_exception_hidden(top, forms(secret, "me"))
     assert 535 == top.smtp_code
     assert isinstance(top.__cause__, OSError)
     assert "denied for ***" == top.__cause__.strerror
+    assert ["while logging in with ***"] == top.__notes__
 
 
 # --------------------------------------------------------------------------- DSN errors
