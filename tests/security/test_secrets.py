@@ -362,15 +362,17 @@ class EchoAuthServer:
     one offered, so smtplib uses it.
     """
 
-    def __init__(self, mechanism: str) -> None:
+    def __init__(self, mechanism: str, certificates: Any = None) -> None:
         from aiosmtpd.controller import Controller
 
         self.port = closed_port()
-        excluded = [m for m in ("PLAIN", "LOGIN") if m != mechanism]
+        self.certificates = certificates  # implicit TLS (smtps) when given
+        excluded = [m for m in ("PLAIN", "LOGIN") if m not in mechanism.split()]
         self.controller = Controller(
             _Sink(),
             hostname="127.0.0.1",
             port=self.port,
+            ssl_context=certificates.server_context() if certificates else None,
             authenticator=self._refuse,
             auth_require_tls=False,
             auth_exclude_mechanism=excluded,
@@ -416,6 +418,13 @@ def echo_server(request: pytest.FixtureRequest) -> Iterator[EchoAuthServer]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def echo_smtps_server(certificates: Any) -> Iterator[EchoAuthServer]:
+    """The same over implicit TLS (smtps), offering PLAIN and LOGIN."""
+    with EchoAuthServer("PLAIN LOGIN", certificates) as server:
+        yield server
+
+
 def _smtp_url(server: EchoAuthServer, user: str, password: str) -> str:
     return (
         f"smtp://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{server.port}"
@@ -430,12 +439,12 @@ def _email() -> nk.Email:
 
 
 def _send_and_collect(
-    transport_url: str, message: nk.Email | nk.SMS, secret_forms_: set[str]
+    transport_url: str | nk.Transport, message: nk.Email | nk.SMS, secret_forms_: set[str]
 ) -> None:
     """Send through a Notifier logging to JSONL, SQLite and logging; check everything."""
     with tempfile.TemporaryDirectory() as tmp, debug_logs() as logs:
         jsonl, db = Path(tmp, "log.jsonl"), Path(tmp, "log.db")
-        transport = from_dsn(transport_url)
+        transport = from_dsn(transport_url) if isinstance(transport_url, str) else transport_url
         channel = "sms" if isinstance(message, nk.SMS) else "email"
         notifier = nk.Notifier(
             **{channel: transport},
@@ -468,6 +477,26 @@ def test_smtp_auth_failure_never_shows_the_credentials(
     if wrap:
         url = f"{wrap}({url} {url})?retry_attempts=1"
     _send_and_collect(url, _email(), forms(password, user))
+
+
+@examples(10)
+@given(password=secrets_from(_PRINTABLE))
+def test_smtps_auth_failure_never_shows_the_credentials(
+    echo_smtps_server: EchoAuthServer, password: str
+) -> None:
+    """smtps (implicit TLS): smtplib tries PLAIN, then LOGIN; both replies echo."""
+    from notifykit.transports.smtp import SMTPTransport
+
+    transport = SMTPTransport(
+        "127.0.0.1",
+        echo_smtps_server.port,
+        "mailer",
+        password,
+        security="ssl",
+        ssl_context=echo_smtps_server.certificates.client_context(),
+        timeout=5,
+    )
+    _send_and_collect(transport, _email(), forms(password, "mailer"))
 
 
 def test_the_echo_server_does_echo(echo_server: EchoAuthServer) -> None:
