@@ -236,6 +236,8 @@ _SMTP_OPTIONS: dict[str, Callable[[str], Any]] = {
     "ipv4_only": _bool,
     "max_messages_per_connection": _positive_int,
     "allow_insecure_auth": _bool,
+    "connect_timeout": _positive_float,
+    "max_connections": _positive_int,
 }
 _SES_OPTIONS: dict[str, Callable[[str], Any]] = {
     "region": _text,
@@ -265,6 +267,7 @@ _COMPOSER_OPTIONS: dict[str, Callable[[str], Any]] = {
     "retry_maximum": _non_negative_float,
     "retry_jitter": _non_negative_float,
     "deadline": _positive_float,
+    "probe_timeout": _positive_float,
 }
 
 
@@ -357,6 +360,13 @@ def _from_dsn(url: str, depth: int) -> BaseTransport:
     if not isinstance(url, str) or not url.strip():
         raise ConfigurationError("a transport URL must be a non-empty string")
     url = url.strip()
+    from notifykit.ratelimit import split_rate  # ?rate=14/s works on every transport
+
+    url, rate = split_rate(url)
+    if rate is not None:
+        limited = _from_dsn(url, depth)
+        limited.rate_limit = rate.for_transport(limited)  # rate=auto: ask the provider (SES)
+        return limited
     composer = _split_composer(url)
     if composer is not None:
         if depth > MAX_NESTING:
