@@ -1245,8 +1245,11 @@ def _parse_since(text: str) -> datetime | timedelta:
         return when
     try:
         return when.astimezone()
-    except (OverflowError, ValueError):  # the edge of the calendar (0001-01-01): take it as UTC
-        return when.replace(tzinfo=timezone.utc)
+    except (OverflowError, ValueError):  # the edge of the calendar (0001-01-01)
+        raise ConfigurationError(
+            f"--since {text!r} is too early to convert from local time: "
+            "give a time zone (0001-01-01T00:00+00:00) or a later date"
+        ) from None
 
 
 def cmd_log_stats(args: argparse.Namespace, console: _Console) -> int:
@@ -1267,9 +1270,8 @@ def cmd_log_stats(args: argparse.Namespace, console: _Console) -> int:
 
 def cmd_log_tail(args: argparse.Namespace, console: _Console) -> int:
     """The latest events of the SQLite delivery log, oldest first."""
-    if args.n < 0:
-        raise ConfigurationError("-n must be 0 or more")
-    args.n = min(args.n, 2**63 - 1)  # SQLite's largest integer: "all of them"
+    if not 0 <= args.n < 2**63:  # SQLite's integers are 64-bit
+        raise ConfigurationError(f"-n must be from 0 to {2**63 - 1}, not {args.n}")
     sink = _open_log(args.db)
     try:
         events = sink.tail(args.n)

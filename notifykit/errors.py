@@ -194,7 +194,9 @@ def _mask_one(exc: BaseException, forms: tuple[str, ...]) -> None:
                 except (AttributeError, TypeError):
                     pass
     for name, value in list(vars(exc).items()):
-        if name.startswith("__") or not isinstance(value, (str, bytes, tuple, list, dict)):
+        if name.startswith("__") and name != "__notes__":
+            continue
+        if not isinstance(value, (str, bytes, tuple, list, dict)):
             continue
         try:
             setattr(exc, name, _mask_value(value, forms))
