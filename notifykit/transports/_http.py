@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -331,7 +332,10 @@ class HTTPSession:
         self.max_connections = max_connections
         self._injected = http_client
         self._client: httpx.Client | None = None
-        self._aclient: tuple[object, httpx.AsyncClient] | None = None
+        #: One async client per event loop (a client is bound to the loop that made it).
+        self._aclients: weakref.WeakKeyDictionary[Any, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
         self._lock = threading.Lock()
 
     @property
@@ -412,11 +416,11 @@ class HTTPSession:
         import asyncio
 
         loop = asyncio.get_running_loop()
-        current = self._aclient
-        if current is not None and current[0] is loop and not current[1].is_closed:
-            return current[1]
+        current = self._aclients.get(loop)
+        if current is not None and not current.is_closed:
+            return current
         client: httpx.AsyncClient = import_httpx().AsyncClient(**self._client_options())
-        self._aclient = (loop, client)
+        self._aclients[loop] = client
         return client
 
     async def arequest(self, method: str, request: HTTPRequest) -> HTTPResponse:
@@ -443,9 +447,11 @@ class HTTPSession:
 
     async def aclose(self) -> None:
         """Close the async client (and the sync one); the next request opens new ones."""
-        current, self._aclient = self._aclient, None
-        if current is not None and not current[1].is_closed:
-            await current[1].aclose()
+        import asyncio
+
+        current = self._aclients.pop(asyncio.get_running_loop(), None)
+        if current is not None and not current.is_closed:
+            await current.aclose()
         if self._client is not None:
             self.close()  # closing idle pooled sockets does not wait on the network
 

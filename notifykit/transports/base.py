@@ -175,7 +175,20 @@ async def _acquire(limit: RateLimit) -> RateLimit | None:
             inner.acquire()
         return inner
 
-    return await asyncio.to_thread(take)
+    taking = asyncio.ensure_future(asyncio.to_thread(take))
+    try:
+        return await asyncio.shield(taking)
+    except asyncio.CancelledError:
+        # The thread still takes the slot: give it back as soon as it has.
+        taking.add_done_callback(_release_taken)
+        raise
+
+
+def _release_taken(taking: asyncio.Future[RateLimit | None]) -> None:
+    if not taking.cancelled() and taking.exception() is None:
+        held = taking.result()
+        if held is not None:
+            held.release()
 
 
 class _Settling:

@@ -38,6 +38,7 @@ import socket
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -601,18 +602,25 @@ class SMTPTransport(BaseTransport):
         return await self._async_pool().send(message, _prepare)
 
     def _async_pool(self) -> AsyncSMTP:
-        """The async pool of the running event loop (a new loop gets a new pool)."""
-        pool = self.__dict__.get("_apool")
-        if pool is None or pool.loop is not asyncio.get_running_loop():
+        """The async pool of the running event loop (each loop has its own connections)."""
+        loop = asyncio.get_running_loop()
+        pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncSMTP]
+        pools = self.__dict__.setdefault("_apools", weakref.WeakKeyDictionary())
+        pool = pools.get(loop)
+        if pool is None:
             from notifykit.transports._asmtp import AsyncSMTP
 
-            pool = self.__dict__["_apool"] = AsyncSMTP(self)
+            pool = pools[loop] = AsyncSMTP(self)
         return pool
 
     async def aclose(self) -> None:
-        """Say QUIT on every idle connection, async ones and sync ones (in a thread)."""
-        pool = self.__dict__.get("_apool")
-        if pool is not None and pool.loop is asyncio.get_running_loop():
+        """Say QUIT on every idle connection of this loop's pool and of the sync pool.
+
+        Idempotent; a later send opens new connections.
+        """
+        pools = self.__dict__.get("_apools")
+        pool = pools.get(asyncio.get_running_loop()) if pools is not None else None
+        if pool is not None:
             await pool.aclose()
         if self._idle:  # connections of the sync path too (QUIT waits on the network)
             await asyncio.to_thread(self._close_idle)

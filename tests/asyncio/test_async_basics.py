@@ -119,3 +119,55 @@ def test_without_aiosmtplib_asend_names_the_extra(monkeypatch: pytest.MonkeyPatc
     smtp = nk.SMTPTransport("127.0.0.1", 2525, security="none")
     with pytest.raises(nk.MissingDependency, match=r"notifykit-py\[async\]"):
         asyncio.run(smtp.asend(email()))
+
+
+def test_cancelled_while_waiting_for_a_rate_slot_gives_it_back() -> None:
+    """A send cancelled while it waits for a rate-limit slot does not leak the slot."""
+    transport = nk.MemoryTransport()
+    limit = nk.RateLimit(1, per=0.3)
+    transport.rate_limit = limit
+
+    async def run() -> None:
+        await transport.asend(email(0))  # takes the only slot of this window
+        waiting = asyncio.create_task(transport.asend(email(1)))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await asyncio.sleep(0.5)  # the thread takes the slot, then the callback frees it
+        await asyncio.wait_for(transport.asend(email(2)), 2)
+
+    asyncio.run(run())
+    assert ["Hi 0", "Hi 2"] == [m.subject for m in transport.outbox]
+
+
+def test_one_smtp_transport_serves_two_event_loops(smtp_server: object) -> None:
+    """Each event loop (here one per thread) gets its own aiosmtplib pool."""
+    pytest.importorskip("aiosmtplib")
+    from tests.servers.smtp import SMTPServer
+
+    assert isinstance(smtp_server, SMTPServer)
+    smtp = nk.SMTPTransport(
+        "127.0.0.1", smtp_server.port, security="none", local_hostname="client.test"
+    )
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        async def run() -> None:
+            for k in range(3):
+                await smtp.asend(email(n * 10 + k))
+            await smtp.aclose()
+
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert [] == errors
+    assert 6 == len(smtp_server.messages)
+    assert 2 == smtp_server.connections
