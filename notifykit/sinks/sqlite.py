@@ -911,6 +911,16 @@ class SQLiteSink:
         """
         self._writer.put(event)
 
+    async def arecord(self, event: DeliveryEvent) -> None:
+        """:meth:`record` from async code (``Notifier.asend``): ``"batched"`` queues on
+        the loop; ``"sync"``/``"fsync"`` wait for the commit in a worker thread."""
+        if self.durability == "batched":
+            self.record(event)
+        else:
+            import asyncio
+
+            await asyncio.to_thread(self.record, event)
+
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Wait until every event recorded before this call is written.
 

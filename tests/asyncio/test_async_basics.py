@@ -171,3 +171,21 @@ def test_one_smtp_transport_serves_two_event_loops(smtp_server: object) -> None:
     assert [] == errors
     assert 6 == len(smtp_server.messages)
     assert 2 == smtp_server.connections
+
+
+@pytest.mark.parametrize("durability", ["batched", "fsync"])
+def test_sqlite_sink_records_async_sends(tmp_path: Path, durability: str) -> None:
+    """asend logs to SQLite; a committing durability waits in a thread, not on the loop."""
+    sink = nk.SQLiteSink(str(tmp_path / "log.db"), durability=durability)  # type: ignore[arg-type]
+    notifier = nk.Notifier(email=nk.MemoryTransport(), sinks=[sink], strict_sinks=True)
+
+    async def run() -> Receipt:
+        async with notifier:
+            return await notifier.asend(email())
+
+    receipt = asyncio.run(run())
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "log.db") as db:
+        statuses = [r[0] for r in db.execute("SELECT status FROM events ORDER BY rowid")]
+    assert ["queued", "sent"] == statuses, receipt
