@@ -189,3 +189,22 @@ def test_sqlite_sink_records_async_sends(tmp_path: Path, durability: str) -> Non
     with sqlite3.connect(tmp_path / "log.db") as db:
         statuses = [r[0] for r in db.execute("SELECT status FROM events ORDER BY rowid")]
     assert ["queued", "sent"] == statuses, receipt
+
+
+def test_asend_refuses_a_suppressed_recipient_like_send() -> None:
+    """The suppression list applies to asend/asend_email: Suppressed, a failed event, no send."""
+    from notifykit.suppression import SQLiteSuppressionList
+
+    store = SQLiteSuppressionList()
+    store.add("gone@example.com", "smtp; 550 5.1.1 user unknown", source="bounce")
+    transport, sink = nk.MemoryTransport(), nk.MemorySink()
+    notifier = nk.Notifier(email=transport, sinks=[sink], suppression=store, sender="s@x.example")
+    message = nk.Email(to=["ok@example.com", "Gone@example.com"], subject="Hi", text="t")
+    with pytest.raises(nk.Suppressed) as info:
+        asyncio.run(notifier.asend(message))
+    assert {"Gone@example.com": "smtp; 550 5.1.1 user unknown"} == info.value.rejected
+    assert [] == transport.outbox
+    assert ["queued", "failed"] == [e.status for e in sink.events]
+    receipt = asyncio.run(notifier.asend(message, ignore_suppression=True))
+    assert receipt.transport
+    assert 1 == len(transport.outbox)
