@@ -157,9 +157,10 @@ class TemplateRenderer:
         sandboxed: render in Jinja's sandbox, for templates your users edit;
             a sandbox violation is a :class:`~notifykit.errors.TemplateError`.
             With ``environment=``, that environment must be sandboxed.
-        inliner: the CSS inliner: ``"premailer"`` (default), ``"css_inline"``
-            (faster, ``pip install "notifykit[fast]"``), ``"auto"`` (css_inline
-            when installed) or ``None`` (no inlining).
+        inliner: the CSS inliner: ``"auto"`` (the default: css-inline, a core
+            dependency, or premailer if css-inline cannot be imported on this
+            platform), ``"css_inline"``, ``"premailer"`` or ``None`` (no
+            inlining).
         auto_reload: re-read templates whose source changed (Jinja's option).
         reload_interval: with ``auto_reload``, look at a template's files (a
             ``stat`` each) at most this often, in seconds, not at every render.
@@ -175,7 +176,7 @@ class TemplateRenderer:
         *,
         loader: jinja2.BaseLoader | None = None,
         sandboxed: bool = False,
-        inliner: str | None = "premailer",
+        inliner: str | None = "auto",
         auto_reload: bool = True,
         reload_interval: float = 1.0,
         compile: bool = True,

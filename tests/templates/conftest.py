@@ -41,9 +41,13 @@ def reference_text(renderer: TemplateRenderer, name: str, context: Mapping[str, 
 
 
 def assert_equivalent(
-    renderer: TemplateRenderer, name: str, context: Mapping[str, Any], engine: str = "premailer"
+    renderer: TemplateRenderer, name: str, context: Mapping[str, Any], engine: str | None = None
 ) -> None:
-    """The renderer's html and text equal the per-message reference (normalised)."""
+    """The renderer's html and text equal the per-message reference (normalised).
+
+    ``engine`` (whose parser normalises both sides) defaults to the renderer's own.
+    """
+    engine = engine or renderer.inliner or "premailer"
     rendered = renderer.render(name, context)
     assert rendered.html is not None
     assert normalise(reference_html(renderer, name, context), engine) == normalise(

@@ -193,7 +193,7 @@ TEXT_PER_MESSAGE = {
     "entity_var.html",
 }
 
-RENDERER = TemplateRenderer.from_dict(TEMPLATES)
+RENDERER = TemplateRenderer.from_dict(TEMPLATES, inliner="premailer")
 
 
 def _markup_in(context: dict[str, Any]) -> bool:
@@ -261,7 +261,8 @@ def _wrap(source: str) -> str:
 
 CORPUS_FILES = _corpus_files(CORPUS) if CORPUS.is_dir() else []
 CORPUS_RENDERER = TemplateRenderer.from_dict(
-    {str(p.relative_to(CORPUS)): _wrap(p.read_text(encoding="utf-8")) for p in CORPUS_FILES}
+    {str(p.relative_to(CORPUS)): _wrap(p.read_text(encoding="utf-8")) for p in CORPUS_FILES},
+    inliner="premailer",
 )
 CORPUS_CONTEXT = st.fixed_dictionaries({"first_name": VALUE, "greeting": TEXT})
 
