@@ -55,6 +55,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
+from types import CodeType
 from typing import Any, Union
 
 from jinja2 import Environment, Template, meta, nodes
@@ -601,6 +602,7 @@ def build_document(
     body = flattener.statements(prelude, None, 0) + flattener.statements(base_body, None, 0)
     if flattener.macros:
         body = _drop_unused_imports(body)
+    body = _fold_static(body)
     parts: dict[str, nodes.Block] = {}
     for part in ("subject", "text", "sms"):
         if part in flattener.defs:
@@ -610,6 +612,41 @@ def build_document(
                 parts.clear()
                 break
     return Document(body, flattener.deps, env, parts)
+
+
+def _is_static(body: list[nodes.Node]) -> bool:
+    return all(
+        isinstance(node, nodes.Output)
+        and all(isinstance(child, nodes.TemplateData) for child in node.nodes)
+        for node in body
+    )
+
+
+def _fold_static(body: list[nodes.Node]) -> list[nodes.Node]:
+    """Splice static blocks and includes into the text around them; merge adjacent outputs.
+
+    ``<style>{% include "mail.css" %}</style>`` and
+    ``<style>{% block css %}…{% endblock %}</style>`` become one piece of static text, which the analysis can edit as a whole. A
+    block or include without variables or tags renders the same wherever it is;
+    consecutive ``Output`` nodes write one after the other either way.
+    """
+    out: list[nodes.Node] = []
+    for node in body:
+        for field in node.fields:
+            value = getattr(node, field)
+            if isinstance(value, list) and value and isinstance(value[0], nodes.Stmt):
+                setattr(node, field, _fold_static(value))
+        pieces: list[nodes.Node] = [node]
+        if isinstance(node, (nodes.Scope, nodes.Block)) and _is_static(node.body):
+            pieces = list(node.body)
+        for piece in pieces:
+            if isinstance(piece, nodes.Output) and out and isinstance(out[-1], nodes.Output):
+                merged = nodes.Output(list(out[-1].nodes) + list(piece.nodes))
+                merged.lineno = out[-1].lineno
+                out[-1] = merged
+            else:
+                out.append(piece)
+    return out
 
 
 def _drop_unused_imports(body: list[nodes.Node]) -> list[nodes.Node]:
@@ -1392,6 +1429,10 @@ class Compiled:
         self.parts = parts
         #: whether the HTML links local stylesheets (to expand per message)
         self.local_links = True
+        #: whether ``template`` was compiled without autoescape (see :func:`_escape_free`)
+        self.plain = False
+        #: the code object of ``template`` (stored by the compile cache)
+        self.code: CodeType | None = None
 
 
 def compile_document(
@@ -1460,11 +1501,15 @@ def compile_document(
             body.append(nodes.Output([nodes.TemplateData(PART_SPLIT)]))
             body.append(block)
         extra = tuple(document.parts)
-    template = _compile(plain_env if plain and plain_env else env, body, f"{name}#compiled")
+    template, code = _compile_code(
+        plain_env if plain and plain_env else env, body, f"{name}#compiled"
+    )
     compiled = Compiled(
         template, html_reason is None, text_reason is None, html_reason, text_reason, extra
     )
     compiled.local_links = links
+    compiled.plain = bool(plain and plain_env)
+    compiled.code = code
     return compiled
 
 
@@ -1496,8 +1541,17 @@ def _parts_mergeable(body: list[nodes.Node], parts: dict[str, nodes.Block]) -> b
     return True
 
 
-def _compile(env: Environment, body: list[nodes.Node], name: str) -> Template:
+def _compile(
+    env: Environment, body: list[nodes.Node], name: str, filename: str | None = None
+) -> Template:
+    return _compile_code(env, body, name, filename)[0]
+
+
+def _compile_code(
+    env: Environment, body: list[nodes.Node], name: str, filename: str | None = None
+) -> tuple[Template, CodeType]:
+    """A template from an AST, and its code object (what the compile cache stores)."""
     template = nodes.Template(body, lineno=1)
     template.set_environment(env)
-    code = env.compile(template, name=name)
-    return env.template_class.from_code(env, code, env.globals)
+    code = env.compile(template, name=name, filename=filename)
+    return env.template_class.from_code(env, code, env.globals), code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,12 @@ import pytest
 from notifykit.templates import TemplateRenderer
 from notifykit.templates._inline import normalise
 from notifykit.templates._text import html_to_text
+
+# The renderers of these tests use the persistent compile cache, as by default,
+# but in a fresh folder: never entries left by another version of the code.
+os.environ.setdefault(
+    "NOTIFYKIT_TEMPLATE_CACHE", tempfile.mkdtemp(prefix="notifykit-test-template-cache-")
+)
 
 #: Real-world e-mail templates (read-only test data): the copy in
 #: ``tests/templates/corpus`` (see its README), or the folder ``NOTIFYKIT_CORPUS`` names.
