@@ -626,8 +626,9 @@ def _fold_static(body: list[nodes.Node]) -> list[nodes.Node]:
     """Splice static blocks and includes into the text around them; merge adjacent outputs.
 
     ``<style>{% include "mail.css" %}</style>`` and
-    ``<style>{% block css %}…{% endblock %}</style>`` become one piece of static text, which the analysis can edit as a whole. A
-    block or include without variables or tags renders the same wherever it is;
+    ``<style>{% block css %}…{% endblock %}</style>`` become one piece of static
+    text, which the analysis can edit as a whole. A block or include without
+    variables or tags renders the same wherever it is;
     consecutive ``Output`` nodes write one after the other either way.
     """
     out: list[nodes.Node] = []
