@@ -133,11 +133,51 @@ class _Ours:
         return self.text
 
 
-def _refuse_markup(text: str) -> None:
-    if "<" in text or '"' in text or "'" in text or _PARTIAL_ENTITY.search(text):
+def _refuse_markup(text: str, position: str | None = None) -> None:
+    """Refuse markup that could change the document's structure at ``position``.
+
+    ``position``: ``"data"`` (between tags: only a tag or an unfinished entity
+    could), a quote character (inside an attribute quoted with it: the quote
+    too), or ``None`` (not known: any quote too).
+    """
+    if "<" in text or _PARTIAL_ENTITY.search(text):
+        raise NeedsFallback("a variable holds markup")
+    if position is None:
+        if '"' in text or "'" in text:
+            raise NeedsFallback("a variable holds markup")
+    elif position != "data" and position in text:
         raise NeedsFallback("a variable holds markup")
     if SPLIT in text:
         raise NeedsFallback("a variable holds the control character \\x01")
+
+
+def _position_filter(position: str, plain: bool) -> Callable[[Any], Any]:
+    """The filter of a variable whose position in the markup is known (see ``_Analysis``).
+
+    Markup values (a translation from ``_()`` or ``{% trans %}``, ``|safe``)
+    are refused only for what could change the structure *there*: a quote
+    between tags, or the other quote inside an attribute, is harmless.
+    """
+
+    def filter_(value: Any) -> Any:
+        if type(value) is str:
+            if SPLIT in value:
+                raise NeedsFallback("a variable holds the control character \\x01")
+            text = _escape_str(value)
+        elif hasattr(value, "__html__"):
+            text = value.__html__()
+            _refuse_markup(text, position)
+        else:
+            text = str(value)
+            if SPLIT in text:
+                raise NeedsFallback("a variable holds the control character \\x01")
+            text = _escape_str(text)
+        return text if plain else _Ours(text)
+
+    return filter_
+
+
+_POSITIONS = {"data": "data", '"': "dq", "'": "sq"}
 
 
 def html_guard(value: Any) -> Any:
@@ -200,7 +240,7 @@ def _both_text(mode: str) -> Callable[[Any, str], str]:
             markup = _escape_str(value)
         elif hasattr(value, "__html__"):
             markup = value.__html__()
-            _refuse_markup(markup)
+            _refuse_markup(markup, "data")
             text = html_module.unescape(markup)
         else:
             text = str(value)
@@ -243,6 +283,9 @@ def compiled_filters() -> dict[str, Callable[..., Any]]:
         f"notifykit_both_{m}": _make_both(m) for m in ("normal", "pre")
     }
     filters["notifykit_text_attr"] = _text_only
+    filters["notifykit_unguarded"] = _unguarded
+    for position, suffix in _POSITIONS.items():
+        filters[f"notifykit_at_{suffix}"] = _position_filter(position, plain=False)
     return filters
 
 
@@ -268,6 +311,8 @@ def plain_filters() -> dict[str, Callable[..., Any]]:
     filters["notifykit_text_attr"] = lambda value: _text_only(value).text
     filters["notifykit_html"] = _plain_html
     filters["notifykit_plain"] = _plain_part
+    for position, suffix in _POSITIONS.items():
+        filters[f"notifykit_at_{suffix}"] = _position_filter(position, plain=True)
     return filters
 
 
@@ -351,6 +396,8 @@ class Document:
         self.env = env
         #: the ``subject``/``text``/``sms`` blocks, resolved like the document's
         self.parts = parts or {}
+        #: the blocks ``self.<block>()`` renders: name -> its resolved body
+        self.self_blocks: dict[str, nodes.Block] = {}
 
 
 class _Flattener:
@@ -568,11 +615,10 @@ def build_document(
         if len(chain) > _MAX_DEPTH or parent.value in flattener.deps:
             raise Unsupported("{% extends %} loops or nests too deeply")
         chain.append(flattener.parse(parent.value))
-    if any(n.find(nodes.Name) is not None and _uses_self(n) for n in chain):
-        raise Unsupported("the template calls self.<block>()")
     for ast in chain:
         for block in ast.find_all(nodes.Block):
             flattener.defs.setdefault(block.name, []).append(block)
+    self_names = _self_blocks(chain, flattener.defs)
     prelude: list[nodes.Node] = []
     _ok = (nodes.Assign, nodes.AssignBlock, nodes.Import, nodes.FromImport, nodes.Macro)
     for ast in chain[:-1]:
@@ -600,8 +646,9 @@ def build_document(
         base_body = _clone(chain[-1].body, env)
     flattener.collect_macros(prelude, base_body)
     body = flattener.statements(prelude, None, 0) + flattener.statements(base_body, None, 0)
+    self_blocks = {name: flattener.block(name, 0, 0) for name in self_names}
     if flattener.macros:
-        body = _drop_unused_imports(body)
+        body = _drop_unused_imports(body, list(self_blocks.values()))
     body = _fold_static(body)
     parts: dict[str, nodes.Block] = {}
     for part in ("subject", "text", "sms"):
@@ -611,7 +658,9 @@ def build_document(
             except Unsupported:
                 parts.clear()
                 break
-    return Document(body, flattener.deps, env, parts)
+    document = Document(body, flattener.deps, env, parts)
+    document.self_blocks = self_blocks
+    return document
 
 
 def _is_static(body: list[nodes.Node]) -> bool:
@@ -650,13 +699,17 @@ def _fold_static(body: list[nodes.Node]) -> list[nodes.Node]:
     return out
 
 
-def _drop_unused_imports(body: list[nodes.Node]) -> list[nodes.Node]:
+def _drop_unused_imports(
+    body: list[nodes.Node], extra: list[nodes.Node] | None = None
+) -> list[nodes.Node]:
     """Remove top-level ``{% from … import %}`` names no expression reads any more.
 
     After macro calls are expanded in place, importing the macro is wasted work
-    per message (a template lookup and a module fetch).
+    per message (a template lookup and a module fetch). ``extra``: more code
+    that will be compiled with ``body`` (the blocks ``self.<block>()`` renders).
     """
-    used = {n.name for n in nodes.Template(body).find_all(nodes.Name) if n.ctx == "load"}
+    everything = nodes.Template(body + list(extra or []))
+    used = {n.name for n in everything.find_all(nodes.Name) if n.ctx == "load"}
     kept: list[nodes.Node] = []
     for node in body:
         if isinstance(node, nodes.FromImport):
@@ -668,8 +721,35 @@ def _drop_unused_imports(body: list[nodes.Node]) -> list[nodes.Node]:
     return kept
 
 
-def _uses_self(ast: nodes.Template) -> bool:
-    return any(n.name == "self" and n.ctx == "load" for n in ast.find_all(nodes.Name))
+def _self_blocks(chain: list[nodes.Template], defs: dict[str, list[nodes.Block]]) -> list[str]:
+    """The blocks the templates render with ``self.<block>()``, e.g. in ``{% if %}`` tests.
+
+    Every other use of ``self`` (``self[name]``, ``self.x`` not called, or
+    called with arguments) is :class:`Unsupported`.
+    """
+    names: list[str] = []
+    for ast in chain:
+        uses = sum(1 for n in ast.find_all(nodes.Name) if n.name == "self" and n.ctx == "load")
+        if not uses:
+            continue
+        calls = 0
+        for call in ast.find_all(nodes.Call):
+            target = call.node
+            if (
+                isinstance(target, nodes.Getattr)
+                and isinstance(target.node, nodes.Name)
+                and target.node.name == "self"
+            ):
+                if call.args or call.kwargs or call.dyn_args or call.dyn_kwargs:
+                    raise Unsupported(f"self.{target.attr}() is called with arguments")
+                if target.attr not in defs:
+                    raise Unsupported(f"self.{target.attr}() names no block")
+                if target.attr not in names:
+                    names.append(target.attr)
+                calls += 1
+        if calls != uses:
+            raise Unsupported("the template uses self other than as self.<block>()")
+    return names
 
 
 # ------------------------------------------------------------------- 2. skeletons
@@ -899,6 +979,8 @@ class _Analysis:
         self.dynamic_parents: set[int | None] = set()
         self.dynamic_attrs: dict[int, set[str]] = {}
         self.in_region: set[int] = set()  # elements inside some region
+        #: where each variable is: "data" (between tags) or the quote of its attribute
+        self.positions: dict[int, str] = {}
         self._check_prefixes()
         self._walk()
 
@@ -929,6 +1011,11 @@ class _Analysis:
                     continue
                 element_id = len(self.elements)
                 attrs = event.attrs
+                for match in _ATTR.finditer(event.raw, len(event.tag) + 1):
+                    value = match.group("value") or ""
+                    if value[:1] in ("'", '"'):
+                        for token in _OUT_TOKEN.finditer(value):
+                            self.positions[int(token.group(1))] = value[0]
                 dynamic = {k for k, v in attrs if v is not None and _TOKEN_CHARS.search(v)}
                 if dynamic:
                     self.dynamic_attrs[element_id] = dynamic
@@ -966,6 +1053,8 @@ class _Analysis:
                     continue
                 for match in tokens:
                     token = match.group(0)
+                    if token[0] == OUT_OPEN:
+                        self.positions[int(token[1:-1])] = "data"
                     if token[0] == MARK_OPEN:
                         self._region_marker(int(token[1:-1]), stack, region_stack)
                     if parent is None or self.elements[parent].tag in ("html", "head"):
@@ -1027,6 +1116,8 @@ class _Editor:
         self.replacements: list[tuple[int, int, str]] = []
         self.insertions: list[tuple[int, list[TextItem]]] = []
         self.wraps: dict[int, str] = {}
+        #: variables' positions (see ``_Analysis.positions``): their guard filter
+        self.positions: dict[int, str] = {}
 
     def replace(self, start: int, end: int, text: str) -> None:
         first = self.sk.piece_at(start)
@@ -1127,7 +1218,9 @@ class _Editor:
             assert owner is not None
             owners[id(owner)] = owner
             mods.setdefault(id(owner), []).append((offset, 0, seq, offset, "", items))
-        wrapped = self.sk.outs if default is not None else self.wraps
+        wrapped = (
+            self.sk.outs if default is not None else set(self.wraps) | set(self.positions)
+        )
         wrapped_owners = {id(self.sk.outs[o].owner): self.sk.outs[o].owner for o in wrapped}
         for key, owner in wrapped_owners.items():
             assert owner is not None
@@ -1172,6 +1265,9 @@ class _Editor:
                     if mode is not None:
                         prefix = [nodes.Const(prefixes[out_id])] if out_id in prefixes else []
                         node = nodes.Filter(node, filters[mode], prefix, [], None, None)
+                    elif out_id in self.positions:
+                        suffix = _POSITIONS[self.positions[out_id]]
+                        node = nodes.Filter(node, f"notifykit_at_{suffix}", [], [], None, None)
                     elif default is not None:
                         node = nodes.Filter(node, default, [], [], None, None)
                     new_nodes.append(node)
@@ -1465,6 +1561,7 @@ def compile_document(
         raise Unsupported("the template contains the control character \\x01")
     analysis = _Analysis(skeleton)
     editor = _Editor(skeleton)
+    editor.positions = analysis.positions
     if engine is not None and html_reason is None:
         try:
             _plan_html(analysis, engine, editor)
@@ -1502,6 +1599,8 @@ def compile_document(
             body.append(nodes.Output([nodes.TemplateData(PART_SPLIT)]))
             body.append(block)
         extra = tuple(document.parts)
+    if document.self_blocks:
+        body.append(_unreached_blocks(document))
     template, code = _compile_code(
         plain_env if plain and plain_env else env, body, f"{name}#compiled"
     )
@@ -1512,6 +1611,38 @@ def compile_document(
     compiled.plain = bool(plain and plain_env)
     compiled.code = code
     return compiled
+
+
+def _unreached_blocks(document: Document) -> nodes.Node:
+    """``{% if false %}`` around the blocks ``self.<block>()`` renders, under their own names.
+
+    They are the template's own blocks (layout, ``super()``, includes and macros
+    resolved as in the document), not edited by the analysis: ``self.footer()``
+    gives what it gives per message. Jinja makes each a block function of the
+    compiled template; the ``if`` is never true, so they never render in place.
+    Their variables skip the compiled path's markup guard (the value is only
+    ever tested or trimmed here, never part of the document).
+    """
+    blocks: list[nodes.Node] = []
+    for name, resolved in document.self_blocks.items():
+        copied = _clone(resolved, document.env)
+        for output in copied.find_all(nodes.Output):
+            output.nodes = [
+                n
+                if isinstance(n, nodes.TemplateData)
+                else nodes.Filter(n, "notifykit_unguarded", [], [], None, None)
+                for n in output.nodes
+            ]
+        block = nodes.Block(name, [copied], False, False)
+        blocks.append(block)
+    return nodes.If(nodes.Const(False), blocks, [], [])
+
+
+def _unguarded(value: Any) -> _Ours:
+    """Autoescaping of one value, without :func:`html_guard` (see :func:`_unreached_blocks`)."""
+    if hasattr(value, "__html__"):
+        return _Ours(value.__html__())
+    return _Ours(_escape_str(value if type(value) is str else str(value)))
 
 
 def _parts_mergeable(body: list[nodes.Node], parts: dict[str, nodes.Block]) -> bool:
