@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (a translation table and sample data: long strings)
 """A benchmark application: the e-mails of "Brightwell", a made-up shop.
 
 Written the way applications write their e-mails, not the way notifykit would
@@ -154,7 +155,7 @@ LAST = ["O'Brien", "Müller", "Okafor", "Silva", "Dubois", "Tanaka", "Smith & So
 PRODUCTS = [
     ("Linen shirt", "Sky blue / M"),
     ("Merino scarf", "Charcoal"),
-    ('Chef\'s knife 8"', "Carbon steel"),
+    ("Chef's knife 8\"", "Carbon steel"),
     ("Tea & biscuit tin", "Earl Grey"),
     ("Rain jacket <Pro>", "Olive / L"),
     ("Notebook, dotted", "A5"),
@@ -203,17 +204,29 @@ def context(name: str, rng: random.Random) -> dict[str, Any]:
         base.update(
             reset_url=f"https://brightwell.example/reset?token={rng.getrandbits(64):x}&u=1",
             expires_in=rng.choice([15, 30, 60]),
-            request={"ip": "203.0.113.7", "city": rng.choice(["Leith", "Lyon", "Köln"]),
-                     "browser": "Firefox 132 on Linux"},
+            request={
+                "ip": "203.0.113.7",
+                "city": rng.choice(["Leith", "Lyon", "Köln"]),
+                "browser": "Firefox 132 on Linux",
+            },
         )
     elif short == "order_confirmation":
         items = _items(rng, rng.randint(1, 8))
         base.update(
-            order={"number": number, "lines": items, "subtotal": _money(rng, 20, 900),
-                   "discount": _money(rng) if rng.random() < 0.4 else None,
-                   "shipping": rng.choice(["£0.00", "£3.95", "£6.50"]), "total": _money(rng, 20, 900)},
-            address={"line1": f"{rng.randint(1, 200)} Quay Road", "line2": rng.choice(["", "Flat 3"]),
-                     "postcode": "EH6 7AB", "city": rng.choice(["Edinburgh", "Lille", "Galway"])},
+            order={
+                "number": number,
+                "lines": items,
+                "subtotal": _money(rng, 20, 900),
+                "discount": _money(rng) if rng.random() < 0.4 else None,
+                "shipping": rng.choice(["£0.00", "£3.95", "£6.50"]),
+                "total": _money(rng, 20, 900),
+            },
+            address={
+                "line1": f"{rng.randint(1, 200)} Quay Road",
+                "line2": rng.choice(["", "Flat 3"]),
+                "postcode": "EH6 7AB",
+                "city": rng.choice(["Edinburgh", "Lille", "Galway"]),
+            },
         )
     elif short == "shipping_update":
         delayed = rng.random() < 0.3
@@ -226,62 +239,115 @@ def context(name: str, rng: random.Random) -> dict[str, Any]:
                 "eta": rng.choice(["Friday 6 December", "Monday 9 December"]),
                 "tracking": f"JD{rng.getrandbits(40):012d}",
                 "tracking_url": f"https://track.example/?id={rng.getrandbits(32):x}&lang=en",
-                "steps": [{"when": f"Dec {d}", "label": label, "done": d < 4}
-                          for d, label in enumerate(["Ordered", "Packed", "Shipped", "Out for delivery", "Delivered"], 1)][: rng.randint(2, 5)],
+                "steps": [
+                    {"when": f"Dec {d}", "label": label, "done": d < 4}
+                    for d, label in enumerate(
+                        ["Ordered", "Packed", "Shipped", "Out for delivery", "Delivered"], 1
+                    )
+                ][: rng.randint(2, 5)],
             },
         )
     elif short == "invoice":
-        lines = [{"description": rng.choice(PRODUCTS)[0], "quantity": rng.randint(1, 5), "amount": _money(rng)}
-                 for _ in range(rng.randint(1, 12))]
+        lines = [
+            {
+                "description": rng.choice(PRODUCTS)[0],
+                "quantity": rng.randint(1, 5),
+                "amount": _money(rng),
+            }
+            for _ in range(rng.randint(1, 12))
+        ]
         base["invoice"] = {
-            "number": f"INV-{rng.randint(1000, 9999)}", "date": "3 December 2026", "lines": lines,
-            "net": _money(rng, 50, 900), "vat_rate": 20, "vat": _money(rng, 5, 90),
-            "total": _money(rng, 50, 999), "paid": rng.random() < 0.6, "paid_on": "3 December 2026",
+            "number": f"INV-{rng.randint(1000, 9999)}",
+            "date": "3 December 2026",
+            "lines": lines,
+            "net": _money(rng, 50, 900),
+            "vat_rate": 20,
+            "vat": _money(rng, 5, 90),
+            "total": _money(rng, 50, 999),
+            "paid": rng.random() < 0.6,
+            "paid_on": "3 December 2026",
             "due": "31 December 2026",
         }
     elif short == "weekly_digest":
         sections = []
-        for title in rng.sample(["Style", "Kitchen", "Travel", "Staff picks", "Ask us"], rng.randint(1, 4)):
-            stories = [{"title": f"{title}: the {rng.choice(['best', 'new', 'quiet'])} {rng.choice(['edit', 'list', 'guide'])}",
-                        "url": f"https://brightwell.example/stories/{rng.getrandbits(24):x}",
-                        "summary": "Five things we're loving this week — and why you'll want them before winter.",
-                        "author": " ".join(_person(rng)["name"].split()[:2]), "minutes": rng.randint(2, 9)}
-                       for _ in range(rng.randint(1, 3))]
-            sections.append({"title": title, "is_new": rng.random() < 0.3, "stories": stories, "count": len(stories)})
+        for title in rng.sample(
+            ["Style", "Kitchen", "Travel", "Staff picks", "Ask us"], rng.randint(1, 4)
+        ):
+            stories = [
+                {
+                    "title": f"{title}: the {rng.choice(['best', 'new', 'quiet'])} {rng.choice(['edit', 'list', 'guide'])}",
+                    "url": f"https://brightwell.example/stories/{rng.getrandbits(24):x}",
+                    "summary": "Five things we're loving this week — and why you'll want them before winter.",
+                    "author": " ".join(_person(rng)["name"].split()[:2]),
+                    "minutes": rng.randint(2, 9),
+                }
+                for _ in range(rng.randint(1, 3))
+            ]
+            sections.append(
+                {
+                    "title": title,
+                    "is_new": rng.random() < 0.3,
+                    "stories": stories,
+                    "count": len(stories),
+                }
+            )
         base.update(
             sections=sections,
-            deals=[{"name": n, "price": _money(rng), "on_sale": rng.random() < 0.5}
-                   for n, _v in rng.sample(PRODUCTS, rng.randint(0, 4))],
+            deals=[
+                {"name": n, "price": _money(rng), "on_sale": rng.random() < 0.5}
+                for n, _v in rng.sample(PRODUCTS, rng.randint(0, 4))
+            ],
             unsubscribe_url=f"https://brightwell.example/u/{rng.getrandbits(48):x}",
         )
     elif short == "payment_failed":
         base.update(
-            subscription={"plan": rng.choice(["Monthly", "Annual", "Family"]), "amount": _money(rng)},
+            subscription={
+                "plan": rng.choice(["Monthly", "Annual", "Family"]),
+                "amount": _money(rng),
+            },
             attempts_left=rng.randint(0, 3),
-            card={"brand": rng.choice(["Visa", "Mastercard"]), "last4": f"{rng.randint(0, 9999):04d}"},
-            decline_reason=rng.choice(["Insufficient funds", "Card expired", 'Bank said "do not honour"']),
+            card={
+                "brand": rng.choice(["Visa", "Mastercard"]),
+                "last4": f"{rng.randint(0, 9999):04d}",
+            },
+            decline_reason=rng.choice(
+                ["Insufficient funds", "Card expired", 'Bank said "do not honour"']
+            ),
             billing_url="https://brightwell.example/account/billing?from=email",
         )
     elif short == "comment_notification":
         author = _person(rng)["name"]
         base.update(
-            review={"product": rng.choice(PRODUCTS)[0],
-                    "excerpt": "Lovely quality, but the sizing runs small — order one up."},
-            comment={"author": author, "staff": rng.random() < 0.3,
-                     "avatar": "https://cdn.brightwell.example/a/1.png",
-                     "body": rng.choice(["Thanks! We've passed this on to the team.",
-                                         "Agreed <3 — I sized up & it's perfect.",
-                                         'Which colour did you get? The "olive" one?']),
-                     "when": "2 hours ago", "url": "https://brightwell.example/r/1#c2",
-                     "mute_url": "https://brightwell.example/r/1/mute"},
+            review={
+                "product": rng.choice(PRODUCTS)[0],
+                "excerpt": "Lovely quality, but the sizing runs small — order one up.",
+            },
+            comment={
+                "author": author,
+                "staff": rng.random() < 0.3,
+                "avatar": "https://cdn.brightwell.example/a/1.png",
+                "body": rng.choice(
+                    [
+                        "Thanks! We've passed this on to the team.",
+                        "Agreed <3 — I sized up & it's perfect.",
+                        'Which colour did you get? The "olive" one?',
+                    ]
+                ),
+                "when": "2 hours ago",
+                "url": "https://brightwell.example/r/1#c2",
+                "mute_url": "https://brightwell.example/r/1/mute",
+            },
         )
     elif short == "verification_code":
         base.update(code=f"{rng.randint(0, 999999):06d}", expires_in=10)
     elif short == "account_alert":
         base.update(
-            alert={"suspicious": rng.random() < 0.25, "device": "Safari on iPhone",
-                   "location": rng.choice(["Leith, UK", "Lyon, France", "São Paulo, Brazil"]),
-                   "when": "3 Dec 2026, 09:41 UTC"},
+            alert={
+                "suspicious": rng.random() < 0.25,
+                "device": "Safari on iPhone",
+                "location": rng.choice(["Leith, UK", "Lyon, France", "São Paulo, Brazil"]),
+                "when": "3 Dec 2026, 09:41 UTC",
+            },
             security_url="https://brightwell.example/account/security",
         )
     return base

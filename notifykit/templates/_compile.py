@@ -68,6 +68,7 @@ from notifykit.templates._inline import (
     MARK,
     Engine,
     NaiveElement,
+    SkeletonOutcome,
     find_local_links,
     selector_facts,
     structural_conflict,
@@ -284,6 +285,7 @@ def compiled_filters() -> dict[str, Callable[..., Any]]:
     }
     filters["notifykit_text_attr"] = _text_only
     filters["notifykit_unguarded"] = _unguarded
+    filters["notifykit_raw"] = _Ours
     for position, suffix in _POSITIONS.items():
         filters[f"notifykit_at_{suffix}"] = _position_filter(position, plain=False)
     return filters
@@ -311,6 +313,7 @@ def plain_filters() -> dict[str, Callable[..., Any]]:
     filters["notifykit_text_attr"] = lambda value: _text_only(value).text
     filters["notifykit_html"] = _plain_html
     filters["notifykit_plain"] = _plain_part
+    filters["notifykit_raw"] = str
     for position, suffix in _POSITIONS.items():
         filters[f"notifykit_at_{suffix}"] = _position_filter(position, plain=True)
     return filters
@@ -415,7 +418,10 @@ class _Flattener:
     def parse(self, name: str) -> nodes.Template:
         if name not in self.deps:
             self.deps.append(name)
-        return self.load(name)
+        ast = self.load(name)
+        for node in ast.find_all(nodes.Node):
+            node.nk_file = name  # type: ignore[attr-defined]  # for explain(): file and line
+        return ast
 
     # -- blocks, super(), includes, macro calls
     def block(self, name: str, level: int, depth: int) -> nodes.Block:
@@ -854,6 +860,22 @@ class _Skeleton:
             else:
                 raise Unsupported(f"{{% {type(node).__name__.lower()} %}} is not supported")
 
+    def where(self, offset: int) -> str:
+        """`` (file, line N)`` for a skeleton offset, or ``""`` when not known."""
+        if not self.pieces:
+            return ""
+        piece = self.piece_at(min(offset, len(self.text) - 1) if self.text else 0)
+        node = piece.node if piece.node is not None else piece.owner
+        if node is None:
+            return ""
+        line = getattr(node, "lineno", None)
+        if not line:
+            return ""
+        if piece.kind == "static":
+            line += piece.text.count("\n", 0, max(0, offset - piece.start))
+        name = getattr(node, "nk_file", None) or getattr(piece.owner, "nk_file", None)
+        return f" ({name}, line {line})" if name else f" (line {line})"
+
     def piece_at(self, offset: int) -> _Piece:
         """The piece holding the skeleton character at ``offset``."""
         import bisect
@@ -981,8 +1003,14 @@ class _Analysis:
         self.in_region: set[int] = set()  # elements inside some region
         #: where each variable is: "data" (between tags) or the quote of its attribute
         self.positions: dict[int, str] = {}
+        #: every name the document binds ({% set %}, loops, macro parameters…)
+        self.stored: set[str] = set()
         self._check_prefixes()
         self._walk()
+
+    def where(self, offset: int) -> str:
+        """`` (file, line N)`` for a skeleton offset: where the user wrote it."""
+        return self.sk.where(offset)
 
     def _fail(self, reason: str, *, text: bool = True) -> None:
         if self.html_problem is None:
@@ -1011,11 +1039,11 @@ class _Analysis:
                     continue
                 element_id = len(self.elements)
                 attrs = event.attrs
-                for match in _ATTR.finditer(event.raw, len(event.tag) + 1):
-                    value = match.group("value") or ""
+                for attr_match in _ATTR.finditer(event.raw, len(event.tag) + 1):
+                    value = attr_match.group("value") or ""
                     if value[:1] in ("'", '"'):
-                        for token in _OUT_TOKEN.finditer(value):
-                            self.positions[int(token.group(1))] = value[0]
+                        for out_match in _OUT_TOKEN.finditer(value):
+                            self.positions[int(out_match.group(1))] = value[0]
                 dynamic = {k for k, v in attrs if v is not None and _TOKEN_CHARS.search(v)}
                 if dynamic:
                     self.dynamic_attrs[element_id] = dynamic
@@ -1053,7 +1081,7 @@ class _Analysis:
                     continue
                 for match in tokens:
                     token = match.group(0)
-                    if token[0] == OUT_OPEN:
+                    if token.startswith(OUT_OPEN):
                         self.positions[int(token[1:-1])] = "data"
                     if token[0] == MARK_OPEN:
                         self._region_marker(int(token[1:-1]), stack, region_stack)
@@ -1098,6 +1126,15 @@ def _escape_value(value: str) -> str:
 
 
 _EXTRA_OPEN, _EXTRA_CLOSE = "\ue004", "\ue005"
+
+
+def _extra_token(index: int) -> str:
+    """Where an edit puts an expression (negative: the n-th of ``replace(exprs=)``)."""
+    if index >= 0:
+        return f"{_EXTRA_OPEN}{index}{_EXTRA_CLOSE}"
+    return f"{_EXTRA_OPEN}n{-index}{_EXTRA_CLOSE}"
+
+
 _SPLIT_TOKENS = re.compile("\ue000(\\d+)\ue001|\ue004(\\d+)\ue005")
 TextItem = Union[str, nodes.Expr]  # noqa: UP007 (a runtime alias on 3.10)
 
@@ -1118,8 +1155,20 @@ class _Editor:
         self.wraps: dict[int, str] = {}
         #: variables' positions (see ``_Analysis.positions``): their guard filter
         self.positions: dict[int, str] = {}
+        #: expressions that edits insert (placed by :func:`_extra_token`)
+        self.extras: list[nodes.Expr] = []
 
-    def replace(self, start: int, end: int, text: str) -> None:
+    def replace(
+        self, start: int, end: int, text: str, exprs: list[nodes.Expr] | None = None
+    ) -> None:
+        """Replace skeleton characters ``start:end`` (static text of one output) by ``text``.
+
+        ``exprs``: expressions ``text`` places with :func:`_extra_token`.
+        """
+        if exprs:
+            for index, expr in enumerate(exprs):
+                text = text.replace(_extra_token(-1 - index), _extra_token(len(self.extras)))
+                self.extras.append(expr)
         first = self.sk.piece_at(start)
         last = self.sk.piece_at(max(end - 1, start))
         if first.kind != "static" or last.kind != "static":
@@ -1137,6 +1186,7 @@ class _Editor:
 
     def clear_html(self) -> None:
         self.replacements.clear()
+        self.extras.clear()
 
     def clear_text(self) -> None:
         self.insertions.clear()
@@ -1218,9 +1268,7 @@ class _Editor:
             assert owner is not None
             owners[id(owner)] = owner
             mods.setdefault(id(owner), []).append((offset, 0, seq, offset, "", items))
-        wrapped = (
-            self.sk.outs if default is not None else set(self.wraps) | set(self.positions)
-        )
+        wrapped = self.sk.outs if default is not None else set(self.wraps) | set(self.positions)
         wrapped_owners = {id(self.sk.outs[o].owner): self.sk.outs[o].owner for o in wrapped}
         for key, owner in wrapped_owners.items():
             assert owner is not None
@@ -1233,7 +1281,7 @@ class _Editor:
             exprs: dict[int, nodes.Node | None] = {
                 int(p.text[1:-1]): p.node for p in pieces if p.kind == "out"
             }
-            extras: list[nodes.Expr] = []
+            extras = self.extras
             ordered = sorted(mods.get(key, []), key=lambda m: (m[0], m[1], m[2]), reverse=True)
             last_start = len(text) + base + 1
             for start, kind, _seq, end, new, items in ordered:
@@ -1331,10 +1379,21 @@ def _plan_html(analysis: _Analysis, engine: Engine, editor: _Editor) -> None:
         dynamic_names |= names
     if MARK in facts.attributes:
         raise Unsupported(f"a selector reads {MARK}")
-    clash = dynamic_names & facts.attributes
-    if clash:
+    choices: dict[int, list[str]] = {}  # variable -> the values it can render
+    for element_id, names in analysis.dynamic_attrs.items():
+        for key in sorted(names & facts.attributes):
+            value = next((v for k, v in elements[element_id].attrs if k == key), None) or ""
+            found = _choice_tokens(value, skeleton)
+            if found is None:
+                raise Unsupported(
+                    f"a selector reads the attribute {key!r}, which holds a variable"
+                    + analysis.where(analysis.element_events[element_id].start)
+                )
+            choices.update(found)
+    combos = list(itertools.product(*choices.values()))
+    if len(combos) > _MAX_VARIANTS:
         raise Unsupported(
-            f"a selector reads the attribute {sorted(clash)[0]!r}, which holds a variable"
+            f"{len(combos)} combinations of classes chosen by Jinja (at most {_MAX_VARIANTS})"
         )
     if facts.content_dependent and (skeleton.outs or skeleton.regions):
         raise Unsupported("a selector depends on content (:empty, :has…)")
@@ -1359,9 +1418,25 @@ def _plan_html(analysis: _Analysis, engine: Engine, editor: _Editor) -> None:
         last = cut
     marked.append(source[last:])
     engine_input = re.sub("\ue002\\d+\ue003", "", "".join(marked))
-    outcome = engine.skeleton(engine_input, elements)
-    if outcome.problem:
-        raise Unsupported(outcome.problem)
+    outcomes: list[SkeletonOutcome] = []
+    for combo in combos:
+        chosen = dict(zip(choices, combo, strict=True))
+        text = _OUT_TOKEN.sub(
+            lambda m, c=chosen: c.get(int(m.group(1)), m.group(0)),  # type: ignore[misc]
+            engine_input,
+        )
+        result = engine.skeleton(text, elements)
+        if result.problem:
+            raise Unsupported(result.problem)
+        outcomes.append(result)
+    outcome = outcomes[0]
+    for other in outcomes[1:]:
+        if (other.styles, other.head_style, other.drops_tail) != (
+            outcome.styles,
+            outcome.head_style,
+            outcome.drops_tail,
+        ):
+            raise Unsupported("a class chosen by Jinja changes what stays in <style>")
     handled: set[int] = set()
     for element_id, new_text in outcome.styles.items():
         start_event = analysis.element_events[element_id]
@@ -1382,25 +1457,182 @@ def _plan_html(analysis: _Analysis, engine: Engine, editor: _Editor) -> None:
             attrs = outcome.after.get(element_id)
             tag = start_event.raw if attrs is None else _start_tag(start_event.raw, attrs)
             editor.replace(start_event.start, end, f"{tag}{new_text}</style>")
-    for element_id, after in outcome.after.items():
+    for element_id in outcome.after:
         if element_id in handled:
             continue
-        before = outcome.before[element_id]
-        if after == before:
+        dynamic = analysis.dynamic_attrs.get(element_id, set())
+        original = {k: v or "" for k, v in elements[element_id].attrs if k in dynamic}
+        afters: list[list[tuple[str, str]]] = []
+        changed = False
+        for result in outcomes:
+            before, after = result.before[element_id], result.after[element_id]
+            changed = changed or after != before
+            old, new = dict(before), dict(after)
+            for key in dynamic:
+                if old.get(key) != new.get(key):
+                    raise Unsupported(
+                        f"the engine rewrites the attribute {key!r}, which holds a variable"
+                    )
+            # the chosen values back to the template's own (with its variables)
+            afters.append([(k, original.get(k, v)) for k, v in after])
+        if not changed:
             continue
-        old, new = dict(before), dict(after)
-        for key in analysis.dynamic_attrs.get(element_id, set()):
-            if old.get(key) != new.get(key):
-                raise Unsupported(
-                    f"the engine rewrites the attribute {key!r}, which holds a variable"
-                )
         event = analysis.element_events[element_id]
-        editor.replace(event.start, event.end, _start_tag(event.raw, after))
+        if all(a == afters[0] for a in afters[1:]):
+            editor.replace(event.start, event.end, _start_tag(event.raw, afters[0]))
+            continue
+        tag, expr = _variant_tag(analysis, element_id, choices, combos, afters)
+        editor.replace(event.start, event.end, tag, [expr])
     if outcome.head_style is not None:
         start, end, after_edge = _head_insertion(analysis)
         style = f"<style>{outcome.head_style}</style>"
         edge = skeleton.text[start:end]
         editor.replace(start, end, edge + style if after_edge else style + edge)
+
+
+#: At most this many engine runs over one skeleton (combinations of chosen classes).
+_MAX_VARIANTS = 32
+
+
+def _choices(node: nodes.Node) -> list[str] | None:
+    """The HTML each value of a finite choice of literals renders as, or ``None``.
+
+    A choice: a string literal, ``a if test else b`` of choices (``test``
+    without calls, so evaluating it twice gives the same), or
+    ``loop.cycle("a", "b")``.
+    """
+    if isinstance(node, nodes.Const) and isinstance(node.value, str):
+        return [str(escape(node.value))]
+    if isinstance(node, nodes.Filter) and node.name == "notifykit_raw":
+        inner = node.node
+        if isinstance(inner, nodes.Const) and isinstance(inner.value, str):
+            return [inner.value]
+        return None
+    if isinstance(node, nodes.CondExpr) and node.expr2 is not None:
+        if next(node.test.find_all((nodes.Call, nodes.Filter)), None) is not None:
+            return None
+        first, second = _choices(node.expr1), _choices(node.expr2)
+        if first is None or second is None:
+            return None
+        return list(dict.fromkeys(first + second))
+    if _is_loop_cycle(node):
+        assert isinstance(node, nodes.Call)
+        return list(dict.fromkeys(str(escape(a.value)) for a in node.args))  # type: ignore[attr-defined]
+    return None
+
+
+def _map_choices(node: nodes.Node, mapping: dict[str, str]) -> nodes.Expr:
+    """``node`` (a choice) with each literal replaced by ``mapping[its HTML]``."""
+    if isinstance(node, nodes.Const):
+        return nodes.Const(mapping[str(escape(node.value))])
+    if isinstance(node, nodes.Filter):
+        assert isinstance(node.node, nodes.Const)
+        return nodes.Const(mapping[node.node.value])
+    if isinstance(node, nodes.CondExpr):
+        assert node.expr2 is not None
+        test = (
+            copy.deepcopy(node.test)
+            if node.test.environment is None
+            else _clone(node.test, node.test.environment)
+        )
+        return nodes.CondExpr(
+            test, _map_choices(node.expr1, mapping), _map_choices(node.expr2, mapping)
+        )
+    assert isinstance(node, nodes.Call)
+    callee = (
+        copy.deepcopy(node.node)
+        if node.node.environment is None
+        else _clone(node.node, node.node.environment)
+    )
+    args: list[nodes.Expr] = [
+        nodes.Const(mapping[str(escape(a.value))])  # type: ignore[attr-defined]
+        for a in node.args
+    ]
+    return nodes.Call(callee, args, [], None, None)
+
+
+def _choice_tokens(value: str, skeleton: _Skeleton) -> dict[int, list[str]] | None:
+    """The choice variables of an attribute value, or ``None`` if it holds anything else."""
+    if MARK_OPEN in value:
+        return None
+    found: dict[int, list[str]] = {}
+    for match in _OUT_TOKEN.finditer(value):
+        out_id = int(match.group(1))
+        options = _choices(skeleton.outs[out_id].node)  # type: ignore[arg-type]
+        if options is None:
+            return None
+        found[out_id] = options
+    return found
+
+
+def _variant_tag(
+    analysis: _Analysis,
+    element_id: int,
+    choices: dict[int, list[str]],
+    combos: list[tuple[str, ...]],
+    afters: list[list[tuple[str, str]]],
+) -> tuple[str, nodes.Expr]:
+    """The start tag of an element whose inlined attributes depend on its own chosen class.
+
+    Attributes the same in every variant are written out; the others are one
+    expression that makes the same choice as the element's variable and writes
+    that variant's attributes. Styles that depend on another element's choice
+    (``.sale td``) are :class:`Unsupported`.
+    """
+    event = analysis.element_events[element_id]
+    tag_name = analysis.elements[element_id].tag
+    problem = Unsupported(
+        f"the inlined style of <{tag_name}> depends on several classes chosen by Jinja, "
+        "or on one chosen in another loop or scope" + analysis.where(event.start)
+    )
+    by_value: dict[str, list[tuple[str, str]]] = {}
+    token = -1
+    for position, candidate in enumerate(choices):
+        by_value = {}
+        for combo, after in zip(combos, afters, strict=True):
+            if by_value.setdefault(combo[position], after) != after:
+                break
+        else:
+            token = candidate
+            break
+    if token < 0 or not _same_choice_here(analysis, token, event.start):
+        raise problem
+    variants = list(by_value.values())
+    common = [item for item in variants[0] if all(item in v for v in variants[1:])]
+    varying = {
+        value: "".join(f' {k}="{_escape_value(v)}"' for k, v in attrs if (k, v) not in common)
+        for value, attrs in by_value.items()
+    }
+    node = analysis.sk.outs[token].node
+    assert node is not None
+    expr = nodes.Filter(_map_choices(node, varying), "notifykit_raw", [], [], None, None)
+    start = _start_tag(event.raw, common)
+    closing = "/>" if start.endswith("/>") else ">"
+    return start[: -len(closing)] + _extra_token(-1) + closing, expr
+
+
+def _same_choice_here(analysis: _Analysis, token: int, offset: int) -> bool:
+    """Whether variable ``token``'s choice, evaluated again at ``offset``, is the same.
+
+    True in the variable's own start tag; and at a later element when no
+    ``{% if %}``/``{% for %}`` boundary lies between them (the same loop
+    iteration, so the loop variables are the same) and the document never
+    rebinds a name the choice reads otherwise (``{% set %}``, ``{% with %}``,
+    macro parameters).
+    """
+    piece = analysis.sk.outs[token]
+    if offset <= piece.start < analysis.sk.text.find(">", offset):  # its own start tag
+        return True
+    if piece.start > offset:
+        return False
+    if MARK_OPEN in analysis.sk.text[piece.start : offset]:
+        return False
+    node = piece.node
+    assert node is not None
+    read = {n.name for n in node.find_all(nodes.Name) if n.ctx == "load"}
+    if isinstance(node, nodes.Name):
+        read.add(node.name)
+    return not (read & analysis.stored)
 
 
 def _head_insertion(analysis: _Analysis) -> tuple[int, int, bool]:
@@ -1560,6 +1792,16 @@ def compile_document(
     if SPLIT in skeleton.text:
         raise Unsupported("the template contains the control character \\x01")
     analysis = _Analysis(skeleton)
+    loop_targets = {
+        id(n)
+        for loop in nodes.Template(body).find_all(nodes.For)
+        for n in loop.target.find_all(nodes.Name)
+    }
+    analysis.stored = {
+        n.name
+        for n in nodes.Template(body).find_all(nodes.Name)
+        if n.ctx in ("store", "param") and id(n) not in loop_targets
+    }
     editor = _Editor(skeleton)
     editor.positions = analysis.positions
     if engine is not None and html_reason is None:

@@ -295,3 +295,50 @@ def test_css_inline_compiled_output_equals_its_per_message_output(
     """With inliner="css_inline", compiled output equals css-inline per message (normalised)."""
     pytest.importorskip("css_inline")
     assert_equivalent(CSS_INLINE_RENDERER, name, context, engine="css_inline")
+
+
+# ------------------------------------------------------------ the benchmark application
+
+from benchmarks.templates import NAMES as APP_NAMES  # noqa: E402
+from benchmarks.templates import context as app_context  # noqa: E402
+from benchmarks.templates import environment as app_environment  # noqa: E402
+
+#: What the analysis must compile (the rest is listed with its reason in explain()).
+APP_PER_MESSAGE = {"emails/shipping_update.html"}
+APP_RENDERERS = {
+    (locale, engine): TemplateRenderer(app_environment(locale), inliner=engine)
+    for locale in ("en", "fr")
+    for engine in ("css_inline", "premailer")
+}
+
+
+def _stir(value: Any, rng: Any, texts: list[str]) -> Any:
+    """Replace some strings of a realistic context with hypothesis' nastier ones."""
+    if isinstance(value, dict):
+        return {k: _stir(v, rng, texts) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stir(v, rng, texts) for v in value]
+    if isinstance(value, str) and texts and rng.random() < 0.3:
+        return texts[rng.randrange(len(texts))]
+    return value
+
+
+@pytest.mark.parametrize("key", sorted(APP_RENDERERS), ids=lambda k: f"{k[0]}-{k[1]}")
+@pytest.mark.parametrize("name", APP_NAMES)
+@settings(
+    max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(rng=st.randoms(use_true_random=False), texts=st.lists(TEXT, max_size=4))
+def test_benchmark_templates_equal_per_message_inlining(
+    name: str, key: tuple[str, str], rng: Any, texts: list[str]
+) -> None:
+    """Every benchmark template, both locales, both engines: compiled == per message."""
+    renderer = APP_RENDERERS[key]
+    context = _stir(app_context(name, rng), rng, texts)
+    assert_equivalent(renderer, name, context)
+    expected = "per_message" if name in APP_PER_MESSAGE else "compiled"
+    plan = renderer.explain(name)
+    assert expected == plan.strategy, plan.reason
+    if expected == "compiled" and not _markup_in(context):
+        rendered = renderer.render(name, context)
+        assert "compiled" == rendered.strategy, rendered.reason
