@@ -655,7 +655,7 @@ def build_document(
     self_blocks = {name: flattener.block(name, 0, 0) for name in self_names}
     if flattener.macros:
         body = _drop_unused_imports(body, list(self_blocks.values()))
-    body = _fold_static(body)
+    body = _fold_static(_merge_tag_branches(body))
     parts: dict[str, nodes.Block] = {}
     for part in ("subject", "text", "sms"):
         if part in flattener.defs:
@@ -675,6 +675,99 @@ def _is_static(body: list[nodes.Node]) -> bool:
         and all(isinstance(child, nodes.TemplateData) for child in node.nodes)
         for node in body
     )
+
+
+_LONE_START_TAG = re.compile(
+    r"""(?P<lead>\s*)<(?P<tag>[A-Za-z][A-Za-z0-9-]*)"""
+    r"""(?P<attrs>(?:\s+[^\s"'>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'))?)*)\s*>(?P<trail>\s*)\Z"""
+)
+_QUOTED_ATTR = re.compile(r"""\s+([^\s"'>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'))?""")
+
+
+def _lone_start_tag(body: list[nodes.Node]) -> tuple[re.Match[str], list[re.Match[str]]] | None:
+    if len(body) != 1 or not isinstance(body[0], nodes.Output):
+        return None
+    data = body[0].nodes
+    if len(data) != 1 or not isinstance(data[0], nodes.TemplateData):
+        return None
+    match = _LONE_START_TAG.match(data[0].data)
+    if match is None or match.group("tag").lower() in VOID_ELEMENTS:
+        return None
+    return match, list(_QUOTED_ATTR.finditer(match.group("attrs")))
+
+
+def _merge_tag_branches(body: list[nodes.Node]) -> list[nodes.Node]:
+    """``{% if a %}<td class="x">{% else %}<td class="y">{% endif %}`` → one ``<td>``.
+
+    An ``{% if %}`` whose every branch (an ``{% else %}`` included) is the same
+    start tag with different attribute values becomes that start tag with each
+    differing value chosen by the same tests, ``{{ "x" if a else "y" }}``: a
+    finite choice of literals, which the analysis precomputes the style of
+    (see :func:`_variant_tag`). Tests with calls or filters are left alone (they
+    would be evaluated once per differing attribute).
+    """
+    out: list[nodes.Node] = []
+    for node in body:
+        for field in node.fields:
+            value = getattr(node, field)
+            if isinstance(value, list) and value and isinstance(value[0], nodes.Stmt):
+                setattr(node, field, _merge_tag_branches(value))
+        merged = _merged_if(node) if isinstance(node, nodes.If) else None
+        out.append(node if merged is None else merged)
+    return out
+
+
+def _merged_if(node: nodes.If) -> nodes.Output | None:
+    branches = [node.body] + [b.body for b in node.elif_] + [node.else_]
+    tests = [node.test] + [b.test for b in node.elif_]
+    if not node.else_:
+        return None
+    for test in tests:
+        if next(test.find_all((nodes.Call, nodes.Filter)), None) is not None:
+            return None
+    tags = [_lone_start_tag(branch) for branch in branches]
+    if any(t is None for t in tags):
+        return None
+    first, first_attrs = tags[0]  # type: ignore[misc]
+    for match, attrs in tags[1:]:  # type: ignore[misc]
+        if (match.group("lead"), match.group("trail")) != (
+            first.group("lead"),
+            first.group("trail"),
+        ):
+            return None
+        if match.group("tag").lower() != first.group("tag").lower():
+            return None
+        if [a.group(1).lower() for a in attrs] != [a.group(1).lower() for a in first_attrs]:
+            return None
+    pieces: list[nodes.Expr] = [nodes.TemplateData(f"{first.group('lead')}<{first.group('tag')}")]
+    for index, attr in enumerate(first_attrs):
+        values = [t[1][index].group(2) for t in tags]  # type: ignore[index]
+        if all(v == values[0] for v in values):
+            pieces.append(nodes.TemplateData(attr.group(0)))
+            continue
+        if any(v is None for v in values) or len({v[0] for v in values}) != 1:
+            return None  # a value missing, or quoted differently
+        quote = values[0][0]
+        choice: nodes.Expr = _raw(values[-1][1:-1])
+        for test, value in zip(reversed(tests), reversed(values[:-1]), strict=True):
+            copied = (
+                copy.deepcopy(test) if test.environment is None else _clone(test, test.environment)
+            )
+            choice = nodes.CondExpr(copied, _raw(value[1:-1]), choice)
+        pieces.append(nodes.TemplateData(f" {attr.group(1)}={quote}"))
+        pieces.append(choice)
+        pieces.append(nodes.TemplateData(quote))
+    pieces.append(nodes.TemplateData(f">{first.group('trail')}"))
+    merged = nodes.Output(pieces)
+    merged.lineno = node.lineno
+    for copied in merged.find_all(nodes.Node):
+        copied.nk_file = getattr(node, "nk_file", None)  # type: ignore[attr-defined]
+    return merged
+
+
+def _raw(value: str) -> nodes.Expr:
+    """An attribute value exactly as written (its entities kept): ``notifykit_raw``."""
+    return nodes.Filter(nodes.Const(value), "notifykit_raw", [], [], None, None)
 
 
 def _fold_static(body: list[nodes.Node]) -> list[nodes.Node]:
@@ -812,10 +905,11 @@ class _Skeleton:
         self._parts.append(piece.text)
         self._pos = piece.end
 
-    def _marker(self, region: int, kind: str) -> None:
+    def _marker(self, region: int, kind: str, node: nodes.Node | None = None) -> None:
         marker_id = len(self.markers)
         self.markers[marker_id] = (region, kind)
-        self._add(_Piece(kind, f"{MARK_OPEN}{marker_id}{MARK_CLOSE}", self._pos))
+        text = f"{MARK_OPEN}{marker_id}{MARK_CLOSE}"
+        self._add(_Piece(kind, text, self._pos, node=node))
 
     def _walk(self, body: list[nodes.Node]) -> None:
         for node in body:
@@ -835,24 +929,24 @@ class _Skeleton:
             elif isinstance(node, nodes.If):
                 region = self.regions
                 self.regions += 1
-                self._marker(region, "open")
+                self._marker(region, "open", node)
                 self._walk(node.body)
                 for branch in node.elif_:
-                    self._marker(region, "sep")
+                    self._marker(region, "sep", branch)
                     self._walk(branch.body)
-                self._marker(region, "sep")
+                self._marker(region, "sep", node)
                 self._walk(node.else_)
-                self._marker(region, "close")
+                self._marker(region, "close", node)
             elif isinstance(node, nodes.For):
                 if node.recursive:
                     raise Unsupported("recursive loops")
                 region = self.regions
                 self.regions += 1
-                self._marker(region, "open")
+                self._marker(region, "open", node)
                 self._walk(node.body)
-                self._marker(region, "sep")
+                self._marker(region, "sep", node)
                 self._walk(node.else_)
-                self._marker(region, "close")
+                self._marker(region, "close", node)
             elif isinstance(node, (nodes.With, nodes.Scope, nodes.Block)):
                 self._walk(node.body)
             elif isinstance(node, _NO_OUTPUT):
@@ -1005,6 +1099,7 @@ class _Analysis:
         self.positions: dict[int, str] = {}
         #: every name the document binds ({% set %}, loops, macro parameters…)
         self.stored: set[str] = set()
+        self._at = 0  # the skeleton offset being looked at (for the failure's location)
         self._check_prefixes()
         self._walk()
 
@@ -1013,6 +1108,7 @@ class _Analysis:
         return self.sk.where(offset)
 
     def _fail(self, reason: str, *, text: bool = True) -> None:
+        reason += self.where(self._at)
         if self.html_problem is None:
             self.html_problem = reason
         if text and self.text_problem is None:
@@ -1023,6 +1119,7 @@ class _Analysis:
         for match in _ANY_TOKEN.finditer(source):
             before = source[max(0, match.start() - 64) : match.start()]
             if _UNSAFE_PREFIX.search(before):
+                self._at = match.start()
                 self._fail("a variable or tag directly follows '<' or an unfinished entity")
                 return
 
@@ -1032,6 +1129,7 @@ class _Analysis:
         body_started: set[int | None] = set()
         cdata: str | None = None
         for index, event in enumerate(self.events):
+            self._at = event.start
             parent = stack[-1] if stack else None
             if event.kind in ("start", "startend"):
                 if _TOKEN_CHARS.search(event.tag) or not _tokens_only_in_quoted_values(event.raw):
@@ -1084,6 +1182,7 @@ class _Analysis:
                     if token.startswith(OUT_OPEN):
                         self.positions[int(token[1:-1])] = "data"
                     if token[0] == MARK_OPEN:
+                        self._at = event.start + match.start()
                         self._region_marker(int(token[1:-1]), stack, region_stack)
                     if parent is None or self.elements[parent].tag in ("html", "head"):
                         if parent is not None and self.elements[parent].tag == "head":
@@ -1521,13 +1620,13 @@ def _choices(node: nodes.Node) -> list[str] | None:
     return None
 
 
-def _map_choices(node: nodes.Node, mapping: dict[str, str]) -> nodes.Expr:
-    """``node`` (a choice) with each literal replaced by ``mapping[its HTML]``."""
+def _map_choices(node: nodes.Node, leaf: Callable[[str], nodes.Expr]) -> nodes.Expr:
+    """``node`` (a choice) with each literal replaced by ``leaf(its HTML)``."""
     if isinstance(node, nodes.Const):
-        return nodes.Const(mapping[str(escape(node.value))])
+        return leaf(str(escape(node.value)))
     if isinstance(node, nodes.Filter):
         assert isinstance(node.node, nodes.Const)
-        return nodes.Const(mapping[node.node.value])
+        return leaf(node.node.value)
     if isinstance(node, nodes.CondExpr):
         assert node.expr2 is not None
         test = (
@@ -1535,19 +1634,14 @@ def _map_choices(node: nodes.Node, mapping: dict[str, str]) -> nodes.Expr:
             if node.test.environment is None
             else _clone(node.test, node.test.environment)
         )
-        return nodes.CondExpr(
-            test, _map_choices(node.expr1, mapping), _map_choices(node.expr2, mapping)
-        )
+        return nodes.CondExpr(test, _map_choices(node.expr1, leaf), _map_choices(node.expr2, leaf))
     assert isinstance(node, nodes.Call)
     callee = (
         copy.deepcopy(node.node)
         if node.node.environment is None
         else _clone(node.node, node.node.environment)
     )
-    args: list[nodes.Expr] = [
-        nodes.Const(mapping[str(escape(a.value))])  # type: ignore[attr-defined]
-        for a in node.args
-    ]
+    args: list[nodes.Expr] = [leaf(str(escape(a.value))) for a in node.args]  # type: ignore[attr-defined]
     return nodes.Call(callee, args, [], None, None)
 
 
@@ -1582,30 +1676,41 @@ def _variant_tag(
     event = analysis.element_events[element_id]
     tag_name = analysis.elements[element_id].tag
     problem = Unsupported(
-        f"the inlined style of <{tag_name}> depends on several classes chosen by Jinja, "
+        f"the inlined style of <{tag_name}> depends on more than 3 classes chosen by Jinja, "
         "or on one chosen in another loop or scope" + analysis.where(event.start)
     )
-    by_value: dict[str, list[tuple[str, str]]] = {}
-    token = -1
-    for position, candidate in enumerate(choices):
-        by_value = {}
-        for combo, after in zip(combos, afters, strict=True):
-            if by_value.setdefault(combo[position], after) != after:
+    tokens = list(choices)
+    usable = [i for i, t in enumerate(tokens) if _same_choice_here(analysis, t, event.start)]
+    found: tuple[tuple[int, ...], dict[tuple[str, ...], list[tuple[str, str]]]] | None = None
+    for size in (1, 2, 3):
+        for subset in itertools.combinations(usable, size):
+            table: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+            if all(
+                table.setdefault(tuple(combo[i] for i in subset), after) == after
+                for combo, after in zip(combos, afters, strict=True)
+            ):
+                found = (subset, table)
                 break
-        else:
-            token = candidate
+        if found is not None:
             break
-    if token < 0 or not _same_choice_here(analysis, token, event.start):
+    if found is None:
         raise problem
-    variants = list(by_value.values())
+    subset, table = found
+    variants = list(table.values())
     common = [item for item in variants[0] if all(item in v for v in variants[1:])]
     varying = {
-        value: "".join(f' {k}="{_escape_value(v)}"' for k, v in attrs if (k, v) not in common)
-        for value, attrs in by_value.items()
+        key: "".join(f' {k}="{_escape_value(v)}"' for k, v in attrs if (k, v) not in common)
+        for key, attrs in table.items()
     }
-    node = analysis.sk.outs[token].node
-    assert node is not None
-    expr = nodes.Filter(_map_choices(node, varying), "notifykit_raw", [], [], None, None)
+
+    def build(level: int, prefix: tuple[str, ...]) -> nodes.Expr:
+        if level == len(subset):
+            return nodes.Const(varying[prefix])
+        node = analysis.sk.outs[tokens[subset[level]]].node
+        assert node is not None
+        return _map_choices(node, lambda value: build(level + 1, (*prefix, value)))
+
+    expr = nodes.Filter(build(0, ()), "notifykit_raw", [], [], None, None)
     start = _start_tag(event.raw, common)
     closing = "/>" if start.endswith("/>") else ">"
     return start[: -len(closing)] + _extra_token(-1) + closing, expr
@@ -1758,6 +1863,8 @@ class Compiled:
         self.parts = parts
         #: whether the HTML links local stylesheets (to expand per message)
         self.local_links = True
+        #: messages the plan does not hold for (a translation that holds a tag)
+        self.caveat: str | None = None
         #: whether ``template`` was compiled without autoescape (see :func:`_escape_free`)
         self.plain = False
         #: the code object of ``template`` (stored by the compile cache)
@@ -1795,7 +1902,7 @@ def compile_document(
     loop_targets = {
         id(n)
         for loop in nodes.Template(body).find_all(nodes.For)
-        for n in loop.target.find_all(nodes.Name)
+        for n in [loop.target, *loop.target.find_all(nodes.Name)]
     }
     analysis.stored = {
         n.name
@@ -1850,9 +1957,34 @@ def compile_document(
         template, html_reason is None, text_reason is None, html_reason, text_reason, extra
     )
     compiled.local_links = links
+    compiled.caveat = _translation_caveat(document.body)
     compiled.plain = bool(plain and plain_env)
     compiled.code = code
     return compiled
+
+
+_GETTEXT = frozenset(["_", "gettext", "ngettext", "pgettext", "npgettext"])
+
+
+def _translation_caveat(body: list[nodes.Node]) -> str | None:
+    """What :meth:`explain` must add when the template prints translations.
+
+    A translation is markup the template itself produces (``_()`` and
+    ``{% trans %}`` return ``Markup``): quotes in it are harmless, but a tag in
+    it adds an element the analysis never saw, so such a message is inlined
+    per message — which the plan then says.
+    """
+    for output in nodes.Template(body).find_all(nodes.Output):
+        for call in output.find_all(nodes.Call):
+            if isinstance(call.node, nodes.Name) and call.node.name in _GETTEXT:
+                where = ""
+                if getattr(call, "nk_file", None):
+                    where = f" ({call.nk_file}, line {call.lineno})"  # type: ignore[attr-defined]
+                return (
+                    f"a message in which a translation{where} holds a tag or an unfinished "
+                    "entity is inlined per message"
+                )
+    return None
 
 
 def _unreached_blocks(document: Document) -> nodes.Node:

@@ -133,6 +133,9 @@ class TemplatePlan:
     reason: str | None
     text_strategy: str
     text_reason: str | None
+    #: when ``strategy`` is ``"compiled"``: the messages it does not hold for,
+    #: e.g. those in which a translation holds a tag (inlined per message)
+    caveat: str | None = None
 
 
 def _bundled_loader() -> jinja2.BaseLoader:
@@ -427,6 +430,7 @@ class TemplateRenderer:
             reason=why,
             text_strategy=text_strategy,
             text_reason=text_why,
+            caveat=compiled.caveat if compiled is not None and strategy == COMPILED else None,
         )
 
     def warm(self, names: Iterable[str] | None = None) -> list[TemplatePlan]:
@@ -798,6 +802,7 @@ class TemplateRenderer:
                     tuple(compiled_meta["parts"]),
                 )
                 compiled.local_links = bool(compiled_meta["local_links"])
+                compiled.caveat = compiled_meta["caveat"]
                 compiled.plain = bool(compiled_meta["plain"])
                 compiled.code = code
                 entry.compiled = compiled
@@ -831,6 +836,7 @@ class TemplateRenderer:
                 "text_reason": compiled.text_reason,
                 "parts": list(compiled.parts),
                 "local_links": compiled.local_links,
+                "caveat": compiled.caveat,
                 "plain": compiled.plain,
             },
         }

@@ -155,6 +155,33 @@ TEMPLATES: dict[str, str] = {
         "<table>\n  {%- for item in items %}\n  <tr>\n    <td>{{ item.name }}</td>\n  </tr>\n  {%- endfor %}\n</table>"
         "\n<p>\n  {{- name -}}\n</p>"
     ),
+    # Constructs applications write (issue 17), compiled.
+    "choice_class.html": page(
+        "<style>.a{color:#111111} .b{color:#222222} .a td{padding:1px} .odd{font-weight:bold}</style>"
+        "<table>{% for item in items %}<tr class=\"{{ 'a' if item.on else 'b' }}\">"
+        '<td class=\'{{ loop.cycle("odd", "even") }}\'>{{ item.name }}</td><td>{{ item.qty }}</td></tr>'
+        "{% endfor %}</table><p class=\"{{ 'lead warn' if flag else ('lead' if level else 'x') }}\">{{ name }}</p>"
+    ),
+    "branch_tag.html": page(
+        "{% if flag %}<p class='warn' title='a&amp;b'>{% elif level > 1 %}<p class='lead' title='a&amp;b'>"
+        "{% else %}<p class='' title='a&amp;b'>{% endif %}{{ name }} <b>{{ note }}</b></p>"
+        "<table>{% for item in items %}<tr>{% if item.on %}\n<td class='num'>\n{% else %}\n<td class=''>\n{% endif %}"
+        "{{ item.qty }}</td></tr>{% endfor %}</table>"
+    ),
+    "styles.css": ".lead { color: #333333; } p { margin: 0 0 10px; }",
+    "self_layout.html": (
+        "<!DOCTYPE html><html><head><style>{% include 'styles.css' %}{% block extra_style %}{% endblock %}"
+        "</style></head><body>{% block html %}{% endblock %}"
+        "{% if self.footer() %}<p class='footer'>{% block footer %}{% endblock %}</p>{% endif %}"
+        "{% if self.reason()|trim %}<p class='lead'>{% block reason %} {% endblock %}</p>{% endif %}"
+        "</body></html>"
+    ),
+    "self_child.html": (
+        '{% extends "self_layout.html" %}{% block extra_style %}.warn { color: #aa0000; }{% endblock %}'
+        "{% block html %}<p class='warn'>{{ name }}</p>{% endblock %}"
+        "{% block footer %}{% if flag %}{{ note }}{% endif %}{% endblock %}"
+        "{% block reason %}{{ super() }}{% if level %}{{ title }}{% endif %}{% endblock %}"
+    ),
     # Jinja where the analysis cannot follow the HTML: html and text both per message.
     "attr_condition.html": page(
         '<p {% if flag %}class="warn"{% endif %}>Hi {{ name }}</p><p class="lead">{{ note }}</p>'
@@ -180,6 +207,9 @@ EXPECTED_STRATEGY = {
     "macros_includes.html": "compiled",
     "text_features.html": "compiled",
     "trimmed.html": "compiled",
+    "choice_class.html": "compiled",
+    "branch_tag.html": "compiled",
+    "self_child.html": "compiled",
     "attr_condition.html": "per_message",
     "split_element.html": "per_message",
     "comment_var.html": "per_message",
