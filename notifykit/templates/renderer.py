@@ -172,7 +172,8 @@ class _Entry:
         #: whether the template has top-level imports, macros or ``{% set %}``
         self.has_top = False
         #: html_chain, plain_chain and the preludes are compiled on first need
-        self.chains_ready = False
+        self.html_ready = False
+        self.plain_ready = False
         #: every source read while preparing: name -> digest (None: looked for, absent)
         self.deps: dict[str, str | None] = {}
         #: whether this entry was loaded from the persistent compile cache
@@ -539,7 +540,7 @@ class TemplateRenderer:
         )
 
     def _plain_html(self, entry: _Entry, variables: dict[str, Any]) -> str:
-        self._chains(entry)
+        self._chains(entry, plain=False)
         with _errors(entry.name):
             if entry.has_layout:
                 template = entry.html_chain[0]
@@ -548,7 +549,7 @@ class TemplateRenderer:
             return _concat(context.blocks["html"][0](context))
 
     def _block_context(self, entry: _Entry, variables: dict[str, Any]) -> jinja2.runtime.Context:
-        self._chains(entry)
+        self._chains(entry, html=False)
         prelude = entry.plain_prelude if entry.blocks_need_prelude else None
         with _errors(entry.name):
             return self._chain_context(entry.plain_chain, prelude, variables)
@@ -699,28 +700,27 @@ class TemplateRenderer:
             self._store_cached(entry, key)
         return entry
 
-    def _chains(self, entry: _Entry) -> None:
-        """Compile what the per-message and block paths need, the first time they do."""
-        if entry.chains_ready:
+    def _chains(self, entry: _Entry, html: bool = True, plain: bool = True) -> None:
+        """Compile what the per-message (``html``) and block (``plain``) paths need, once."""
+        if (not html or entry.html_ready) and (not plain or entry.plain_ready):
             return
-        with self._chain_lock:
-            if entry.chains_ready:
-                return
-            with _errors(entry.name):
-                html_chain = [self._html_env.get_template(n) for n in entry.chain_names]
-                plain_chain = [self._plain_env.get_template(n) for n in entry.chain_names]
-                if entry.has_top:
-                    ast = self._load_ast(entry.name, [])
-                    top = [n for n in ast.body if isinstance(n, _TOP_LEVEL)]
-                    filename = html_chain[0].filename
-                    entry.plain_prelude = _compile._compile(
-                        self._plain_env, list(top), entry.name, filename
-                    )
-                    entry.html_prelude = _compile._compile(
-                        self._html_env, list(top), entry.name, filename
-                    )
-            entry.html_chain, entry.plain_chain = html_chain, plain_chain
-            entry.chains_ready = True
+        with self._chain_lock, _errors(entry.name):
+            top: list[nodes.Node] | None = None
+            if entry.has_top:
+                ast = self._load_ast(entry.name, [])
+                top = [n for n in ast.body if isinstance(n, _TOP_LEVEL)]
+            for wanted, env, kind in (
+                (html, self._html_env, "html"),
+                (plain, self._plain_env, "plain"),
+            ):
+                if not wanted or getattr(entry, f"{kind}_ready"):
+                    continue
+                chain = [env.get_template(n) for n in entry.chain_names]
+                if top is not None:
+                    prelude = _compile._compile(env, list(top), entry.name, chain[0].filename)
+                    setattr(entry, f"{kind}_prelude", prelude)
+                setattr(entry, f"{kind}_chain", chain)
+                setattr(entry, f"{kind}_ready", True)
 
     # ------------------------------------------------------ the persistent compile cache
     def _cache_key(self, name: str, source: str) -> str:

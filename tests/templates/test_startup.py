@@ -215,7 +215,8 @@ def test_warm_prepares_every_notification_template(site: Path, tmp_path: Path) -
     assert {"sms.txt", "welcome.html", "layout.html"} <= set(renderer._entries)
     welcome = next(p for p in plans if p.template == "welcome.html")
     assert ("compiled", "compiled") == (welcome.strategy, welcome.text_strategy)
-    assert renderer._entries["welcome.html"].chains_ready
+    assert renderer._entries["welcome.html"].html_ready
+    assert renderer._entries["welcome.html"].plain_ready
 
 
 def test_warm_surfaces_every_broken_template(site: Path) -> None:
