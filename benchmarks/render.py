@@ -339,7 +339,7 @@ def _measure(
     def inlined() -> object:
         # what the per-message path does for the HTML (the text compiled or a block)
         html = per_message.inline(name, template.render(context))
-        return html, [template.blocks[p](template.new_context(context)) for p in parts]
+        return html, ["".join(template.blocks[p](template.new_context(context))) for p in parts]
 
     def everything() -> object:
         return per_message.render(name, context)
