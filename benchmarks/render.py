@@ -83,7 +83,7 @@ def ineligible_source() -> str:
     source = (PACKAGE / "bundled" / "order_confirmation.html").read_text("utf-8")
     return source.replace(
         "{% for line in order.lines %}\n<tr>",
-        "{% for line in order.lines %}\n<tr class=\"nk-line-{{ loop.index }}\">",
+        '{% for line in order.lines %}\n<tr class="nk-line-{{ loop.index }}">',
     )
 
 
