@@ -1530,12 +1530,19 @@ def _plan_html(analysis: _Analysis, engine: Engine, editor: _Editor) -> None:
         outcomes.append(result)
     outcome = outcomes[0]
     for other in outcomes[1:]:
-        if (other.styles, other.head_style, other.drops_tail) != (
+        if (other.styles, other.head_style, other.drops_tail, other.tbody) != (
             outcome.styles,
             outcome.head_style,
             outcome.drops_tail,
+            outcome.tbody,
         ):
             raise Unsupported("a class chosen by Jinja changes what stays in <style>")
+    if outcome.head_style is not None:
+        # inserted first (a zero-length edit), so that it composes with an edit
+        # of the start tag it follows or of the element it precedes
+        start, end, after_edge = _head_insertion(analysis)
+        at = end if after_edge else start
+        editor.replace(at, at, f"<style>{outcome.head_style}</style>")
     handled: set[int] = set()
     for element_id, new_text in outcome.styles.items():
         start_event = analysis.element_events[element_id]
@@ -1556,6 +1563,8 @@ def _plan_html(analysis: _Analysis, engine: Engine, editor: _Editor) -> None:
             attrs = outcome.after.get(element_id)
             tag = start_event.raw if attrs is None else _start_tag(start_event.raw, attrs)
             editor.replace(start_event.start, end, f"{tag}{new_text}</style>")
+    for table_id, tbody_attrs in outcome.tbody.items():
+        _write_implied_tbody(analysis, editor, table_id, tbody_attrs)
     for element_id in outcome.after:
         if element_id in handled:
             continue
@@ -1582,11 +1591,42 @@ def _plan_html(analysis: _Analysis, engine: Engine, editor: _Editor) -> None:
             continue
         tag, expr = _variant_tag(analysis, element_id, choices, combos, afters)
         editor.replace(event.start, event.end, tag, [expr])
-    if outcome.head_style is not None:
-        start, end, after_edge = _head_insertion(analysis)
-        style = f"<style>{outcome.head_style}</style>"
-        edge = skeleton.text[start:end]
-        editor.replace(start, end, edge + style if after_edge else style + edge)
+
+
+def _write_implied_tbody(
+    analysis: _Analysis, editor: _Editor, table_id: int, attrs: list[tuple[str, str]]
+) -> None:
+    """Write out the ``<tbody>`` css-inline's parser adds to a table, with its style.
+
+    Per message, css-inline parses ``<table><tr>…`` as ``<table><tbody><tr>…``
+    and a ``*`` rule styles that ``<tbody>``. The compiled template writes the
+    same element: ``<tbody style=…>`` right before the first row and
+    ``</tbody>`` right before ``</table>``, when every child of the table is a row
+    and no ``{% if %}``/``{% for %}`` boundary lies between the table's edges
+    and its rows (so the rows stay together in one ``<tbody>``).
+    """
+    table = analysis.elements[table_id]
+    rows = [e for e in analysis.elements.values() if e.parent == table_id]
+    source = analysis.sk.text
+    where = analysis.where(analysis.element_events[table_id].start)
+    problem = Unsupported(f"css-inline styles the <tbody> its parser adds to <table>{where}")
+    if table.tag != "table" or not rows or any(r.tag != "tr" for r in rows):
+        raise problem
+    first, last = analysis.element_events[rows[0].id], analysis.end_events.get(rows[-1].id)
+    table_end = analysis.end_events.get(table_id)
+    if last is None or table_end is None:
+        raise problem
+    table_start = analysis.element_events[table_id]
+    last_close = last.start + len(last.raw.split(">", 1)[0]) + 1
+    if MARK_OPEN in source[table_start.end : first.start] + source[last_close : table_end.start]:
+        raise problem
+    if _TOKEN_CHARS.search(source[table_start.end : first.start]):
+        raise problem
+    if _TOKEN_CHARS.search(source[last_close : table_end.start]):
+        raise problem
+    editor.replace(first.start, first.start, _start_tag("<tbody>", attrs))
+    # the parser keeps the whitespace after the last row inside the <tbody>
+    editor.replace(table_end.start, table_end.start, "</tbody>")
 
 
 #: At most this many engine runs over one skeleton (combinations of chosen classes).

@@ -87,6 +87,9 @@ class SkeletonOutcome:
         self.styles: dict[int, str | None] = {}
         self.drops_tail = False
         self.head_style: str | None = None
+        #: the attributes the engine gives the ``<tbody>`` its parser adds to a
+        #: marked ``<table>`` (css-inline, for a ``*`` rule): table id -> attributes
+        self.tbody: dict[int, list[tuple[str, str]]] = {}
         self.problem: str | None = None
 
 
@@ -508,6 +511,12 @@ class CSSInlineEngine(Engine):
                 outcome.problem = "css-inline produced several <style> elements"
         if tree_after.unmarked_changed:
             outcome.problem = "css-inline styles an implied element"
+        for table, bodies in tree_after.implied_tbody.items():
+            if any(bodies):
+                if len(bodies) != 1 or table is None:
+                    outcome.problem = "css-inline styles the <tbody> its parser adds"
+                else:
+                    outcome.tbody[table] = bodies[0]
         return outcome
 
     def normalise(self, html: str) -> str:
@@ -525,6 +534,8 @@ class _Tree(HTMLParser):
         self.attrs: dict[int, list[tuple[str, str]]] = {}
         self.unmarked_styles: list[str] = []
         self.unmarked_changed = False
+        #: the <tbody> elements the parser added: marked parent -> their attributes
+        self.implied_tbody: dict[int | None, list[list[tuple[str, str]]]] = {}
         self._style_text: list[str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -539,7 +550,10 @@ class _Tree(HTMLParser):
         if mark is None:
             if tag == "style":
                 self._style_text = []
-            elif any(k for k, _ in attrs) and tag in ("html", "head", "body", "tbody"):
+            elif tag == "tbody":
+                bodies = self.implied_tbody.setdefault(parent, [])
+                bodies.append([(k, v or "") for k, v in attrs])
+            elif any(k for k, _ in attrs) and tag in ("html", "head", "body"):
                 self.unmarked_changed = True
         else:
             node_id = int(mark)

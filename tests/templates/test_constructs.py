@@ -187,3 +187,29 @@ def test_explain_names_the_file_and_line_of_what_forces_the_fallback(
     assert expected in (plan.reason or ""), plan.reason
     context: dict[str, Any] = {"x": 1, "cls": "price"}
     assert_equivalent(renderer, "t.html", context)
+
+
+def test_a_universal_rule_on_the_tbody_css_inline_adds_is_compiled() -> None:
+    """`* {…}` styles the <tbody> html5ever adds: the compiled template writes it out too."""
+    page = (
+        "{% block html %}<html><head><meta charset='utf-8'><style>* { margin: 0; padding: 0; } "
+        "td { color: #111111; } @media (max-width: 600px) { td { padding: 2px; } }</style></head>"
+        "<body><table><tr><td>{{ a }}</td></tr>\n<tr><td>b</td></tr></table>"
+        "<table>{% for i in items %}<tr><td>{{ i }}</td></tr>{% endfor %}</table></body></html>"
+        "{% endblock %}"
+    )
+    renderer = TemplateRenderer.from_dict({"t": page}, inliner="css_inline", cache_dir=False)
+    plan = renderer.explain("t")
+    assert "per_message" == plan.strategy  # the rows of the second table are in a loop
+    assert "<tbody> its parser adds to <table> (t, line 2)" in (plan.reason or "")
+    static = TemplateRenderer.from_dict(
+        {"t": page.replace("{% for i in items %}<tr><td>{{ i }}</td></tr>{% endfor %}", "")},
+        inliner="css_inline",
+        cache_dir=False,
+    )
+    assert "compiled" == static.explain("t").strategy, static.explain("t").reason
+    for value in ("x", "<b>", ""):
+        rendered = static.render("t", {"a": value})
+        assert "compiled" == rendered.strategy
+        assert "<tbody style=" in (rendered.html or "")
+        assert_equivalent(static, "t", {"a": value})

@@ -306,11 +306,26 @@ def test_real_world_templates(path: str, context: dict[str, Any]) -> None:
     assert_equivalent(CORPUS_RENDERER, path, context)
 
 
+CORPUS_DEFAULT_RENDERER = TemplateRenderer.from_dict(
+    {str(p.relative_to(CORPUS)): _wrap(p.read_text(encoding="utf-8")) for p in CORPUS_FILES}
+)
+
+
+@pytest.mark.skipif(not CORPUS_FILES, reason=f"the template corpus is not at {CORPUS}")
+@pytest.mark.parametrize("path", [str(p.relative_to(CORPUS)) for p in CORPUS_FILES])
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(context=CORPUS_CONTEXT)
+def test_real_world_templates_with_the_default_engine(path: str, context: dict[str, Any]) -> None:
+    """The same with the default engine (css-inline): compiled == css-inline per message."""
+    assert_equivalent(CORPUS_DEFAULT_RENDERER, path, context)
+
+
 def test_most_real_world_templates_compile(corpus: Path) -> None:
     """The analysis is not so conservative that real e-mails never compile."""
-    plans = [CORPUS_RENDERER.explain(str(p.relative_to(corpus))) for p in CORPUS_FILES]
-    compiled = sum(plan.strategy == "compiled" for plan in plans)
-    assert compiled >= len(plans) * 2 // 3, [plan.reason for plan in plans]
+    for renderer in (CORPUS_RENDERER, CORPUS_DEFAULT_RENDERER):
+        plans = [renderer.explain(str(p.relative_to(corpus))) for p in CORPUS_FILES]
+        compiled = sum(plan.strategy == "compiled" for plan in plans)
+        assert compiled >= len(plans) * 2 // 3, [plan.reason for plan in plans]
 
 
 CSS_INLINE_RENDERER = TemplateRenderer.from_dict(TEMPLATES, inliner="auto")
