@@ -19,6 +19,8 @@ _EXPORTS: dict[str, str] = {
     "Email": "notifykit.message",
     "SMS": "notifykit.message",
     "Attachment": "notifykit.message",
+    "Alternative": "notifykit.message",
+    "parse_addresses": "notifykit.message",
     "Recipient": "notifykit.message",
     "Message": "notifykit.message",
     "message_from_dict": "notifykit.message",
@@ -97,12 +99,14 @@ if TYPE_CHECKING:
     from notifykit.errors import TemplateError as TemplateError
     from notifykit.errors import TransientError as TransientError
     from notifykit.message import SMS as SMS
+    from notifykit.message import Alternative as Alternative
     from notifykit.message import Attachment as Attachment
     from notifykit.message import Email as Email
     from notifykit.message import Message as Message
     from notifykit.message import Recipient as Recipient
     from notifykit.message import message_from_dict as message_from_dict
     from notifykit.message import normalize_phone as normalize_phone
+    from notifykit.message import parse_addresses as parse_addresses
     from notifykit.notifier import Notifier as Notifier
     from notifykit.receipt import Attempt as Attempt
     from notifykit.receipt import Receipt as Receipt

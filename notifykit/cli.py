@@ -31,6 +31,7 @@ from notifykit.errors import ConfigurationError, DeliveryError, NotifyKitError
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
+    from pathlib import Path
 
     from notifykit.notifier import Notifier
     from notifykit.receipt import Attempt, Receipt
@@ -120,6 +121,11 @@ def _ms(seconds: float | None) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 message``, ``2 messages``, ``0 messages``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -128,7 +134,7 @@ def _one_line(text: str) -> str:
 
 
 def _environ(overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
-    """The process environment over ``.env`` (when python-dotenv is installed), plus overrides."""
+    """The process environment over ``.env`` (if there is one: ``_load_dotenv``), plus overrides."""
     from notifykit.config import _load_dotenv
 
     env = _load_dotenv(".env")
@@ -139,6 +145,25 @@ def _environ(overrides: Mapping[str, str | None] | None = None) -> dict[str, str
     return env
 
 
+def _read_text(path: str, what: str) -> str:
+    """The text of a UTF-8 file (a BOM is allowed); anything else is a ConfigurationError."""
+    if "\0" in path:
+        raise ConfigurationError(f"{what} {path!r}: a path cannot hold a NUL character")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
+        hint = "it looks like UTF-16" if utf16 else f"byte {exc.start + 1} is not UTF-8"
+        raise ConfigurationError(
+            f"{what} {path} is not UTF-8 text ({hint}): save it as UTF-8"
+        ) from None
+
+
 def _read_context(path: str | None) -> dict[str, Any]:
     """The template context from a JSON file (``-`` for standard input)."""
     if path is None:
@@ -146,15 +171,13 @@ def _read_context(path: str | None) -> dict[str, Any]:
     import json
 
     try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read the context file {path}: {exc.strerror}") from None
+        text = sys.stdin.read() if path == "-" else _read_text(path, "the context file")
+    except (OSError, UnicodeDecodeError) as exc:  # standard input
+        raise ConfigurationError(f"cannot read the context from standard input: {exc}") from None
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise ConfigurationError(f"the context file {path} is nested too deeply") from None
     except ValueError as exc:
         raise ConfigurationError(f"the context file {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -261,6 +284,8 @@ def _open_log(db: str | None) -> SQLiteSink:
     from notifykit.sinks.sqlite import SQLiteSink
 
     path = db if db is not None else _sqlite_from_env()
+    if "\0" in path:
+        raise ConfigurationError(f"--db {path!r}: a path cannot hold a NUL character")
     if not os.path.isfile(path):
         raise ConfigurationError(
             f"no delivery log at {path} (pass --db, or set NOTIFYKIT_LOG=sqlite:///path)"
@@ -568,12 +593,18 @@ def _demo_report(
     failed = sum(1 for o in outcomes if o not in ("sent", "skipped"))
     skipped = outcomes.count("skipped")
     delivered = sum(1 for r in results if r["ok"])
-    line(
-        f"Done in {_ms(elapsed)}: {delivered} of {len(results)} message(s) delivered. "
-        f"The dead primary failed {failed} attempt(s), then was skipped {skipped} time(s) "
-        "at no cost by the circuit breaker.",
-        "bold",
-    )
+    summary = f"Done in {_ms(elapsed)}: {delivered} of {_count(len(results), 'message')} delivered."
+    if failed:
+        summary += f" The dead primary failed {_count(failed, 'attempt')}"
+        if skipped:
+            summary += (
+                f", then was skipped {_count(skipped, 'time')} at no cost by the circuit breaker."
+            )
+        else:
+            summary += (
+                " (send more messages, e.g. --messages 3, to see the circuit breaker skip it)."
+            )
+    line(summary, "bold")
     line(f"Explore the log: notifykit log stats --db {setup['db']} --by transport", "dim")
 
 
@@ -612,20 +643,24 @@ class _Progress:
 
 def _read_csv(path: str) -> list[dict[str, str]]:
     import csv
+    import io
 
+    text = _read_text(path, "the CSV file")
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            fields = [f.strip() for f in reader.fieldnames or ()]
-            if "email" not in fields:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        fields = [f.strip() for f in reader.fieldnames or ()]
+        if "email" not in fields:
+            raise ConfigurationError(
+                f"{path} has no 'email' column (columns: {', '.join(fields) or 'none'})"
+            )
+        rows = []
+        for row in reader:
+            if None in row:  # more fields than the header has columns
                 raise ConfigurationError(
-                    f"{path} has no 'email' column (columns: {', '.join(fields) or 'none'})"
+                    f"{path} line {reader.line_num} has more fields than the header's "
+                    f"{len(fields)} columns"
                 )
-            rows = [
-                {(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader
-            ]
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+            rows.append({(k or "").strip(): (v or "").strip() for k, v in row.items()})
     except csv.Error as exc:
         raise ConfigurationError(f"{path} is not a readable CSV file: {exc}") from None
     return rows
@@ -664,11 +699,7 @@ def cmd_send(args: argparse.Namespace, console: _Console) -> int:
         raise ConfigurationError("--subject is required with --text and --html-file")
     html = None
     if args.html_file is not None:
-        try:
-            with open(args.html_file, encoding="utf-8") as fh:
-                html = fh.read()
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read {args.html_file}: {exc.strerror}") from None
+        html = _read_text(args.html_file, "the HTML file")
     base_context = _read_context(args.context)
     rows: list[dict[str, str]] = (
         _read_csv(args.csv) if args.csv is not None else [{"email": ",".join(recipients)}]
@@ -777,8 +808,62 @@ def _preview_stem(name: str) -> str:
     return stem or "preview"
 
 
+_PREVIEW_SUFFIXES = {"html": ".preview.html", "text": ".preview.txt", "sms": ".preview.sms.txt"}
+
+
+def _template_sources(directory: str | None, name: str) -> set[Path]:
+    """The template being rendered, which render must never write over.
+
+    Previews are always named ``NAME.preview.html``, ``.preview.txt`` and
+    ``.preview.sms.txt``, so they cannot take the name of the template they
+    come from (``NAME.html``) or of its sample context (``NAME.json``).
+    """
+    from pathlib import Path
+
+    if directory is None:
+        return set()
+    return {(Path(directory) / name).resolve()}
+
+
+def _preview_targets(
+    args: argparse.Namespace, name: str, stem: str, kinds: Sequence[str]
+) -> tuple[Path, dict[str, Path]]:
+    """Where each preview goes; refuses to overwrite (without --force) or hit a source."""
+    import tempfile
+    from pathlib import Path
+
+    suffixes = _PREVIEW_SUFFIXES
+    if args.out is None:
+        # A new folder per run: previews never collide with anything.
+        out = Path(tempfile.mkdtemp(prefix=f"notifykit-render-{stem}-"))
+    else:
+        out = Path(args.out)
+    targets = {kind: out / f"{stem}{suffixes[kind]}" for kind in kinds}
+    try:
+        protected = _template_sources(args.templates, name)
+        if args.context not in (None, "-"):
+            protected.add(Path(args.context).resolve())
+        resolved = {kind: path.resolve() for kind, path in targets.items()}
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigurationError(f"cannot write the previews to {str(out)!r}: {reason}") from None
+    for kind, path in targets.items():
+        if resolved[kind] in protected:
+            raise ConfigurationError(
+                f"{path} is a template or context file: notifykit render never writes over "
+                "one (choose another --out)"
+            )
+        if path.is_dir():
+            raise ConfigurationError(f"{path} is a directory")
+        if path.exists() and not args.force:
+            raise ConfigurationError(
+                f"{path} already exists: pass --force to overwrite it, or choose another --out"
+            )
+    return out, targets
+
+
 def cmd_render(args: argparse.Namespace, console: _Console) -> int:
-    """Render a template to NAME.html, NAME.txt and NAME.sms.txt previews."""
+    """Render a template to NAME.preview.html, NAME.preview.txt and NAME.preview.sms.txt."""
     from pathlib import Path
 
     renderer = _renderer(args.templates)
@@ -788,22 +873,33 @@ def cmd_render(args: argparse.Namespace, console: _Console) -> int:
     else:
         context = _sample_context(args.templates, name) or {}
     rendered = renderer.render(name, context)
-    out = Path(args.out)
+    contents = {
+        kind: content
+        for kind, content in (
+            ("html", rendered.html),
+            ("text", rendered.text),
+            ("sms", rendered.sms),
+        )
+        if content
+    }
     stem = _preview_stem(args.name)
+    out, targets = _preview_targets(args, name, stem, list(contents))
+    files: dict[str, str] = {}
     try:
         out.mkdir(parents=True, exist_ok=True)
-        files: dict[str, str] = {}
-        for kind, suffix, content in (
-            ("html", ".html", rendered.html),
-            ("text", ".txt", rendered.text),
-            ("sms", ".sms.txt", rendered.sms),
-        ):
-            if content:
-                path = out / f"{stem}{suffix}"
-                path.write_text(content if content.endswith("\n") else content + "\n", "utf-8")
-                files[kind] = str(path)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot write the previews to {out}: {exc.strerror}") from None
+        for kind, content in contents.items():
+            path = targets[kind]
+            mode = "w" if args.force else "x"  # "x": fail rather than overwrite, even in a race
+            with open(path, mode, encoding="utf-8") as fh:
+                fh.write(content if content.endswith("\n") else content + "\n")
+            files[kind] = str(path)
+    except FileExistsError as exc:
+        raise ConfigurationError(
+            f"{exc.filename} already exists: pass --force to overwrite it"
+        ) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigurationError(f"cannot write the previews to {str(out)!r}: {reason}") from None
     opened = False
     if args.open and "html" in files:
         import webbrowser
@@ -947,19 +1043,31 @@ def cmd_check(args: argparse.Namespace, console: _Console) -> int:
 def _parse_since(text: str) -> datetime | timedelta:
     """``30m``, ``12h``, ``7d``, ``2w`` (ago), or an ISO date/time (naive = local time)."""
     import re
-    from datetime import datetime, timedelta
+    from datetime import datetime, timedelta, timezone
 
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
     if match:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-        return timedelta(**{unit[match[2]]: float(match[1])})
+        try:
+            delta = timedelta(**{unit[match[2]]: float(match[1])})
+            datetime.now(timezone.utc) - delta  # the sink subtracts it from now: may overflow
+        except (OverflowError, ValueError):
+            raise ConfigurationError(
+                f"--since {text!r} reaches back before the year 1: use a shorter duration"
+            ) from None
+        return delta
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ConfigurationError(
             f"--since {text!r}: use a duration (30m, 12h, 7d, 2w) or a date (2024-05-01)"
         ) from None
-    return when if when.tzinfo is not None else when.astimezone()
+    if when.tzinfo is not None:
+        return when
+    try:
+        return when.astimezone()
+    except (OverflowError, ValueError):  # the edge of the calendar (0001-01-01): take it as UTC
+        return when.replace(tzinfo=timezone.utc)
 
 
 def cmd_log_stats(args: argparse.Namespace, console: _Console) -> int:
@@ -982,6 +1090,7 @@ def cmd_log_tail(args: argparse.Namespace, console: _Console) -> int:
     """The latest events of the SQLite delivery log, oldest first."""
     if args.n < 0:
         raise ConfigurationError("-n must be 0 or more")
+    args.n = min(args.n, 2**63 - 1)  # SQLite's largest integer: "all of them"
     sink = _open_log(args.db)
     try:
         events = sink.tail(args.n)
@@ -1059,7 +1168,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command(
         "demo",
         "send a bundled order confirmation through a failover into a local SMTP server "
-        "(needs notifykit[demo])",
+        "(needs notifykit-py[demo])",
         cmd_demo,
     )
     p.add_argument("--db", metavar="PATH", help="SQLite log file (default: a new temporary file)")
@@ -1084,7 +1193,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", help="the template name")
     p.add_argument("--context", metavar="FILE", help="template context: a JSON object")
     p.add_argument("--templates", metavar="DIR", help="template directory (default: bundled)")
-    p.add_argument("--out", metavar="DIR", default=".", help="where to write (default: .)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where to write NAME.preview.html/.txt/.sms.txt (default: a new temporary folder)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="overwrite existing previews (never a template)"
+    )
     p.add_argument("--open", action="store_true", help="open the HTML preview in a browser")
     add_json(p)
 
@@ -1100,7 +1216,13 @@ def _parser() -> argparse.ArgumentParser:
     stats = log.add_parser("stats", help="sent/failed counts and success rates")
     stats.set_defaults(func=cmd_log_stats)
     stats.add_argument("--db", metavar="PATH", help=db_help)
-    stats.add_argument("--by", choices=("template", "transport", "channel"), default="template")
+    stats.add_argument(
+        "--by",
+        choices=("template", "transport", "channel"),
+        default="template",
+        help="group by template (default) or channel, counting messages; or by transport, "
+        "counting attempts (a failover's failed tries show up)",
+    )
     stats.add_argument("--since", metavar="WHEN", help="30m, 12h, 7d, 2w or an ISO date")
     add_json(stats)
     tail = log.add_parser("tail", help="the latest events")
@@ -1138,12 +1260,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.err.write("notifykit: interrupted\n")
         return 130
+    except _LAST_RESORT as exc:
+        # Bad input that reached a dependency unchecked (each known case is checked
+        # where it arises): one line, exit 2, never a traceback.
+        return _fail(console, exc)
 
 
-def _fail(console: _Console, exc: NotifyKitError) -> int:
+#: Errors of the standard library and dependencies that bad input can cause and
+#: that ``main()`` reports as one line (exit 2) rather than as a traceback.
+_LAST_RESORT = (UnicodeError, OverflowError, RecursionError, ValueError, AttributeError)
+
+
+def _fail(console: _Console, exc: BaseException) -> int:
     from notifykit.config import mask_url
 
-    kind = "error" if isinstance(exc, ConfigurationError) else type(exc).__name__
-    message = mask_url(_one_line(str(exc)))
+    if isinstance(exc, ConfigurationError):
+        kind = "error"
+    elif isinstance(exc, NotifyKitError):
+        kind = type(exc).__name__
+    else:
+        kind = f"error: {type(exc).__name__}"
+    try:
+        text = str(exc)
+    except Exception:
+        text = "(no description)"
+    message = mask_url(_one_line(text.replace("\0", "\\0")))
     console.err.write(f"notifykit: {kind}: {message}\n")
     return EXIT_FAILED if isinstance(exc, DeliveryError) else EXIT_USAGE

@@ -20,6 +20,7 @@ echoes a secret: messages show the URL through :func:`mask_url`.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -36,26 +37,90 @@ if TYPE_CHECKING:
 
 __all__ = ["from_dsn", "from_env", "mask_url", "notifier_from_env", "sink_from_url"]
 
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^@/?#\s]*)@")
-# Schemes whose user part is itself a secret (an API key).
+# Schemes whose user part is itself a secret (an API key), and whose host part
+# is one too when the key was written there by mistake (``msg91://KEY``).
 _KEY_IN_USER = frozenset({"msg91", "fast2sms"})
+# Schemes whose user name (without a password) is not a secret.
+_PLAIN_USER = frozenset({"smtp", "smtps"})
+# Schemes with no credentials: their path may hold an ``@`` (file:///a@b).
+_NO_CREDENTIALS = frozenset({"file", "console", "memory", "sqlite", "jsonl", "logging"})
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+_SPACE = re.compile(r"\s")
+# A query pair; its value is masked when the name looks like a credential's.
+_QUERY_PAIR = re.compile(r"(?<=[?&])([A-Za-z0-9_.-]{1,64})=([^&\s]*)")
+_SECRET_NAME = re.compile(r"key|secret|pass|pwd|token|auth|credential|signature", re.IGNORECASE)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_OPTION_NAME = re.compile(r"[a-z][a-z_]{0,39}")
+#: Composers nested deeper than this are refused (``failover(failover(...))``).
+MAX_NESTING = 16
+
+
+def _mask_query(text: str) -> str:
+    def repl(match: re.Match[str]) -> str:
+        name = match[1]
+        return f"{name}=***" if _SECRET_NAME.search(name) and match[2] else match[0]
+
+    return _QUERY_PAIR.sub(repl, text)
+
+
+def _mask_one_url(scheme: str, rest: str) -> str:
+    """``rest`` (what follows ``scheme://``, up to the next space) with its secrets masked."""
+    name = scheme.lower()
+    if name in _NO_CREDENTIALS:
+        return rest
+    at = rest.rfind("@")  # the user part runs to the LAST @: a secret may hold / ? # @
+    if at >= 0:
+        userinfo, after = rest[:at], rest[at + 1 :]
+        user, colon, _ = userinfo.partition(":")
+        if name in _KEY_IN_USER:
+            masked = "***"
+        elif colon:
+            masked = f"{user}:***"
+        elif name in _PLAIN_USER or not userinfo:
+            masked = userinfo
+        else:  # ses://KEY_ID@ (a half-written credential), unknown schemes: may be a key
+            masked = "***"
+        return f"{masked}@{_mask_query(after)}"
+    if name in _KEY_IN_USER:
+        # msg91://KEY (no @): the host is the key, unless it is "default".
+        host, question, query = rest.partition("?")
+        if host.rstrip("/").lower() not in ("", "default"):
+            host = "***"
+        return host + question + _mask_query(question + query)[len(question) :]
+    return _mask_query(rest)
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its secrets replaced by ``***`` (passwords, keys in the user part)."""
+    """``url`` with its secrets replaced by ``***`` (passwords, keys in the user part).
 
-    def repl(match: re.Match[str]) -> str:
-        scheme, userinfo = match["scheme"], match["userinfo"]
-        name = scheme[:-3].lower()
-        if name in _KEY_IN_USER:
-            return f"{scheme}***@"
-        if ":" in userinfo:
-            return f"{scheme}{userinfo.split(':', 1)[0]}:***@"
-        if name == "ses" and userinfo:
-            return f"{scheme}***@"
-        return match.group(0)
-
-    return _USERINFO.sub(repl, url)
+    Works on any text: every ``scheme://...`` in it (up to the next space) is
+    masked, so a composer URL or an error message can be passed whole. The
+    user part runs to the last ``@`` of the URL, so a secret holding ``/``,
+    ``?``, ``#`` or ``@`` is masked whole; the values of query options named
+    like credentials (``api_key=``, ``authkey=``, ``secret=``, ``token=``...)
+    are masked too. Runs in linear time.
+    """
+    out: list[str] = []
+    pos = 0
+    i = url.find("://")
+    while i != -1:
+        start = i
+        while start > pos and url[start - 1] in _SCHEME_CHARS:
+            start -= 1
+        while start < i and not url[start].isalpha():
+            start += 1
+        if start == i:  # no scheme before this "://"
+            i = url.find("://", i + 3)
+            continue
+        space = _SPACE.search(url, i + 3)
+        end = space.start() if space else len(url)
+        out.append(url[pos:i])
+        out.append("://")
+        out.append(_mask_one_url(url[start:i], url[i + 3 : end]))
+        pos = end
+        i = url.find("://", end)
+    out.append(url[pos:])
+    return "".join(out)
 
 
 # -- option converters
@@ -70,21 +135,33 @@ def _bool(value: str) -> bool:
     raise ValueError(f"{value!r} is not a boolean (use true or false)")
 
 
+def _finite(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{value[:20]!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{value[:20]!r} is not a finite number")
+    return number
+
+
 def _positive_float(value: str) -> float:
-    number = float(value)
+    number = _finite(value)
     if number <= 0:
         raise ValueError(f"{value!r} must be greater than 0")
     return number
 
 
 def _non_negative_float(value: str) -> float:
-    number = float(value)
+    number = _finite(value)
     if number < 0:
         raise ValueError(f"{value!r} must be 0 or more")
     return number
 
 
 def _positive_int(value: str) -> int:
+    if not value.strip().isdigit() or len(value) > 18:
+        raise ValueError(f"{value[:20]!r} is not a whole number of reasonable size")
     number = int(value)
     if number <= 0:
         raise ValueError(f"{value!r} must be greater than 0")
@@ -94,6 +171,52 @@ def _positive_int(value: str) -> int:
 def _text(value: str) -> str:
     if not value:
         raise ValueError("must not be empty")
+    return value
+
+
+def _check_http_url(value: str, what: str = "the URL") -> str:
+    """``value`` if it is an http(s) URL with a valid host; else a ConfigurationError.
+
+    The message never repeats the URL: it may hold credentials.
+    """
+    problem = _http_url_problem(value)
+    if problem:
+        raise ConfigurationError(f"{what} is not a usable http:// or https:// URL: {problem}")
+    return value
+
+
+def _http_url_problem(value: object) -> str | None:
+    if not isinstance(value, str) or not value:
+        return "it is empty or not a string"
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return "it holds spaces or control characters"
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return "malformed URL or bad port"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "the scheme must be http or https"
+    host = parts.hostname or ""
+    if not host:
+        return "it has no host"
+    if port == 0:
+        return "bad port"
+    if ":" not in host:  # not an IPv6 literal: each DNS label 1-63 characters
+        try:
+            ascii_host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return "the host name is not a valid DNS name"
+        labels = ascii_host.rstrip(".").split(".")
+        if len(ascii_host) > 253 or not all(0 < len(label) <= 63 for label in labels):
+            return "the host name is not a valid DNS name"
+    return None
+
+
+def _http_url(value: str) -> str:
+    problem = _http_url_problem(value)
+    if problem:
+        raise ValueError(f"not a usable http:// or https:// URL ({problem})")
     return value
 
 
@@ -115,19 +238,19 @@ _SES_OPTIONS: dict[str, Callable[[str], Any]] = {
     "region": _text,
     "configuration_set": _text,
     "tags_from_message": _bool,
-    "endpoint_url": _text,
+    "endpoint_url": _http_url,
     "timeout": _positive_float,
 }
 _MSG91_OPTIONS: dict[str, Callable[[str], Any]] = {
     "sender": _text,
     "template_id": _text,
-    "base_url": _text,
+    "base_url": _http_url,
     "timeout": _positive_float,
 }
 _FAST2SMS_OPTIONS: dict[str, Callable[[str], Any]] = {
     "route": _text,
     "sender_id": _text,
-    "base_url": _text,
+    "base_url": _http_url,
     "timeout": _positive_float,
 }
 _COMPOSER_OPTIONS: dict[str, Callable[[str], Any]] = {
@@ -150,8 +273,10 @@ def _options(query: str, allowed: Mapping[str, Callable[[str], Any]], shown: str
         raise ConfigurationError(f"{shown}: malformed query string") from None
     for key, value in pairs:
         if key not in allowed:
+            # A pasted key can land where a name goes: show only names that look like one.
+            named = f"{key!r}" if _OPTION_NAME.fullmatch(key) else "(name not shown)"
             raise ConfigurationError(
-                f"{shown}: unknown option {key!r} (known: {', '.join(sorted(allowed))})"
+                f"{shown}: unknown option {named} (known: {', '.join(sorted(allowed)) or 'none'})"
             )
         if key in out:
             raise ConfigurationError(f"{shown}: option {key!r} given twice")
@@ -200,7 +325,7 @@ def _split_composer(url: str) -> tuple[str, list[str], str] | None:
     return match.group(1), parts, rest[1:]
 
 
-def _composer(kind: str, parts: list[str], query: str, shown: str) -> BaseTransport:
+def _composer(kind: str, parts: list[str], query: str, shown: str, depth: int) -> BaseTransport:
     from notifykit.retry import Retry
     from notifykit.transports.failover import FailoverTransport, RoundRobinTransport
 
@@ -212,7 +337,7 @@ def _composer(kind: str, parts: list[str], query: str, shown: str) -> BaseTransp
     }
     if "deadline" in opts:
         retry_fields["deadline"] = opts.pop("deadline")
-    transports = [from_dsn(part) for part in parts]
+    transports = [_from_dsn(part, depth + 1) for part in parts]
     cls = FailoverTransport if kind == "failover" else RoundRobinTransport
     return cls(transports, retry=Retry(**retry_fields), **opts)
 
@@ -222,46 +347,102 @@ def _composer(kind: str, parts: list[str], query: str, shown: str) -> BaseTransp
 
 def from_dsn(url: str) -> BaseTransport:
     """Build the transport that ``url`` describes (see the module docstring)."""
+    return _from_dsn(url, 1)
+
+
+def _from_dsn(url: str, depth: int) -> BaseTransport:
     if not isinstance(url, str) or not url.strip():
         raise ConfigurationError("a transport URL must be a non-empty string")
     url = url.strip()
+    if depth > MAX_NESTING:
+        raise ConfigurationError(f"composers are nested more than {MAX_NESTING} deep")
     composer = _split_composer(url)
     if composer is not None:
         kind, parts, query = composer
-        return _composer(kind, parts, query, mask_url(url))
-    shown = mask_url(url)
-    if "://" not in url:
-        raise ConfigurationError(f"{shown}: not a URL (expected scheme://...)")
-    try:
-        parts_ = urlsplit(url)
-        port = parts_.port
-    except ValueError as exc:
-        reason = "bad port" if "port" in str(exc).lower() else "malformed URL"
-        raise ConfigurationError(f"{shown}: {reason}") from None
-    scheme = parts_.scheme.lower()
-    user = unquote(parts_.username) if parts_.username else None
-    password = unquote(parts_.password) if parts_.password is not None else None
-    host = parts_.hostname or ""
-    if parts_.fragment:
-        raise ConfigurationError(f"{shown}: a transport URL has no #fragment")
-    builder = _BUILDERS.get(scheme)
+        return _composer(kind, parts, query, mask_url(url), depth)
+    parsed = _parse(url)
+    builder = _BUILDERS.get(parsed.scheme)
     if builder is None:
         raise ConfigurationError(
-            f"{shown}: unknown scheme {scheme!r} (known: {', '.join(sorted(_BUILDERS))}, "
-            "failover(...), roundrobin(...))"
+            f"{parsed.shown}: unknown scheme {parsed.scheme!r} (known: "
+            f"{', '.join(sorted(_BUILDERS))}, failover(...), roundrobin(...))"
         )
-    return builder(
-        _Parsed(
-            scheme=scheme,
-            user=user,
-            password=password,
-            host=host,
-            port=port,
-            path=unquote(parts_.path),
-            query=parts_.query,
-            shown=shown,
-        )
+    return builder(parsed)
+
+
+def _parse(url: str) -> _Parsed:
+    """Split ``scheme://[user[:password]@]host[:port][/path][?query]``.
+
+    Not :func:`urllib.parse.urlsplit`: a secret may hold ``/``, ``?``, ``#`` or
+    a raw ``@`` (AWS secret keys often hold ``/``), which urlsplit reads as the
+    start of the path, query or fragment, or as the end of the user part. Here
+    the user part runs to the LAST ``@`` of the URL (for schemes that have
+    credentials), and the host, port, path and query are read after it.
+    """
+    shown = mask_url(url)
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme or not _SCHEME.fullmatch(scheme):
+        raise ConfigurationError(f"{shown}: not a URL (expected scheme://...)")
+    scheme = scheme.lower()
+    if any(not c.isprintable() or c.isspace() for c in url):
+        raise ConfigurationError(f"{shown}: a URL must not hold spaces or control characters")
+    user = password = None
+    if scheme not in _NO_CREDENTIALS:
+        at = rest.rfind("@")
+        if at >= 0:
+            userinfo, rest = rest[:at], rest[at + 1 :]
+            raw_user, colon, raw_password = userinfo.partition(":")
+            user = unquote(raw_user)
+            password = unquote(raw_password) if colon else None
+    authority_end = len(rest)
+    for stop in "/?#":
+        found = rest.find(stop)
+        if found != -1:
+            authority_end = min(authority_end, found)
+    hostport, tail = rest[:authority_end], rest[authority_end:]
+    if scheme in _NO_CREDENTIALS and "@" in hostport:
+        raise ConfigurationError(f"{shown}: {scheme}:// URLs take no user name or password")
+    path_query, hash_, _ = tail.partition("#")
+    if hash_:
+        raise ConfigurationError(f"{shown}: a transport URL has no #fragment")
+    path, _, query = path_query.partition("?")
+    host, port = _host_port(hostport, shown)
+    return _Parsed(
+        scheme=scheme,
+        user=user,
+        password=password,
+        host=host,
+        port=port,
+        path=unquote(path),
+        query=query,
+        shown=shown,
     )
+
+
+def _host_port(hostport: str, shown: str) -> tuple[str, int | None]:
+    if hostport.startswith("["):
+        close = hostport.find("]")
+        if close == -1:
+            raise ConfigurationError(f"{shown}: malformed URL (an IPv6 address lacks its ']')")
+        host, after = hostport[1:close], hostport[close + 1 :]
+        if after and not after.startswith(":"):
+            raise ConfigurationError(f"{shown}: malformed URL (text after the IPv6 address)")
+        port_text = after[1:] if after else ""
+    else:
+        host, _, port_text = hostport.partition(":")
+        if ":" in port_text:
+            raise ConfigurationError(f"{shown}: malformed URL (write an IPv6 address in [ ])")
+    if any(c in host for c in "[]@%\\"):
+        raise ConfigurationError(f"{shown}: malformed host name")
+    if not port_text:
+        return host.lower(), None
+    if (
+        not (port_text.isascii() and port_text.isdigit())
+        or len(port_text) > 5
+        or not 0 < int(port_text) < 65536
+    ):
+        raise ConfigurationError(f"{shown}: bad port")
+    return host.lower(), int(port_text)
 
 
 class _Parsed:
@@ -434,13 +615,34 @@ def sink_from_url(url: str) -> LogSink:
 
 
 def _load_dotenv(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The variables of the dotenv file ``path``; ``{}`` when the default ``.env`` is absent.
+
+    Never silent about a file it cannot use: a file that exists while
+    python-dotenv is missing is a :class:`~notifykit.errors.MissingDependency`
+    (``pip install "notifykit-py[cli]"``); a file that cannot be read, or a
+    file named explicitly (anything but ``.env``) that does not exist, is a
+    :class:`~notifykit.errors.ConfigurationError`.
+    """
+    file = Path(path)
+    if not file.exists():
+        if os.fspath(path) == ".env":
+            return {}
+        raise ConfigurationError(f"the dotenv file {os.fspath(path)!r} does not exist")
     try:
         from dotenv import dotenv_values
     except ImportError:
-        return {}
-    if not Path(path).is_file():
-        return {}
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+        from notifykit.errors import MissingDependency
+
+        raise MissingDependency("python-dotenv", "cli", f"reading {os.fspath(path)}") from None
+    try:
+        with open(file, encoding="utf-8") as stream:
+            values = dotenv_values(stream=stream)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigurationError(
+            f"cannot read the dotenv file {os.fspath(path)}: {reason}"
+        ) from None
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def notifier_from_env(
@@ -454,8 +656,10 @@ def notifier_from_env(
     Reads ``{prefix}EMAIL_URL``, ``SMS_URL``, ``SENDER``, ``SMS_SENDER``,
     ``DEFAULT_REGION``, ``TEMPLATES`` (a directory) and ``LOG`` (one or more
     sink URLs separated by spaces). ``environ`` defaults to :data:`os.environ`;
-    then, when python-dotenv is installed and ``dotenv`` names an existing
-    file, its values fill in what the environment does not set.
+    then the values of the ``dotenv`` file (``.env`` by default, when it exists;
+    ``None`` for none) fill in what the environment does not set. Reading it
+    needs python-dotenv (``pip install "notifykit-py[cli]"``): a file that exists
+    without it is a :class:`~notifykit.errors.MissingDependency`, never ignored.
     """
     from notifykit.notifier import Notifier
 

@@ -118,8 +118,19 @@ class Notifier:
 
     @property
     def sink_failures(self) -> int:
-        """How many times a sink raised (and the failure was logged instead)."""
-        return self._sink_failures
+        """Events the sinks failed to log, whether a ``record()`` raised or a sink dropped them.
+
+        A ``record()`` that raised is logged and counted here; a sink that
+        writes in the background (:class:`~notifykit.sinks.sqlite.SQLiteSink`)
+        counts what it drops later in its ``dropped`` attribute, which is
+        added in.
+        """
+        dropped = 0
+        for sink in self.sinks:
+            value = getattr(sink, "dropped", 0)
+            if isinstance(value, int) and not isinstance(value, bool):
+                dropped += value
+        return self._sink_failures + dropped
 
     # -- configuration from the environment lives in notifykit.config
 

@@ -114,6 +114,9 @@ NOT_EXECUTED: dict[tuple[str, str], str] = {
     ),
     ("docs/sms.md", "msg91.parse_response("): "ends by raising ProviderError, as it says",
     ("docs/logging.md", 'nk.JSONLSink("/var/log/'): "writes to /var/log",
+    ("README.md", 'from_directory("templates/")'): (
+        "needs the README's template file (tests/test_guides.py runs it against a local server)"
+    ),
 }
 
 #: Environment for executed blocks: fake keys, and Notifier.from_env() sends to memory.

@@ -246,8 +246,16 @@ def test_text_only_structure() -> None:
 
 
 def test_html_only_structure() -> None:
-    """An HTML-only e-mail is a single text/html part."""
-    assert "text/html" == structure(wire(make_email(text=None, html="<p>Hi</p>")))
+    """HTML without text gets a derived text part; derive_text=False sends a single text/html part."""
+    parsed = wire(
+        make_email(text=None, html="<p>Hi <a href='https://shop.example/o'>order</a></p>")
+    )
+    assert ("multipart/alternative", ["text/plain", "text/html"]) == structure(parsed)
+    text = next(parsed.iter_parts())
+    assert "Hi order (https://shop.example/o)" == text.get_content().strip()  # type: ignore[attr-defined]
+    bare = make_email(text=None, html="<p>Hi</p>", derive_text=False)
+    assert "text/html" == structure(wire(bare))
+    assert bare.body_text is None
 
 
 def test_text_and_html_are_alternatives() -> None:
@@ -492,8 +500,19 @@ _addresses = st.builds(lambda local, domain: f"{local}@{domain}.example", _local
 @given(
     to=st.lists(_addresses, min_size=1, max_size=3),
     subject=_words,
-    text=st.one_of(st.none(), st.text(min_size=1, max_size=100)),
-    html=st.text(min_size=1, max_size=100),
+    text=st.one_of(
+        st.none(),
+        st.text(
+            st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+            min_size=1,
+            max_size=100,
+        ),
+    ),
+    html=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+        min_size=1,
+        max_size=100,
+    ),
     tags=st.lists(_words, max_size=3),
     metadata=st.dictionaries(
         st.text(max_size=10),

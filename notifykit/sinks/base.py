@@ -116,7 +116,10 @@ class LogSink(Protocol):
     """Where delivery events go. One method; ``close()`` is optional.
 
     A sink with a ``close()`` method has it called when the Notifier closes, so
-    buffered events are flushed.
+    buffered events are flushed. A sink that writes in the background, after
+    ``record()`` returned, should count the events it could not write in an
+    integer ``dropped`` attribute: the Notifier adds it to its
+    ``sink_failures``, next to the ``record()`` calls that raised.
     """
 
     def record(self, event: DeliveryEvent) -> None:

@@ -48,7 +48,11 @@ growing without bound or events being dropped), and only then raises a
 Nothing queued is lost on the way out: :meth:`~SQLiteSink.close` (called by the
 Notifier's ``close()``) writes everything, and so does interpreter exit for a
 sink that was never closed, and garbage collection of a sink nobody holds any
-more. Only a hard kill (``SIGKILL``, ``os._exit``) loses what is still queued.
+more. Only a hard kill (``SIGKILL``, ``os._exit``) loses what is still queued:
+up to ``max_queue + max_batch`` events right after a burst (measured by
+``benchmarks/sqlite_kill.py``). ``durability="sync"`` trades throughput for
+none: each ``record()`` commits its event, in the caller's thread, before it
+returns (``"fsync"`` also waits for the disk, for power cuts).
 After ``fork()`` (Gunicorn, Celery prefork) the child starts with an empty
 queue and its own connection and writer thread; what the parent had queued is
 written by the parent (an in-memory log starts empty in the child).
@@ -73,7 +77,7 @@ import attrs
 from notifykit.errors import ConfigurationError, NotifyKitError
 from notifykit.sinks.base import DeliveryEvent
 
-__all__ = ["SCHEMA_VERSION", "DeliveryRecord", "GroupBy", "SQLiteSink", "StatsRow"]
+__all__ = ["SCHEMA_VERSION", "DeliveryRecord", "Durability", "GroupBy", "SQLiteSink", "StatsRow"]
 
 logger = logging.getLogger("notifykit")
 
@@ -81,6 +85,7 @@ logger = logging.getLogger("notifykit")
 SCHEMA_VERSION = 1
 
 GroupBy = Literal["template", "transport", "channel"]
+Durability = Literal["batched", "sync", "fsync"]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
@@ -329,6 +334,14 @@ def _params(event: DeliveryEvent) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     return row, delivery
 
 
+def _escape_surrogates(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``values`` with every lone surrogate in its strings written as ``\\udXXX``."""
+    return tuple(
+        v.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(v, str) else v
+        for v in values
+    )
+
+
 def _event_from_row(row: Sequence[Any]) -> DeliveryEvent:
     return DeliveryEvent(
         message_id=row[0],
@@ -380,7 +393,21 @@ def _record_from_row(row: Sequence[Any]) -> DeliveryRecord:
     )
 
 
-def _connect(path: str, timeout: float) -> sqlite3.Connection:
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back, if SQLite has not already: never hide the error that led here.
+
+    On a full disk SQLite rolls the transaction back itself; a ROLLBACK then
+    fails with "cannot rollback - no transaction is active", which used to
+    replace the real cause ("database or disk is full").
+    """
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+def _connect(path: str, timeout: float, synchronous: str = "NORMAL") -> sqlite3.Connection:
     """Open ``path``, switch it to WAL and bring its schema up to date."""
     try:
         conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
@@ -389,7 +416,7 @@ def _connect(path: str, timeout: float) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
         _migrate(conn, path)
     except BaseException as exc:
         conn.close()
@@ -419,7 +446,7 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
             conn.execute(f"PRAGMA user_version = {target}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
 
 
@@ -431,9 +458,17 @@ class _Writer:
     """
 
     def __init__(
-        self, path: str, timeout: float, max_queue: int, max_batch: int, block_timeout: float
+        self,
+        path: str,
+        timeout: float,
+        max_queue: int,
+        max_batch: int,
+        block_timeout: float,
+        durability: Durability = "batched",
     ) -> None:
         self.path = path
+        self.sync = durability != "batched"
+        self.synchronous = "FULL" if durability == "fsync" else "NORMAL"
         # "" is a private temporary database: like ":memory:", it lives as long
         # as its connection.
         self.memory = path in ("", ":memory:")
@@ -444,7 +479,7 @@ class _Writer:
         self.dropped = 0
         self.closed = False
         self._reset()
-        self._conn: sqlite3.Connection | None = _connect(path, timeout)
+        self._conn: sqlite3.Connection | None = _connect(path, timeout, self.synchronous)
         _live_writers.add(self)
 
     def _reset(self) -> None:
@@ -476,6 +511,9 @@ class _Writer:
     # -- the sending side ---------------------------------------------------
 
     def put(self, event: DeliveryEvent) -> None:
+        if self.sync:
+            self.put_now(event)
+            return
         with self.lock:
             if self.closed:
                 raise NotifyKitError(f"SQLiteSink({self.path!r}) is closed")
@@ -507,6 +545,23 @@ class _Writer:
                 self.thread = thread
             elif self.idle:
                 self.has_work.notify()
+
+    def put_now(self, event: DeliveryEvent) -> None:
+        """Synchronous durability: the event is committed when this returns."""
+        if self.closed:
+            raise NotifyKitError(f"SQLiteSink({self.path!r}) is closed")
+        try:
+            failures = self._write([event])
+        except Exception as exc:
+            raise NotifyKitError(
+                f"SQLiteSink({self.path!r}): an event of message {event.message_id!r} was "
+                f"not logged: {exc}"
+            ) from exc
+        if failures:
+            raise NotifyKitError(
+                f"SQLiteSink({self.path!r}): an event of message {event.message_id!r} was "
+                f"not logged: {failures[0]}"
+            ) from failures[0]
 
     def flush(self, timeout: float | None) -> bool:
         with self.lock:
@@ -547,61 +602,86 @@ class _Writer:
                 batch = [self.pending.popleft() for _ in range(count)]
                 self.has_room.notify_all()
             try:
-                self._write(batch)
+                failures = self._write(batch)
             except Exception:  # the thread must outlive any error
                 self.dropped += len(batch)
                 logger.exception("SQLiteSink(%r): %d events were not logged", self.path, count)
+            else:
+                self.dropped += len(failures)
             finally:
                 with self.lock:
                     self.written += count
                     self.written_cond.notify_all()
 
-    def _write(self, batch: list[DeliveryEvent]) -> None:
+    def _write(self, batch: list[DeliveryEvent]) -> list[Exception]:
+        """Write ``batch`` in one transaction; returns the errors of the events lost.
+
+        A bad event (one SQLite refuses, or that cannot be encoded) costs only
+        itself: when the batch fails for any reason other than the database
+        being locked or full, its events are written one by one. Text with a
+        lone surrogate (from ``json.loads`` of bad input) is stored with the
+        surrogate escaped (``\\udc80``) rather than lost. Raises only when the
+        whole batch is lost (locked or full past the retries).
+        """
+        failures: list[Exception] = []
         rows: list[tuple[Any, ...]] = []
         deliveries: list[tuple[Any, ...]] = []
         for event in batch:
             try:
                 row, delivery = _params(event)
-            except Exception:  # an event that cannot be encoded is dropped alone
-                self.dropped += 1
-                logger.exception("SQLiteSink(%r): cannot log %r", self.path, event)
+            except Exception as exc:  # an event that cannot be encoded is dropped alone
+                failures.append(exc)
+                logger.error(
+                    "SQLiteSink(%r): cannot log an event of message %r: %s",
+                    self.path,
+                    event.message_id,
+                    exc,
+                )
                 continue
             rows.append(row)
             deliveries.append(delivery)
         if not rows:
-            return
+            return failures
         with self.db_lock:
             conn = self.connection()
-            try:
-                for attempt in range(1, _WRITE_TRIES + 1):
-                    try:
-                        self._commit(conn, rows, deliveries)
-                        break
-                    except sqlite3.OperationalError as exc:
-                        # "database is locked" past the busy timeout, or a full
-                        # disk: worth another go before the batch is given up.
-                        if attempt == _WRITE_TRIES:
-                            raise
-                        logger.warning(
-                            "SQLiteSink(%r): writing %d events failed (%s); trying again",
-                            self.path,
-                            len(rows),
-                            exc,
-                        )
-            except sqlite3.IntegrityError:
-                # One bad event (say, a message id of None) must not cost the
-                # batch: write them one by one and drop only the bad ones.
-                for row, delivery in zip(rows, deliveries, strict=True):
-                    try:
-                        self._commit(conn, [row], [delivery])
-                    except sqlite3.IntegrityError as exc:
-                        self.dropped += 1
-                        logger.error(
-                            "SQLiteSink(%r): cannot log an event of message %r: %s",
-                            self.path,
-                            row[0],
-                            exc,
-                        )
+            for attempt in range(1, _WRITE_TRIES + 1):
+                try:
+                    self._commit(conn, rows, deliveries)
+                    return failures
+                except sqlite3.OperationalError as exc:
+                    # "database is locked" past the busy timeout, or a full
+                    # disk: worth another go before the batch is given up.
+                    if attempt == _WRITE_TRIES:
+                        raise
+                    logger.warning(
+                        "SQLiteSink(%r): writing %d events failed (%s); trying again",
+                        self.path,
+                        len(rows),
+                        exc,
+                    )
+                except Exception:
+                    break  # one bad event: find it below
+            for row, delivery in zip(rows, deliveries, strict=True):
+                try:
+                    self._commit_one(conn, row, delivery)
+                except Exception as exc:
+                    failures.append(exc)
+                    logger.error(
+                        "SQLiteSink(%r): cannot log an event of message %r: %s",
+                        self.path,
+                        row[0],
+                        exc,
+                    )
+        return failures
+
+    @classmethod
+    def _commit_one(
+        cls, conn: sqlite3.Connection, row: tuple[Any, ...], delivery: tuple[Any, ...]
+    ) -> None:
+        try:
+            cls._commit(conn, [row], [delivery])
+        except UnicodeEncodeError:
+            cls._commit(conn, [_escape_surrogates(row)], [_escape_surrogates(delivery)])
 
     @staticmethod
     def _commit(
@@ -617,8 +697,7 @@ class _Writer:
             conn.executemany(_UPSERT_DELIVERY, deliveries)
             conn.execute("COMMIT")
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
 
     # -- reading ------------------------------------------------------------
@@ -628,7 +707,7 @@ class _Writer:
         if self._conn is None:
             if self.memory and self.closed:
                 raise NotifyKitError("this in-memory SQLiteSink is closed and its data gone")
-            self._conn = _connect(self.path, self.timeout)
+            self._conn = _connect(self.path, self.timeout, self.synchronous)
         return self._conn
 
     def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -677,6 +756,15 @@ class SQLiteSink:
         max_batch: the most events written in one transaction.
         block_timeout: seconds ``record()`` waits for room in a full queue
             before it gives up on the event and raises.
+        durability: ``"batched"`` (the default): ``record()`` queues the event
+            and a writer thread commits it shortly after, many events per
+            transaction; a hard kill of the process (``SIGKILL``, the OOM
+            killer) loses what is still queued. ``"sync"``: ``record()``
+            commits the event before it returns (one transaction per event, in
+            the calling thread), so an event whose ``record()`` returned
+            survives a kill of the process; slower (see docs/logging.md for
+            both loss windows, measured). ``"fsync"``: like ``"sync"``, with
+            ``PRAGMA synchronous=FULL`` so a commit also survives a power cut.
 
     ``record()`` only queues the event; a writer thread, started on the first
     event, writes it (see the module docstring for the why and the
@@ -703,13 +791,19 @@ class SQLiteSink:
         max_queue: int = 10_000,
         max_batch: int = 1_000,
         block_timeout: float = 5.0,
+        durability: Durability = "batched",
     ) -> None:
         if max_queue < 1 or max_batch < 1:
             raise ConfigurationError("max_queue and max_batch must be at least 1")
         if timeout < 0 or block_timeout < 0:
             raise ConfigurationError("timeout and block_timeout must not be negative")
+        if durability not in ("batched", "sync", "fsync"):
+            raise ConfigurationError(
+                f"durability must be 'batched', 'sync' or 'fsync', not {durability!r}"
+            )
         self.path = os.fspath(path)
-        self._writer = _Writer(self.path, timeout, max_queue, max_batch, block_timeout)
+        self.durability: Durability = durability
+        self._writer = _Writer(self.path, timeout, max_queue, max_batch, block_timeout, durability)
         self._finalizer = weakref.finalize(self, _finalize, self._writer)
 
     # -- writing ------------------------------------------------------------
@@ -717,9 +811,12 @@ class SQLiteSink:
     def record(self, event: DeliveryEvent) -> None:
         """Queue ``event`` for the writer thread and return at once.
 
+        With ``durability="sync"`` (or ``"fsync"``), commit it before returning.
+
         Raises:
             NotifyKitError: the sink is closed, or the queue stayed full for
-                ``block_timeout`` seconds.
+                ``block_timeout`` seconds; with ``durability="sync"``, the
+                event could not be written (the error says why).
         """
         self._writer.put(event)
 
@@ -746,7 +843,12 @@ class SQLiteSink:
 
     @property
     def dropped(self) -> int:
-        """Events that could not be written (each one was logged on ``notifykit``)."""
+        """Events that could not be written (each one was logged on ``notifykit``).
+
+        The :class:`~notifykit.Notifier` adds it to its ``sink_failures``. With
+        ``durability="sync"`` a failure raises from ``record()`` instead, so
+        this stays 0.
+        """
         return self._writer.dropped
 
     def __enter__(self) -> SQLiteSink:
@@ -761,7 +863,9 @@ class SQLiteSink:
         self.close()
 
     def __repr__(self) -> str:
-        return f"SQLiteSink({self.path!r})"
+        if self.durability == "batched":
+            return f"SQLiteSink({self.path!r})"
+        return f"SQLiteSink({self.path!r}, durability={self.durability!r})"
 
     # -- reading ------------------------------------------------------------
 
@@ -858,7 +962,7 @@ class SQLiteSink:
                 ).rowcount
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             return int(count)
 

@@ -337,6 +337,28 @@ def _check_correspondence(
     return None
 
 
+#: libxml2's HTML parser stops nesting at this depth (without XML_PARSE_HUGE)
+#: and silently drops what is deeper; premailer parses with it.
+_LXML_MAX_DEPTH = 255
+
+
+class HTMLTooDeep(ValueError):
+    """The HTML nests deeper than premailer (lxml) can keep; it is not inlined."""
+
+
+def _check_depth(html: str) -> None:
+    """Raise :class:`HTMLTooDeep` when lxml would truncate ``html``."""
+    etree = importlib.import_module("lxml.etree")
+    parser = etree.HTMLParser()
+    etree.fromstring(html.strip(), parser)
+    if any("Excessive depth" in entry.message for entry in parser.error_log):
+        raise HTMLTooDeep(
+            f"the HTML nests elements more than {_LXML_MAX_DEPTH} deep, and premailer (lxml) "
+            "would silently drop everything deeper; flatten the markup, or use "
+            "inliner='css_inline', which keeps it"
+        )
+
+
 class PremailerEngine(Engine):
     """premailer (lxml + cssutils), a core dependency; serialised by a lock (not thread-safe)."""
 
@@ -361,9 +383,16 @@ class PremailerEngine(Engine):
         )
 
     def inline(self, html: str) -> str:
-        """premailer's output for ``html``; an empty document stays empty."""
+        """premailer's output for ``html``; an empty document stays empty.
+
+        Raises:
+            HTMLTooDeep: ``html`` nests elements deeper than lxml's HTML parser
+                keeps (255): premailer would silently drop everything deeper.
+        """
         if not html.strip():
             return html
+        if html.count("<") >= _LXML_MAX_DEPTH:  # fewer tags cannot nest that deep
+            _check_depth(html)
         with _CSSUTILS_LOCK:
             return str(self._premailer().transform(html, pretty_print=False))
 

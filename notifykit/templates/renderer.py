@@ -53,7 +53,7 @@ from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from notifykit.errors import ConfigurationError, NotifyKitError, TemplateError
-from notifykit.templates import _cache, _compile, _inline, _text
+from notifykit.templates import _cache, _compile, _inline, _limits, _text
 
 __all__ = ["Rendered", "TemplatePlan", "TemplateRenderer"]
 
@@ -197,9 +197,14 @@ class TemplateRenderer:
             it: autoescaping on for HTML and off for the other parts,
             ``StrictUndefined``, and the bundled layouts added to the loader.
         loader: a Jinja loader, when no environment is given.
-        sandboxed: render in Jinja's sandbox, for templates your users edit;
-            a sandbox violation is a :class:`~notifykit.errors.TemplateError`.
-            With ``environment=``, that environment must be sandboxed.
+        sandboxed: render in Jinja's immutable sandbox, for templates your
+            users edit, with :class:`~notifykit.templates.TemplateLimits` on
+            the work and output of each render; a sandbox violation or a limit
+            reached is a :class:`~notifykit.errors.TemplateError`. With
+            ``environment=``, that environment must be sandboxed, and it
+            keeps its own behaviour (Jinja's, without the limits).
+        limits: the :class:`~notifykit.templates.TemplateLimits` of
+            ``sandboxed=True`` (default: ``TemplateLimits()``).
         inliner: the CSS inliner: ``"auto"`` (the default: css-inline, a core
             dependency, or premailer if css-inline cannot be imported on this
             platform), ``"css_inline"``, ``"premailer"`` or ``None`` (no
@@ -228,13 +233,21 @@ class TemplateRenderer:
         auto_reload: bool = True,
         reload_interval: float = 1.0,
         compile: bool = True,
+        limits: _limits.TemplateLimits | None = None,
         cache_dir: str | os.PathLike[str] | bool | None = None,
     ) -> None:
         if environment is not None and loader is not None:
             raise ConfigurationError("pass either environment= or loader=, not both")
-        if environment is None:
-            cls = SandboxedEnvironment if sandboxed else jinja2.Environment
-            environment = cls(loader=loader, autoescape=True, auto_reload=auto_reload)
+        if limits is not None and (not sandboxed or environment is not None):
+            raise ConfigurationError("limits= applies to sandboxed=True without environment=")
+        if environment is None and sandboxed:
+            environment = _limits.LimitedSandbox(
+                loader=loader, autoescape=True, auto_reload=auto_reload, limits=limits
+            )
+        elif environment is None:
+            environment = jinja2.Environment(
+                loader=loader, autoescape=True, auto_reload=auto_reload
+            )
         elif sandboxed and not isinstance(environment, SandboxedEnvironment):
             raise ConfigurationError("sandboxed=True needs a jinja2.sandbox.SandboxedEnvironment")
         if inliner not in (None, "premailer", "css_inline", "auto"):
@@ -279,9 +292,18 @@ class TemplateRenderer:
 
     # ---------------------------------------------------------------- constructors
     @classmethod
-    def from_directory(cls, path: str | Any, **options: Any) -> TemplateRenderer:
-        """Templates from a directory (``orders/shipped.html`` is ``path/orders/shipped.html``)."""
-        return cls(loader=jinja2.FileSystemLoader(str(path)), **options)
+    def from_directory(
+        cls, path: str | Any, *, follow_symlinks: bool = False, **options: Any
+    ) -> TemplateRenderer:
+        """Templates from a directory (``orders/shipped.html`` is ``path/orders/shipped.html``).
+
+        A template (or linked stylesheet) that is a symlink to a file outside
+        ``path`` is a :class:`~notifykit.errors.TemplateError` unless
+        ``follow_symlinks=True``; symlinks that stay inside ``path`` always work.
+        """
+        if follow_symlinks:
+            return cls(loader=jinja2.FileSystemLoader(str(path)), **options)
+        return cls(loader=_limits.ConfinedFileSystemLoader(str(path)), **options)
 
     @classmethod
     def from_package(
@@ -576,7 +598,7 @@ class TemplateRenderer:
     def _inline_per_message(self, entry: _Entry, html: str, links: bool = True) -> str:
         if self._inliner is None:
             return html
-        engine = _inline.get_engine(self._inliner)
+        engine = _limits.guard_engine(_inline.get_engine(self._inliner), self._base)
         with _errors(entry.name):
             if links:
                 html = _inline.expand_links(html, self._css_loader(entry.name, None))
@@ -728,6 +750,7 @@ class TemplateRenderer:
         settings = [
             _cache.code_fingerprint(),
             type(self._base).__module__ + "." + type(self._base).__qualname__,
+            repr(getattr(self._base, "limits", None)),
             self.inliner,
             self._compile_enabled,
             self._compile_blocker,
@@ -857,6 +880,7 @@ class TemplateRenderer:
                 raise _compile.Unsupported(f"template {template_name!r}: {exc}") from exc
 
         engine = None if self._inliner is None else _inline.get_engine(self._inliner)
+        engine = _limits.guard_engine(engine, self._base)
         try:
             document = _compile.build_document(self._html_env, entry.name, load, inline_macros=True)
             if document is None:

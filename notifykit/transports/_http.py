@@ -497,8 +497,7 @@ class HTTPTransport(BaseTransport):
         try:
             return check()
         except DeliveryError as exc:
-            exc.message = mask_secrets(exc.message, self._secrets())
-            exc.args = (exc.message,)
+            self._mask_error(exc)
             if exc.transport is None:
                 exc.transport = self.name
             raise

@@ -6,6 +6,12 @@ concrete transport the same frame: a context manager, ``close()``, a channel
 check, one :class:`~notifykit.receipt.Attempt` recorded per call, and masking
 of the transport's secrets in any error it raises. Subclasses implement
 ``_send()`` and translate their library's exceptions in one place.
+
+Masking happens here, once, for every transport (:meth:`BaseTransport._mask_error`):
+each form of each secret the transport holds (:func:`~notifykit.errors.secret_forms`:
+raw, percent-encoded, base64 at any alignment) is replaced by ``***`` in the
+error's message, its attempts and its rejected recipients, and in every
+exception chained to it, before the error leaves :meth:`BaseTransport.send`.
 """
 
 from __future__ import annotations
@@ -19,7 +25,15 @@ from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar, cast, runtime_che
 
 import attrs
 
-from notifykit.errors import ConfigurationError, DeliveryError, TransientError
+from notifykit.errors import (
+    ConfigurationError,
+    DeliveryError,
+    InvalidMessage,
+    ProviderError,
+    TransientError,
+    mask_exception,
+    mask_text,
+)
 from notifykit.receipt import Attempt, Outcome, Receipt
 
 if TYPE_CHECKING:
@@ -50,11 +64,12 @@ class Transport(Protocol):
 
 
 def mask_secrets(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every occurrence of each non-empty secret in ``text`` with ``***``."""
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "***")
-    return text
+    """Replace every form of each secret (3 characters or more) in ``text`` with ``***``.
+
+    The forms are those of :func:`notifykit.errors.secret_forms`: the secret as
+    is, percent-encoded, escaped, and base64-encoded at any alignment.
+    """
+    return mask_text(text, secrets)
 
 
 class _Capture:
@@ -135,19 +150,61 @@ class BaseTransport:
             raise
         except OSError as exc:
             # A socket-level failure the subclass did not map itself.
-            err = TransientError(
-                mask_secrets(f"{type(exc).__name__}: {exc}", self._secrets()), transport=self.name
-            )
-            self._finish_error(err, started, time.perf_counter() - t0)
+            err = TransientError(f"{type(exc).__name__}: {exc}", transport=self.name)
+            self._finish_error(err, started, time.perf_counter() - t0, cause=exc)
             raise err from exc
+        except UnicodeError as exc:
+            if isinstance(exc, UnicodeEncodeError) and exc.encoding != "idna":
+                # Text of the message this provider cannot carry: the message's fault.
+                bad = InvalidMessage(
+                    mask_text(f"{self.name} cannot encode the message: {exc}", self._secrets())
+                )
+                mask_exception(exc, self._secrets())
+                raise bad from exc
+            # A host name that cannot be encoded (a DNS label over 63 characters,
+            # an invalid IDN): this transport cannot be reached as configured, so
+            # it is a ProviderError and a composer moves on to the next transport.
+            failure = ProviderError(
+                f"cannot reach the provider: {type(exc).__name__}: {exc}", transport=self.name
+            )
+            self._finish_error(failure, started, time.perf_counter() - t0, cause=exc)
+            raise failure from exc
         if not receipt.attempts:
             attempt = Attempt(self.name, "sent", None, started, time.perf_counter() - t0)
             receipt = attrs.evolve(receipt, attempts=(attempt,))
         return receipt
 
-    def _finish_error(self, exc: DeliveryError, started: datetime, duration: float) -> None:
-        exc.message = mask_secrets(exc.message, self._secrets())
+    def _mask_error(self, exc: DeliveryError, cause: BaseException | None = None) -> None:
+        """Mask this transport's secrets in ``exc``, its attempts and its exception chain.
+
+        ``cause`` is the exception ``exc`` is about to be raised from, when the
+        chain is not linked yet. This is the one place where errors are masked.
+        """
+        secrets = self._secrets()
+        exc.message = mask_text(exc.message, secrets)
         exc.args = (exc.message,)
+        rejected = getattr(exc, "rejected", None)
+        if isinstance(rejected, dict) and rejected:
+            exc.rejected = {  # type: ignore[attr-defined]
+                mask_text(str(k), secrets): mask_text(str(v), secrets) for k, v in rejected.items()
+            }
+        if exc.attempts:
+            exc.attempts = tuple(
+                attrs.evolve(a, error=mask_text(a.error, secrets)) if a.error else a
+                for a in exc.attempts
+            )
+        mask_exception(exc, secrets)
+        if cause is not None:
+            mask_exception(cause, secrets)
+
+    def _finish_error(
+        self,
+        exc: DeliveryError,
+        started: datetime,
+        duration: float,
+        cause: BaseException | None = None,
+    ) -> None:
+        self._mask_error(exc, cause)
         if exc.transport is None:
             exc.transport = self.name
         if not exc.attempts:

@@ -94,8 +94,8 @@ class FailoverTransport(BaseTransport):
                 raise ConfigurationError(f"{t!r} is not a transport (it needs send() and close())")
         if retry is not None and not isinstance(retry, Retry):
             raise ConfigurationError(f"retry must be a notifykit.Retry, got {retry!r}")
-        if not isinstance(cooldown, (int, float)) or cooldown < 0:
-            raise ConfigurationError(f"cooldown must be a number of seconds >= 0, got {cooldown!r}")
+        if not isinstance(cooldown, (int, float)) or not 0 <= cooldown < float("inf"):
+            raise ConfigurationError(f"cooldown must be finite seconds >= 0, got {cooldown!r}")
         self.transports: tuple[Transport, ...] = transports
         self.retry = retry if retry is not None else Retry()
         self.cooldown = float(cooldown)

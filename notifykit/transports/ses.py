@@ -20,7 +20,7 @@ Three choices worth knowing:
   the transport then never closes.
 - **boto3 is imported lazily**, so ``import notifykit`` never pays for it; a
   missing boto3 is a :class:`~notifykit.errors.MissingDependency` naming the
-  ``notifykit[ses]`` extra.
+  ``notifykit-py[ses]`` extra.
 
 Every botocore failure is translated in one place, :func:`map_botocore_error`.
 """
@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping
-from email.utils import formataddr, parseaddr
+from collections.abc import Mapping, Sequence
+from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlencode
 
 import attrs
 
+from notifykit._mime import display_name
 from notifykit.errors import (
     ConfigurationError,
     DeliveryError,
@@ -44,8 +45,9 @@ from notifykit.errors import (
     RejectedError,
     TransientError,
 )
+from notifykit.message import address_parts
 from notifykit.receipt import Receipt
-from notifykit.transports.base import BaseTransport, mask_secrets
+from notifykit.transports.base import BaseTransport
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -278,7 +280,7 @@ def _email_tags(message: Email) -> list[dict[str, str]]:
 
 def _ses_address(address: str, field: str) -> str:
     """The bare address in the form SES accepts: ASCII, domain in punycode."""
-    bare = parseaddr(address)[1] or address
+    bare = address_parts(address).addr  # validated when the Email was built
     local, _, domain = bare.rpartition("@")
     if not local.isascii():
         raise RejectedError(
@@ -297,10 +299,11 @@ def _ses_address(address: str, field: str) -> str:
 
 
 def _from_address(sender: str) -> str:
-    name, addr = parseaddr(sender)
-    bare = _ses_address(addr or sender, "sender")
-    # SES wants a non-ASCII display name as an RFC 2047 encoded word.
-    return formataddr((name, bare), charset="utf-8") if name else bare
+    name = address_parts(sender).name
+    bare = _ses_address(sender, "sender")
+    # SES wants a non-ASCII display name as RFC 2047 encoded words; names with
+    # specials are quoted, and encoded-word look-alikes encoded, as in the MIME.
+    return f"{display_name(name)} <{bare}>" if name else bare
 
 
 def build_send_email_kwargs(
@@ -316,9 +319,12 @@ def build_send_email_kwargs(
     A pure function (no I/O), so the request can be tested and benchmarked
     without SES. Content is the raw MIME of :meth:`Email.to_mime`; Destination
     holds the bare addresses of to, cc and bcc, each address once (the first
-    field it appears in wins). A message SES would refuse for its size (over
-    ``max_size`` bytes of MIME) or its number of recipients (more than
-    ``max_recipients``) raises :class:`RejectedError` here, before any request.
+    field it appears in wins), or the message's ``envelope_recipients`` when it
+    has them. An ``envelope_sender`` becomes ``FeedbackForwardingEmailAddress``
+    (where SES sends bounces and complaints; SES writes its own Return-Path).
+    A message SES would refuse for its size (over ``max_size`` bytes of MIME)
+    or its number of recipients (more than ``max_recipients``) raises
+    :class:`RejectedError` here, before any request.
     """
     if message.sender is None:
         # to_mime() says the same; say it before building the MIME.
@@ -326,11 +332,18 @@ def build_send_email_kwargs(
     assert message.sender is not None
     seen: set[str] = set()
     destination: dict[str, list[str]] = {}
-    for key, addresses in (
-        ("ToAddresses", message.to),
-        ("CcAddresses", message.cc),
-        ("BccAddresses", message.bcc),
-    ):
+    # With raw content the headers come from the MIME and Destination is the
+    # envelope: explicit envelope recipients replace to + cc + bcc there.
+    fields: tuple[tuple[str, Sequence[str]], ...] = (
+        (("ToAddresses", message.envelope_recipients),)
+        if message.envelope_recipients is not None
+        else (
+            ("ToAddresses", message.to),
+            ("CcAddresses", message.cc),
+            ("BccAddresses", message.bcc),
+        )
+    )
+    for key, addresses in fields:
         bare = []
         for address in addresses:
             ses_address = _ses_address(address, key)
@@ -361,6 +374,12 @@ def build_send_email_kwargs(
         "Destination": destination,
         "Content": {"Raw": {"Data": raw}},
     }
+    if message.envelope_sender is not None:
+        # SES writes its own Return-Path; the envelope sender is where SES
+        # forwards bounces and complaints.
+        kwargs["FeedbackForwardingEmailAddress"] = _ses_address(
+            message.envelope_sender, "envelope_sender"
+        )
     if message.reply_to:
         kwargs["ReplyToAddresses"] = [_ses_address(a, "reply_to") for a in message.reply_to]
     if configuration_set:
@@ -466,6 +485,10 @@ class SESTransport(BaseTransport):
             )
         self.configuration_set = configuration_set or None
         self.tags_from_message = tags_from_message
+        if endpoint_url:
+            from notifykit.config import _check_http_url
+
+            _check_http_url(endpoint_url, "SESTransport endpoint_url")
         self.endpoint_url = endpoint_url or None
         self.timeout = float(timeout)
         self._access_key_id = access_key_id
@@ -567,8 +590,7 @@ class SESTransport(BaseTransport):
             if not _is_botocore_error(exc):
                 raise
             error = map_botocore_error(exc)
-            error.message = mask_secrets(error.message, self._secrets())
-            error.args = (error.message,)
+            self._mask_error(error, cause=exc)
             error.transport = self.name
             raise error from exc
         quota = account.get("SendQuota", {})

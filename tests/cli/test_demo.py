@@ -60,7 +60,8 @@ def test_demo_end_to_end_in_a_subprocess(run: Runner) -> None:
     assert re.search(rf"{live_name}\s+3\s+0\s+0\s+3\s+100%", out)
     assert re.search(rf"{dead_name}\s+0\s+2\s+0\s+2\s+0%", out)
     assert re.search(r"order_confirmation\.html\s+3\s+0\s+0\s+3\s+100%", out)
-    assert "The dead primary failed 2 attempt(s), then was skipped 2 time(s)" in out
+    assert "3 of 3 messages delivered." in out
+    assert "The dead primary failed 2 attempts, then was skipped 2 times at no cost" in out
     assert refused(int(server[1]))  # the demo stopped its server
 
 
@@ -119,3 +120,16 @@ def test_demo_message_count_is_bounded(capsys: pytest.CaptureFixture[str]) -> No
     """--messages outside 1..100 is a usage error."""
     assert 2 == main(["demo", "--messages", "0"])
     assert "--messages must be from 1 to 100" in capsys.readouterr().err
+
+
+def test_demo_of_one_message_does_not_count_zero_skips(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With one message the breaker never skips: no "skipped 0 time(s)", no "(s)" at all."""
+    assert 0 == main(["demo", "--messages", "1"])
+    out = capsys.readouterr().out
+
+    assert "1 of 1 message delivered." in out
+    assert "The dead primary failed 2 attempts (send more messages" in out
+    assert "skipped 0" not in out
+    assert "(s)" not in out.splitlines()[-2]

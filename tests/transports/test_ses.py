@@ -805,9 +805,9 @@ def test_email_only() -> None:
 
 
 def test_missing_boto3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without boto3, building the transport is a MissingDependency naming notifykit[ses]."""
+    """Without boto3, building the transport is a MissingDependency naming notifykit-py[ses]."""
     monkeypatch.setitem(sys.modules, "boto3", None)
-    with pytest.raises(nk.MissingDependency, match=r"notifykit\[ses\]") as info:
+    with pytest.raises(nk.MissingDependency, match=r"notifykit-py\[ses\]") as info:
         SESTransport(region=REGION)
     assert "ses" == info.value.extra
 
@@ -819,3 +819,40 @@ def test_importing_the_module_does_not_import_boto3() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
     )
     assert "False" == out.stdout.strip()
+
+
+def test_envelope_goes_to_destination_and_feedback_address(moto_ses: MotoSES) -> None:
+    """envelope_recipients replace to/cc/bcc in Destination; envelope_sender receives feedback."""
+    transport = make_transport()
+    message = email(
+        to="Team <team@lists.example>",
+        envelope_sender="bounces@shop.example",
+        envelope_recipients=["asha@example.com", "ravi@bücher.example"],
+    )
+    kwargs = build_send_email_kwargs(message)
+    assert {"ToAddresses": ["asha@example.com", "ravi@xn--bcher-kva.example"]} == kwargs[
+        "Destination"
+    ]
+    assert "bounces@shop.example" == kwargs["FeedbackForwardingEmailAddress"]
+    receipt = transport.send(message)
+    (stored,) = moto_ses.sent
+    # moto also adds the To header's addresses to what it records; SES itself
+    # delivers to Destination alone when it is given (how Bcc works).
+    assert {"asha@example.com", "ravi@xn--bcher-kva.example"} <= set(stored.destinations)
+    assert ("asha@example.com", "ravi@xn--bcher-kva.example") == receipt.accepted
+    raw = message_from_bytes(stored.raw_data.encode("utf-8"), policy=policy.default)
+    assert "team@lists.example" == raw["To"].addresses[0].addr_spec
+
+
+def test_sender_name_that_looks_like_an_encoded_word_stays_a_name() -> None:
+    """FromEmailAddress encodes an encoded-word look-alike, so SES never decodes it to an address."""
+    from email.header import decode_header, make_header
+
+    look_alike = "=?utf-8?q?ceo=40bank.example?="
+    kwargs = build_send_email_kwargs(
+        email(sender=nk.Recipient("hello@shop.example", name=look_alike))
+    )
+    name, _, addr = kwargs["FromEmailAddress"].rpartition(" ")
+    assert "<hello@shop.example>" == addr
+    assert look_alike not in name
+    assert look_alike == str(make_header(decode_header(name)))

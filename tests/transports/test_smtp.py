@@ -143,7 +143,7 @@ def test_name_str_and_repr() -> None:
     assert "smtp:mail.example.com:587" == transport.name
     assert "smtp://mail.example.com:587" == str(transport)
     assert "<SMTPTransport smtp://shop%40example.com:***@mail.example.com:587>" == repr(transport)
-    assert ("s3cret-pass",) == transport._secrets()
+    assert "s3cret-pass" in transport._secrets()
 
 
 def test_str_shows_implicit_tls_and_plain_text() -> None:
@@ -236,10 +236,10 @@ def test_size_is_declared(plain: SMTPTransport, smtp_server: SMTPServer) -> None
 
 def test_international_address_uses_smtputf8(plain: SMTPTransport, smtp_server: SMTPServer) -> None:
     """A non-ASCII address is sent with SMTPUTF8 (and UTF-8 headers) to a server that offers it."""
-    plain.send(make_email(to="José <jose@bücher.example>"))
+    plain.send(make_email(to="José <josé@bücher.example>"))
     (received,) = smtp_server.messages
-    assert ("jose@bücher.example",) == received.rcpt_tos
-    assert "José <jose@bücher.example>" == received.message["To"]
+    assert ("josé@bücher.example",) == received.rcpt_tos
+    assert "José <josé@bücher.example>" == received.message["To"]
     assert "SMTPUTF8" in received.mail_options
 
 
@@ -250,7 +250,7 @@ def test_international_address_without_smtputf8_is_provider_error() -> None:
         SMTPTransport("127.0.0.1", server.port, security="none") as transport,
     ):
         with pytest.raises(nk.ProviderError) as info:
-            transport.send(make_email(to="jose@bücher.example"))
+            transport.send(make_email(to="josé@bücher.example"))
         assert "SMTPUTF8" in str(info.value)
         transport.send(make_email())  # the connection is still good
         assert 1 == len(server.messages)

@@ -1,4 +1,4 @@
-"""notifykit for Django (``pip install "notifykit[django]"``).
+"""notifykit for Django (``pip install "notifykit-py[django]"``).
 
 - ``EMAIL_BACKEND = "notifykit.contrib.django.EmailBackend"`` sends Django's
   ``send_mail``/``EmailMessage`` through notifykit's transports and sinks
@@ -28,9 +28,11 @@ if TYPE_CHECKING:
         reset_notifier,
         resolve_settings,
     )
+    from notifykit.contrib.django.errors import BadHeaderError
     from notifykit.contrib.django.sink import DjangoModelSink
 
 _EXPORTS = {
+    "BadHeaderError": "notifykit.contrib.django.errors",
     "EmailBackend": "notifykit.contrib.django.backend",
     "email_from_django": "notifykit.contrib.django.backend",
     "SettingsError": "notifykit.contrib.django.conf",
@@ -42,6 +44,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "BadHeaderError",
     "DjangoModelSink",
     "EmailBackend",
     "SettingsError",

@@ -29,24 +29,43 @@ class NotifyKitConfig(AppConfig):  # type: ignore[misc]
         checks.register(check_settings, "notifykit")
 
 
+#: Django's SMTP settings; notifykit's backend reads them unless NOTIFYKIT names a transport.
+EMAIL_SETTINGS = (
+    "EMAIL_HOST",
+    "EMAIL_PORT",
+    "EMAIL_HOST_USER",
+    "EMAIL_HOST_PASSWORD",
+    "EMAIL_USE_TLS",
+    "EMAIL_USE_SSL",
+    "EMAIL_TIMEOUT",
+    "EMAIL_SSL_CERTFILE",
+    "EMAIL_SSL_KEYFILE",
+)
+
+
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """System check (``manage.py check``, ``runserver``): is ``NOTIFYKIT`` valid?
 
     Resolves the settings and parses the transport URLs -- without connecting
     (``manage.py notifykit_check`` does that) -- so a typo shows at start-up,
-    not at the first e-mail.
+    not at the first e-mail. With notifykit's ``EMAIL_BACKEND``, a missing
+    ``NOTIFYKIT`` (or one without ``EMAIL_URL``) is fine: the backend uses
+    Django's ``EMAIL_*`` settings, as Django's SMTP backend does. When
+    ``NOTIFYKIT["EMAIL_URL"]`` is set, ``EMAIL_*`` settings changed from
+    Django's defaults are reported (``notifykit.W001``): they would be
+    silently unused otherwise.
     """
-    from django.conf import settings
+    from django.conf import global_settings, settings
 
     from notifykit.config import from_dsn
     from notifykit.contrib.django.conf import resolve_settings
     from notifykit.errors import ConfigurationError
 
     uses_backend = getattr(settings, "EMAIL_BACKEND", None) == BACKEND
-    if getattr(settings, "NOTIFYKIT", None) is None and not uses_backend:
+    if getattr(settings, "NOTIFYKIT", None) is None:
         return []
     try:
-        conf = resolve_settings()
+        conf = resolve_settings(require_url=not uses_backend)
         for key, url in (("EMAIL_URL", conf.email_url), ("SMS_URL", conf.sms_url)):
             if url is None:
                 continue
@@ -60,6 +79,22 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 str(exc),
                 hint="See https://notifykit.readthedocs.io/en/latest/django/",
                 id="notifykit.E001",
+            )
+        ]
+    unused = [
+        name
+        for name in EMAIL_SETTINGS
+        if getattr(settings, name, None) != getattr(global_settings, name, None)
+    ]
+    if uses_backend and conf.email_url is not None and unused:
+        return [
+            checks.Warning(
+                f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used: "
+                "notifykit's EmailBackend sends through NOTIFYKIT['EMAIL_URL']",
+                hint="Put the server in NOTIFYKIT['EMAIL_URL'] and remove the EMAIL_* "
+                "settings, or remove EMAIL_URL to use them. get_connection(host=...) "
+                "still builds an SMTP connection from them.",
+                id="notifykit.W001",
             )
         ]
     return []

@@ -27,7 +27,7 @@ from __future__ import annotations
 import difflib
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from django.utils.module_loading import import_string
 from notifykit.errors import ConfigurationError
 from notifykit.notifier import Notifier
 from notifykit.sinks.base import LogSink
+from notifykit.transports.base import Transport
 
 __all__ = [
     "KNOWN_KEYS",
@@ -47,6 +48,7 @@ __all__ = [
     "SettingsError",
     "build_notifier",
     "get_notifier",
+    "get_transport_notifier",
     "reset_notifier",
     "resolve_settings",
     "template_dirs",
@@ -184,13 +186,17 @@ def _sinks(raw: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(value)
 
 
-def resolve_settings(raw: Mapping[str, Any] | None = None, **overrides: Any) -> NotifyKitSettings:
+def resolve_settings(
+    raw: Mapping[str, Any] | None = None, *, require_url: bool = True, **overrides: Any
+) -> NotifyKitSettings:
     """Check ``settings.NOTIFYKIT`` (or ``raw``) and fill in its defaults.
 
     ``overrides`` replace keys (``EMAIL_URL="console://"``). Raises
     :class:`SettingsError` naming the missing or wrong key; an unknown key is
     an error too (with the closest known key suggested), because a typo
-    would otherwise silently fall back to a default.
+    would otherwise silently fall back to a default. ``require_url=False``
+    accepts settings without ``EMAIL_URL`` and ``SMS_URL`` (the e-mail
+    backend then builds its transport from Django's ``EMAIL_*`` settings).
     """
     if raw is None:
         raw = getattr(settings, "NOTIFYKIT", None)
@@ -215,13 +221,13 @@ def resolve_settings(raw: Mapping[str, Any] | None = None, **overrides: Any) -> 
             )
     email_url = _optional_str(merged, "EMAIL_URL")
     sms_url = _optional_str(merged, "SMS_URL")
-    if email_url is None and sms_url is None:
+    if require_url and email_url is None and sms_url is None:
         raise SettingsError(
             "NOTIFYKIT needs 'EMAIL_URL' and/or 'SMS_URL' "
             "(e.g. 'EMAIL_URL': 'smtp://user:password@smtp.example.com', or 'console://')"
         )
     sender = _optional_str(merged, "SENDER")
-    if sender is None and email_url is not None:
+    if sender is None and (email_url is not None or not require_url):
         sender = getattr(settings, "DEFAULT_FROM_EMAIL", None) or None
     redact = merged.get("REDACT_RECIPIENTS", False)
     if not isinstance(redact, bool):
@@ -269,7 +275,8 @@ def _renderer(templates: tuple[Path, ...] | Any | None) -> Any:
         return templates  # none, or a renderer given as is
     from notifykit.contrib._folders import FolderRenderer
 
-    return FolderRenderer(templates)
+    # Under DEBUG an edited template shows at the next render, as Django's own do.
+    return FolderRenderer(templates, debug=bool(getattr(settings, "DEBUG", False)))
 
 
 def build_notifier(raw: Mapping[str, Any] | None = None, **overrides: Any) -> Notifier:
@@ -331,16 +338,74 @@ def get_notifier(email_url: str | None = None) -> Notifier:
         return notifier
 
 
+#: Notifiers around transports built from Django's ``EMAIL_*`` settings, by configuration.
+_transport_notifiers: dict[Hashable, Notifier] = {}
+_MAX_TRANSPORT_NOTIFIERS = 16
+
+
+def get_transport_notifier(key: Hashable, make_transport: Callable[[], Transport]) -> Notifier:
+    """A shared Notifier sending e-mail through ``make_transport()``, built once per ``key``.
+
+    Its sinks, default sender and recipient redaction come from ``NOTIFYKIT``
+    when that is set (``EMAIL_URL`` may be absent), else from the defaults
+    (the ``Delivery`` model when the app is installed; ``DEFAULT_FROM_EMAIL``).
+    The e-mail backend uses it for connections built from Django's
+    ``EMAIL_*`` settings and ``get_connection()`` options, so one
+    configuration keeps one transport (and its TLS context) per process. At
+    most 16 are kept; the oldest is closed when a 17th is built.
+    """
+    notifier = _transport_notifiers.get(key)
+    if notifier is not None:
+        return notifier
+    with _lock:
+        notifier = _transport_notifiers.get(key)
+        if notifier is not None:
+            return notifier
+        raw = getattr(settings, "NOTIFYKIT", None)
+        conf = resolve_settings(raw if raw is not None else {}, require_url=False)
+        sinks = [_build_sink(item, i) for i, item in enumerate(conf.sinks)]
+        try:
+            notifier = Notifier(
+                email=make_transport(),
+                sinks=sinks,
+                sender=conf.sender,
+                redact_recipients=conf.redact_recipients,
+            )
+        except ConfigurationError as exc:
+            raise SettingsError(str(exc)) from exc
+        except ValueError as exc:  # InvalidMessage: a malformed SENDER / DEFAULT_FROM_EMAIL
+            raise SettingsError(f"{_where('SENDER')}: {exc}") from exc
+        _transport_notifiers[key] = notifier
+        evicted = []
+        while len(_transport_notifiers) > _MAX_TRANSPORT_NOTIFIERS:
+            evicted.append(_transport_notifiers.pop(next(iter(_transport_notifiers))))
+    for old in evicted:
+        old.close()
+    return notifier
+
+
 def reset_notifier() -> None:
     """Close the shared Notifiers; the next :func:`get_notifier` builds new ones."""
     with _lock:
-        old = list(_notifiers.values())
+        old = [*_notifiers.values(), *_transport_notifiers.values()]
         _notifiers.clear()
+        _transport_notifiers.clear()
     for notifier in old:
         notifier.close()
 
 
-_WATCHED = frozenset({"NOTIFYKIT", "DEFAULT_FROM_EMAIL", "INSTALLED_APPS", "TEMPLATES"})
+_WATCHED = frozenset(
+    {
+        "NOTIFYKIT",
+        "DEFAULT_FROM_EMAIL",
+        "INSTALLED_APPS",
+        "TEMPLATES",
+        # The backend's own SMTP connections: their keys hold these values, so
+        # a change only frees the old connections.
+        "EMAIL_HOST",
+        "EMAIL_PORT",
+    }
+)
 
 
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:

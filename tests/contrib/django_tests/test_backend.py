@@ -9,7 +9,7 @@ import pytest
 from django.core import mail
 from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection, send_mail
 
-from notifykit.contrib.django import EmailBackend, SettingsError, email_from_django
+from notifykit.contrib.django import EmailBackend, email_from_django
 from notifykit.contrib.django.models import Delivery
 from notifykit.errors import InvalidMessage, RejectedError
 from tests.contrib.django_tests.conftest import smtp_url
@@ -210,19 +210,36 @@ def test_failover_url_reaches_the_backup(notifykit_settings: SMTPServer, setting
     assert ["attempt_failed", "sent"] == [a.outcome for a in row.attempt_log.all()]
 
 
-def test_auth_user_is_refused(notifykit_settings: SMTPServer) -> None:
-    """Credentials passed to send_mail() are refused: they belong in the transport URL."""
-    with pytest.raises(SettingsError, match="transport URL"):
+def test_auth_user_builds_an_smtp_connection_from_django_settings(
+    notifykit_settings: SMTPServer, settings: Any
+) -> None:
+    """send_mail(auth_user=..., auth_password=...) is honoured as Django does, not ignored.
+
+    The credentials go to an SMTP connection built from EMAIL_HOST/EMAIL_PORT
+    (here a server without those users, which refuses them) -- never to
+    NOTIFYKIT's transport.
+    """
+    import smtplib
+
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = notifykit_settings.port
+
+    with pytest.raises(smtplib.SMTPAuthenticationError):
         send_mail("Hi", "x", None, ["a@example.com"], auth_user="u", auth_password="p")
+    assert [] == notifykit_settings.messages
 
 
-def test_unsupported_alternative_is_refused() -> None:
-    """An alternative that is neither text nor HTML is refused with a clear error."""
+def test_calendar_alternative_is_kept() -> None:
+    """An alternative that is neither text nor HTML becomes an Alternative part."""
     message = EmailMultiAlternatives("Hi", "x", "a@shop.example", ["b@example.com"])
     message.attach_alternative("BEGIN:VCALENDAR", "text/calendar")
 
-    with pytest.raises(InvalidMessage, match="text/calendar"):
-        email_from_django(message)
+    converted = email_from_django(message)
+
+    assert [("BEGIN:VCALENDAR", "text/calendar")] == [
+        (a.content, a.mimetype) for a in converted.alternatives
+    ]
+    assert "x" == converted.text
 
 
 def test_extra_from_and_reply_to_headers_are_honoured() -> None:
@@ -238,17 +255,20 @@ def test_extra_from_and_reply_to_headers_are_honoured() -> None:
     converted = email_from_django(message)
 
     assert "Shop <hello@shop.example>" == converted.sender
+    assert "bounces@shop.example" == converted.sender_address  # MAIL FROM: from_email
     assert ("a@shop.example", "b@shop.example") == converted.reply_to
 
 
-def test_extra_to_header_that_hides_recipients_is_refused() -> None:
-    """An extra To header that differs from the recipients cannot be represented: refused."""
+def test_extra_to_header_is_shown_while_recipients_stay_in_the_envelope() -> None:
+    """An extra To header is what the headers show; the envelope keeps message.recipients()."""
     message = EmailMessage(
         "Hi", "x", "a@shop.example", ["b@example.com"], headers={"To": "undisclosed@example.com"}
     )
 
-    with pytest.raises(InvalidMessage, match="To"):
-        email_from_django(message)
+    converted = email_from_django(message)
+
+    assert ("undisclosed@example.com",) == converted.to
+    assert ("b@example.com",) == converted.recipients
 
 
 def test_anymail_style_tags_and_metadata_are_kept() -> None:

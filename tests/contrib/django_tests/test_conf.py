@@ -174,3 +174,29 @@ def test_system_check_passes_good_settings(settings: Any) -> None:
     settings.NOTIFYKIT = {"EMAIL_URL": "smtp://mail.example.com", "SINKS": ["django"]}
 
     assert [] == [e for e in run_checks() if e.id.startswith("notifykit.")]
+
+
+def test_system_check_accepts_no_notifykit_with_the_backend(settings: Any) -> None:
+    """With notifykit's EMAIL_BACKEND and no NOTIFYKIT, Django's EMAIL_* settings are used: no error."""
+    from django.core.checks import run_checks
+
+    settings.EMAIL_BACKEND = "notifykit.contrib.django.EmailBackend"
+    del settings.NOTIFYKIT
+    settings.EMAIL_HOST = "smtp.example.com"
+
+    assert [] == [e for e in run_checks() if e.id.startswith("notifykit.")]
+
+
+def test_system_check_warns_about_email_settings_notifykit_does_not_use(settings: Any) -> None:
+    """EMAIL_HOST/EMAIL_TIMEOUT beside NOTIFYKIT['EMAIL_URL'] would be ignored: W001 names them."""
+    from django.core.checks import run_checks
+
+    settings.EMAIL_BACKEND = "notifykit.contrib.django.EmailBackend"
+    settings.NOTIFYKIT = {"EMAIL_URL": "smtp://mail.example.com", "SINKS": ["django"]}
+    settings.EMAIL_HOST = "smtp.example.com"
+    settings.EMAIL_TIMEOUT = 5
+
+    [warning] = [e for e in run_checks() if e.id.startswith("notifykit.")]
+
+    assert "notifykit.W001" == warning.id
+    assert warning.msg.startswith("EMAIL_HOST, EMAIL_TIMEOUT are not used")
