@@ -37,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "TransientError": "notifykit.errors",
     "ProviderError": "notifykit.errors",
     "RejectedError": "notifykit.errors",
+    "Suppressed": "notifykit.errors",
     "AllTransportsFailed": "notifykit.errors",
     # transports
     "Transport": "notifykit.transports.base",
@@ -51,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "FailoverTransport": "notifykit.transports.failover",
     "RoundRobinTransport": "notifykit.transports.failover",
     "Retry": "notifykit.retry",
+    "RateLimit": "notifykit.ratelimit",
     # templates
     "TemplateRenderer": "notifykit.templates",
     "Rendered": "notifykit.templates",
@@ -96,6 +98,7 @@ if TYPE_CHECKING:
     from notifykit.errors import NotifyKitError as NotifyKitError
     from notifykit.errors import ProviderError as ProviderError
     from notifykit.errors import RejectedError as RejectedError
+    from notifykit.errors import Suppressed as Suppressed
     from notifykit.errors import TemplateError as TemplateError
     from notifykit.errors import TransientError as TransientError
     from notifykit.message import SMS as SMS
@@ -108,6 +111,7 @@ if TYPE_CHECKING:
     from notifykit.message import normalize_phone as normalize_phone
     from notifykit.message import parse_addresses as parse_addresses
     from notifykit.notifier import Notifier as Notifier
+    from notifykit.ratelimit import RateLimit as RateLimit
     from notifykit.receipt import Attempt as Attempt
     from notifykit.receipt import Receipt as Receipt
     from notifykit.retry import Retry as Retry

@@ -6,8 +6,10 @@ is down, logs every attempt to SQLite and prints what happened.
 
 Exit codes: ``0`` success; ``1`` something was not delivered (``send``) or a
 check failed (``check``); ``2`` a usage or configuration error (a bad URL, a
-missing file, an unknown template, a missing optional dependency); ``130``
-interrupted. Errors from notifykit's error tree print one line on standard
+missing file, an unknown template, a missing optional dependency); ``3``
+(``send``) a failover fell back to a transport that delivers to no one
+(console, file, memory) after a real one failed, so nothing reached a person;
+``130`` interrupted. Errors from notifykit's error tree print one line on standard
 error, never a traceback, and never a secret: URLs go through
 :func:`~notifykit.config.mask_url`.
 
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from notifykit.sinks.sqlite import SQLiteSink
     from notifykit.transports.base import Transport
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SIMULATED", "EXIT_USAGE", "main"]
 
 #: Everything went as asked.
 EXIT_OK = 0
@@ -46,6 +48,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 #: A usage or configuration error: nothing was attempted.
 EXIT_USAGE = 2
+#: ``send``: a failover fell back to a transport that delivers to no one
+#: (console, file, memory) after a real one failed: nothing was sent to a person.
+EXIT_SIMULATED = 3
 
 _DEMO_TEMPLATE = "order_confirmation.html"
 _DEFAULT_DB = "notifykit.db"
@@ -303,6 +308,8 @@ def _print_stats(console: _Console, title: str, rows: Sequence[Any]) -> None:
         console.line("  (nothing logged yet)", "dim")
         return
     body: list[list[str | tuple[str, str | None]]] = []
+    # Delivery-report columns only once a provider reported something.
+    reports = any(getattr(r, "delivery_rate", None) is not None for r in rows)
     for r in rows:
         rate = "-" if r.success_rate is None else f"{r.success_rate:.0%}"
         style = None
@@ -316,9 +323,21 @@ def _print_stats(console: _Console, title: str, rows: Sequence[Any]) -> None:
                 str(r.queued),
                 str(r.total),
                 (rate, style),
+                *(_report_rates(r) if reports else []),
             ]
         )
-    console.table(["key", "sent", "failed", "queued", "total", "success"], body, right=range(1, 6))
+    head = ["key", "sent", "failed", "queued", "total", "success"]
+    if reports:
+        head += ["delivered", "bounced", "complaints"]
+    console.table(head, body, right=range(1, len(head)))
+
+
+def _report_rates(row: Any) -> list[str]:
+    """The delivery, bounce and complaint rates of a stats row ("-": no reports)."""
+    return [
+        "-" if rate is None else f"{rate:.1%}"
+        for rate in (row.delivery_rate, row.bounce_rate, row.complaint_rate)
+    ]
 
 
 # -- demo ------------------------------------------------------------------------
@@ -666,7 +685,7 @@ def _read_csv(path: str) -> list[dict[str, str]]:
     return rows
 
 
-def _send_notifier(args: argparse.Namespace) -> Notifier:
+def _send_notifier(args: argparse.Namespace, *, dry_run: bool = False) -> Notifier:
     from notifykit.config import notifier_from_env
 
     env = _environ(
@@ -676,6 +695,10 @@ def _send_notifier(args: argparse.Namespace) -> Notifier:
             "NOTIFYKIT_TEMPLATES": args.templates,
         }
     )
+    if dry_run:  # render and validate only: no transport is used, nothing is logged
+        env["NOTIFYKIT_EMAIL_URL"] = "memory://"
+        env.pop("NOTIFYKIT_SMS_URL", None)
+        env.pop("NOTIFYKIT_LOG", None)
     if not env.get("NOTIFYKIT_EMAIL_URL", "").strip():
         raise ConfigurationError(
             "no e-mail transport: pass --via URL or set NOTIFYKIT_EMAIL_URL (e.g. console://)"
@@ -688,6 +711,18 @@ def _send_notifier(args: argparse.Namespace) -> Notifier:
     return notifier
 
 
+def _read_attachments(paths: Sequence[str] | None) -> list[Any]:
+    from notifykit.message import Attachment
+
+    out = []
+    for path in paths or ():
+        try:
+            out.append(Attachment.from_path(path))
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return out
+
+
 def cmd_send(args: argparse.Namespace, console: _Console) -> int:
     """Send one e-mail (or one per CSV row) and report each receipt or failure."""
     recipients = _split_addresses(args.to)
@@ -697,17 +732,36 @@ def cmd_send(args: argparse.Namespace, console: _Console) -> int:
         raise ConfigurationError("give --to or --csv, not both")
     if args.template is None and not args.subject:
         raise ConfigurationError("--subject is required with --text and --html-file")
+    if args.concurrency < 1:
+        raise ConfigurationError("--concurrency must be at least 1")
+    rate = None
+    if args.rate is not None:
+        from notifykit.ratelimit import parse_rate
+
+        rate = parse_rate(args.rate)
     html = None
     if args.html_file is not None:
         html = _read_text(args.html_file, "the HTML file")
+    extra: dict[str, Any] = {
+        "cc": _split_addresses(args.cc),
+        "bcc": _split_addresses(args.bcc),
+        "reply_to": _split_addresses(args.reply_to),
+        "attachments": _read_attachments(args.attach),
+    }
+    extra = {k: v for k, v in extra.items() if v}
     base_context = _read_context(args.context)
     rows: list[dict[str, str]] = (
         _read_csv(args.csv) if args.csv is not None else [{"email": ",".join(recipients)}]
     )
+    many = args.csv is not None
 
     results: list[dict[str, Any]] = []
-    progress = _Progress(len(rows), console.err, enabled=args.csv is not None and not args.json)
-    with _send_notifier(args) as notifier:
+    progress = _Progress(len(rows), console.err, enabled=many and not args.json)
+    with _send_notifier(args, dry_run=args.dry_run) as notifier:
+        if rate is not None:
+            if not hasattr(notifier.email, "rate_limit"):
+                raise ConfigurationError(f"--rate: {notifier.email} cannot be rate-limited")
+            notifier.email.rate_limit = rate  # type: ignore[union-attr]
         template = None
         if args.template is not None:
             template = _template_name(notifier.templates, args.template)
@@ -715,70 +769,163 @@ def cmd_send(args: argparse.Namespace, console: _Console) -> int:
             explain = getattr(notifier.templates, "explain", None)
             if callable(explain):
                 explain(template)
+        jobs = _send_jobs(args, notifier, template, rows, base_context, html, extra)
         try:
-            _send_rows(args, notifier, template, rows, base_context, html, results, progress)
+            if args.dry_run:
+                _dry_run(notifier, jobs, results)
+            else:
+                _send_rows(args, console, notifier, jobs, results, progress, many)
         finally:
             progress.finish()
-        ok = sum(1 for r in results if r["ok"])
-        failed = len(results) - ok
+    results.sort(key=lambda r: int(r["row"]))
+    ok = sum(1 for r in results if r["ok"])
+    failed = len(results) - ok
+    simulated = [r for r in results if r.get("simulated_fallback")]
 
     if args.json:
-        console.json({"sent": ok, "failed": failed, "results": results})
+        document: dict[str, Any] = {"sent": ok, "failed": failed, "results": results}
+        if args.dry_run:
+            document = {"dry_run": True, "valid": ok, "invalid": failed, "results": results}
+        console.json(document)
+    elif args.dry_run:
+        _dry_run_report(console, results, ok, failed)
     else:
-        _send_report(console, results, ok, failed, many=args.csv is not None)
-    return EXIT_OK if failed == 0 else EXIT_FAILED
+        _send_report(console, results, ok, failed, many=many)
+        for entry in simulated:
+            where = f"row {entry['row']}: " if many else ""
+            console.line(
+                f"note: {where}{', '.join(entry['to'])} got nothing: the failover fell back to "
+                f"{entry['receipt']['transport']}, which delivers to no one, after "
+                f"{entry['simulated_fallback']} failed (exit code {EXIT_SIMULATED})",
+                "yellow",
+            )
+    if failed:
+        return EXIT_FAILED
+    return EXIT_SIMULATED if simulated else EXIT_OK
 
 
-def _send_rows(
+def _send_jobs(
     args: argparse.Namespace,
     notifier: Notifier,
     template: str | None,
     rows: Sequence[Mapping[str, str]],
     base_context: Mapping[str, Any],
     html: str | None,
+    extra: Mapping[str, Any],
+) -> list[Any]:
+    """One bulk-send job per row: how to build its message (errors are the row's failure)."""
+    from notifykit.errors import InvalidMessage
+    from notifykit.message import Email, Message
+    from notifykit.notifier import _Job
+
+    jobs: list[Any] = []
+    for row in rows:
+        to = _split_addresses([row.get("email", "")])
+        context = {**base_context, **{k: v for k, v in row.items() if k != "email"}}
+
+        def build(to: list[str] = to, context: dict[str, Any] = context) -> Message:
+            if not to:
+                raise InvalidMessage("no e-mail address")
+            if template is not None:
+                overrides = {**extra, **({"subject": args.subject} if args.subject else {})}
+                rendered = notifier._render(template, context)
+                return notifier._email_from(rendered, to, overrides)
+            return Email(to=to, subject=args.subject, text=args.text, html=html, **extra)
+
+        jobs.append(_Job(build, template, "email", tuple(to)))
+    return jobs
+
+
+def _entry(n: int, job: Any, result: Any) -> dict[str, Any]:
+    """The report entry of row ``n`` (1-based) from its bulk-send result."""
+    from notifykit.config import mask_url
+    from notifykit.receipt import Receipt
+
+    entry: dict[str, Any] = {"row": n, "to": list(job.to)}
+    if isinstance(result, Receipt):
+        entry.update(ok=True, receipt=result.to_dict())
+        if result.simulated:
+            failed = [a.transport for a in result.attempts if a.outcome != "sent"]
+            if failed:
+                entry["simulated_fallback"] = ", ".join(dict.fromkeys(failed))
+    else:
+        entry.update(ok=False, error=mask_url(_one_line(str(result))), kind=type(result).__name__)
+        if isinstance(result, DeliveryError):
+            entry["attempts"] = [a.to_dict() for a in result.attempts]
+    return entry
+
+
+def _send_rows(
+    args: argparse.Namespace,
+    console: _Console,
+    notifier: Notifier,
+    jobs: Sequence[Any],
     results: list[dict[str, Any]],
     progress: _Progress,
+    many: bool,
 ) -> None:
-    """Send one message per row, appending each outcome to ``results``."""
+    """Send the jobs through :meth:`Notifier.send_many`'s machinery, reporting as they end."""
+    counts = {"ok": 0, "failed": 0}
+
+    def on_progress(index: int, result: Any) -> None:
+        entry = _entry(index + 1, jobs[index], result)
+        results.append(entry)
+        counts["ok" if entry["ok"] else "failed"] += 1
+        if many and not entry["ok"] and not args.json:
+            # Failures are reported as they happen, not only at the end.
+            to = ", ".join(entry["to"]) or "(no address)"
+            console.line(f"row {entry['row']} not sent to {to}: {entry['error']}", "red")
+            console.out.flush()
+        progress.update(len(results), counts["ok"], counts["failed"])
+
+    outcomes = notifier._send_jobs(
+        jobs, concurrency=args.concurrency if many else 1, on_progress=on_progress
+    )
+    for result in outcomes:
+        if isinstance(result, ConfigurationError):
+            raise result  # the set-up is wrong, not one row
+
+
+def _dry_run(notifier: Notifier, jobs: Sequence[Any], results: list[dict[str, Any]]) -> None:
+    """Build and serialise every message as a send would; send nothing, log nothing."""
     from notifykit.config import mask_url
     from notifykit.message import Email
 
-    ok = failed = 0
-    for n, row in enumerate(rows, 1):
-        to = _split_addresses([row.get("email", "")])
-        entry: dict[str, Any] = {"row": n, "to": to}
+    for n, job in enumerate(jobs, 1):
+        entry: dict[str, Any] = {"row": n, "to": list(job.to)}
         try:
-            if not to:
-                from notifykit.errors import InvalidMessage
-
-                raise InvalidMessage("no e-mail address")
-            if template is not None:
-                context = {**base_context, **{k: v for k, v in row.items() if k != "email"}}
-                overrides = {"subject": args.subject} if args.subject else {}
-                receipt = notifier.send_email(template, to=to, context=context, **overrides)
-            else:
-                message = Email(to=to, subject=args.subject, text=args.text, html=html)
-                receipt = notifier.send(message)
+            message = notifier._with_defaults(job.build())
+            size = len(message.to_bytes()) if isinstance(message, Email) else 0
         except ConfigurationError:
             raise
         except NotifyKitError as exc:
-            failed += 1
-            error = mask_url(_one_line(str(exc)))
-            entry.update(ok=False, error=error, kind=type(exc).__name__)
-            if isinstance(exc, DeliveryError):
-                entry["attempts"] = [a.to_dict() for a in exc.attempts]
+            entry.update(ok=False, error=mask_url(_one_line(str(exc))), kind=type(exc).__name__)
         else:
-            ok += 1
-            entry.update(ok=True, receipt=receipt.to_dict())
+            subject = message.subject if isinstance(message, Email) else None
+            entry.update(ok=True, subject=subject, size=size)
         results.append(entry)
-        progress.update(n, ok, failed)
+
+
+def _dry_run_report(
+    console: _Console, results: Sequence[Mapping[str, Any]], ok: int, failed: int
+) -> None:
+    for entry in results:
+        to = ", ".join(entry["to"]) or "(no address)"
+        if entry["ok"]:
+            console.line(
+                f"row {entry['row']}: would send {entry['subject']!r} to {to} "
+                f"({entry['size']:,} bytes)"
+            )
+        else:
+            console.line(f"row {entry['row']}: invalid, not sent to {to}: {entry['error']}", "red")
+    style = "green" if failed == 0 else "red"
+    console.line(f"dry run: {ok} valid, {failed} invalid, nothing sent", style)
 
 
 def _send_report(
     console: _Console, results: Sequence[Mapping[str, Any]], ok: int, failed: int, many: bool
 ) -> None:
     for entry in results:
-        where = f"row {entry['row']} " if many else ""
         to = ", ".join(entry["to"]) or "(no address)"
         if entry["ok"]:
             if many:
@@ -789,8 +936,8 @@ def _send_report(
             tries = [a for a in receipt["attempts"] if a["outcome"] != "sent"]
             for a in tries:
                 console.line(f"  earlier attempt: {a['transport']} {a['outcome']}: {a['error']}")
-        else:
-            console.line(f"{where}not sent to {to}: {entry['error']}", "red")
+        elif not many:  # a CSV row's failure was printed when it happened
+            console.line(f"not sent to {to}: {entry['error']}", "red")
     if many or failed:
         style = "green" if failed == 0 else "red"
         console.line(f"{ok} sent, {failed} failed, {ok + failed} in all", style)
@@ -1066,8 +1213,11 @@ def _parse_since(text: str) -> datetime | timedelta:
         return when
     try:
         return when.astimezone()
-    except (OverflowError, ValueError):  # the edge of the calendar (0001-01-01): take it as UTC
-        return when.replace(tzinfo=timezone.utc)
+    except (OverflowError, ValueError):  # the edge of the calendar (0001-01-01)
+        raise ConfigurationError(
+            f"--since {text!r} is too early to convert from local time: "
+            "give a time zone (0001-01-01T00:00+00:00) or a later date"
+        ) from None
 
 
 def cmd_log_stats(args: argparse.Namespace, console: _Console) -> int:
@@ -1088,9 +1238,8 @@ def cmd_log_stats(args: argparse.Namespace, console: _Console) -> int:
 
 def cmd_log_tail(args: argparse.Namespace, console: _Console) -> int:
     """The latest events of the SQLite delivery log, oldest first."""
-    if args.n < 0:
-        raise ConfigurationError("-n must be 0 or more")
-    args.n = min(args.n, 2**63 - 1)  # SQLite's largest integer: "all of them"
+    if not 0 <= args.n < 2**63:  # SQLite's integers are 64-bit
+        raise ConfigurationError(f"-n must be from 0 to {2**63 - 1}, not {args.n}")
     sink = _open_log(args.db)
     try:
         events = sink.tail(args.n)
@@ -1121,7 +1270,16 @@ def cmd_log_tail(args: argparse.Namespace, console: _Console) -> int:
     if not events:
         console.line(f"(no events in {sink.path})", "dim")
         return EXIT_OK
-    styles = {"sent": "green", "failed": "red", "attempt_failed": "yellow"}
+    styles = {
+        "sent": "green",
+        "failed": "red",
+        "attempt_failed": "yellow",
+        "delivered": "green",
+        "bounced": "red",
+        "complained": "red",
+        "rejected_by_provider": "red",
+        "deferred": "yellow",
+    }
     body: list[list[str | tuple[str, str | None]]] = []
     for e in events:
         what = e.template or e.subject or ""
@@ -1133,7 +1291,9 @@ def cmd_log_tail(args: argparse.Namespace, console: _Console) -> int:
                 e.transport or "-",
                 ", ".join(e.recipients),
                 what,
-                _one_line(e.error or ""),
+                _one_line(
+                    f"{e.error_kind}: {e.error or ''}" if e.status == "bounced" else e.error or ""
+                ),
             ]
         )
     console.table(
@@ -1144,6 +1304,135 @@ def cmd_log_tail(args: argparse.Namespace, console: _Console) -> int:
     return EXIT_OK
 
 
+# -- suppress -------------------------------------------------------------------
+
+
+def _open_suppression(db: str | None, create: bool) -> Any:
+    from notifykit.suppression import SQLiteSuppressionList
+
+    path = db if db is not None else _sqlite_from_env()
+    if "\0" in path:
+        raise ConfigurationError(f"--db {path!r}: a path cannot hold a NUL character")
+    if not create and not os.path.isfile(path):
+        raise ConfigurationError(f"no suppression list at {path} (pass --db)")
+    return SQLiteSuppressionList(path)
+
+
+def cmd_suppress_list(args: argparse.Namespace, console: _Console) -> int:
+    """The suppressed recipients, oldest first."""
+    with _open_suppression(args.db, create=False) as store:
+        entries = store.entries()
+    if args.json:
+        console.json(
+            [
+                {
+                    "recipient": e.recipient,
+                    "reason": e.reason,
+                    "source": e.source,
+                    "created_at": e.created_at.isoformat(),
+                }
+                for e in entries
+            ]
+        )
+        return EXIT_OK
+    if not entries:
+        console.line("(the suppression list is empty)", "dim")
+        return EXIT_OK
+    body: list[list[str | tuple[str, str | None]]] = [
+        [
+            e.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            e.recipient,
+            e.source,
+            _one_line(e.reason),
+        ]
+        for e in entries
+    ]
+    console.table(["since", "recipient", "source", "reason"], body, indent="")
+    return EXIT_OK
+
+
+def cmd_suppress_add(args: argparse.Namespace, console: _Console) -> int:
+    """Suppress recipients by hand."""
+    with _open_suppression(args.db, create=True) as store:
+        for recipient in args.recipients:
+            added = store.add(recipient, args.reason, source="manual")
+            console.line(f"{'added' if added else 'already suppressed'}: {recipient}")
+    return EXIT_OK
+
+
+def cmd_suppress_remove(args: argparse.Namespace, console: _Console) -> int:
+    """Lift suppressions; exit 1 if a recipient was not suppressed."""
+    missing = 0
+    with _open_suppression(args.db, create=False) as store:
+        for recipient in args.recipients:
+            if store.remove(recipient):
+                console.line(f"removed: {recipient}")
+            else:
+                missing += 1
+                console.line(f"not suppressed: {recipient}", "yellow")
+    return EXIT_FAILED if missing else EXIT_OK
+
+
+def cmd_suppress_import(args: argparse.Namespace, console: _Console) -> int:
+    """Suppress every recipient of a file (one a line, or CSV ``recipient,reason``)."""
+    from notifykit.suppression import read_import
+
+    rows = read_import(_read_text(args.file, "import file"))
+    added = 0
+    bad: list[str] = []
+    with _open_suppression(args.db, create=True) as store:
+        for recipient, reason in rows:
+            try:
+                added += bool(store.add(recipient, reason, source="import"))
+            except ConfigurationError:
+                bad.append(recipient)
+    if args.json:
+        console.json({"read": len(rows), "added": added, "invalid": bad})
+    else:
+        console.line(
+            f"{added} added, {len(rows) - added - len(bad)} already suppressed, "
+            f"{len(bad)} invalid ({len(rows)} read)"
+        )
+        for recipient in bad[:20]:
+            console.line(f"  not an address or a number: {_one_line(recipient)}", "yellow")
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def _add_suppress_commands(sub: Any, add_json: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser(
+        "suppress",
+        help="the suppression list: list, add, remove, import",
+        description="Recipients notifykit refuses to send to (hard bounces, complaints).",
+    )
+    p.set_defaults(func=lambda args, console: _usage(p, console, "list, add, remove or import"))
+    cmds = p.add_subparsers(dest="suppress_command", metavar="SUBCOMMAND")
+    db_help = "SQLite file (default: NOTIFYKIT_LOG's sqlite URL, else ./notifykit.db)"
+    c = cmds.add_parser("list", help="the suppressed recipients")
+    c.set_defaults(func=cmd_suppress_list)
+    add_json(c)
+    c.add_argument("--db", metavar="PATH", help=db_help)
+    c = cmds.add_parser("add", help="suppress recipients")
+    c.set_defaults(func=cmd_suppress_add)
+    c.add_argument("recipients", nargs="+", metavar="RECIPIENT")
+    c.add_argument("--reason", default="added by hand", help="why (shown by list)")
+    c.add_argument("--db", metavar="PATH", help=db_help)
+    c = cmds.add_parser("remove", help="lift suppressions")
+    c.set_defaults(func=cmd_suppress_remove)
+    c.add_argument("recipients", nargs="+", metavar="RECIPIENT")
+    c.add_argument("--db", metavar="PATH", help=db_help)
+    c = cmds.add_parser("import", help="suppress each recipient of a file")
+    c.set_defaults(func=cmd_suppress_import)
+    c.add_argument("file", metavar="FILE", help="one recipient a line, or CSV recipient,reason")
+    c.add_argument("--db", metavar="PATH", help=db_help)
+    add_json(c)
+
+
+def _usage(parser: argparse.ArgumentParser, console: _Console, choices: str) -> int:
+    parser.print_usage(console.err)
+    console.err.write(f"error: choose a subcommand: {choices}\n")
+    return EXIT_USAGE
+
+
 # -- the parser -----------------------------------------------------------------
 
 
@@ -1152,7 +1441,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="notifykit",
         description="Transactional e-mail and SMS: try it, send, preview, check, read the log.",
         epilog="Start with: notifykit demo.  Exit codes: 0 ok, 1 not delivered / check "
-        "failed, 2 usage or configuration error.",
+        "failed, 2 usage or configuration error, 3 (send) only a console/file/memory transport "
+        "took a message after a real one failed.",
     )
     parser.add_argument("--version", action="version", version=f"notifykit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -1187,6 +1477,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--templates", metavar="DIR", help="template directory (default: bundled)")
     p.add_argument("--from", dest="sender", metavar="SENDER", help="the From address")
     p.add_argument("--via", metavar="URL", help="transport URL (default: NOTIFYKIT_EMAIL_URL)")
+    p.add_argument("--cc", action="append", metavar="ADDR[,ADDR]", help="copy recipients")
+    p.add_argument("--bcc", action="append", metavar="ADDR[,ADDR]", help="blind copy recipients")
+    p.add_argument("--reply-to", action="append", metavar="ADDR[,ADDR]", help="Reply-To")
+    p.add_argument(
+        "--attach", action="append", metavar="FILE", help="attach a file (repeat for more)"
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="render and validate every message, send nothing, log nothing",
+    )
+    p.add_argument(
+        "--rate", metavar="N/s", help="send at most this many messages per s, min or h ('5/s')"
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        metavar="N",
+        help="CSV rows sent at once (default 4; the rate still applies)",
+    )
     add_json(p)
 
     p = command("render", "render a template to HTML, text and SMS preview files", cmd_render)
@@ -1231,6 +1542,7 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
     add_json(tail)
     p.set_defaults(log_parser=p)
+    _add_suppress_commands(sub, add_json)
     return parser
 
 

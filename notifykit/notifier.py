@@ -21,15 +21,17 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeVar
 
 from notifykit.errors import (
     ConfigurationError,
     DeliveryError,
     InvalidMessage,
     NotifyKitError,
+    Suppressed,
     TemplateError,
 )
 from notifykit.message import SMS, Email, Message, Recipient
@@ -37,9 +39,10 @@ from notifykit.receipt import Receipt
 from notifykit.sinks.base import DeliveryEvent, LogSink
 
 if TYPE_CHECKING:
+    from notifykit.suppression import SuppressionStore
     from notifykit.transports.base import Transport
 
-__all__ = ["Notifier", "redact_recipient"]
+__all__ = ["BulkResult", "Notifier", "redact_recipient"]
 
 logger = logging.getLogger("notifykit")
 
@@ -55,6 +58,31 @@ class _Rendered(Protocol):
 
 class _Renderer(Protocol):
     def render(self, name: str, context: Mapping[str, Any] | None = None, /) -> Any: ...
+
+
+#: One entry of :meth:`Notifier.send_many`'s answer: the receipt, or why it failed.
+BulkResult = Receipt | NotifyKitError
+
+
+class _Job(NamedTuple):
+    """One message of a bulk send: how to build it, and what to log if that fails."""
+
+    build: Callable[[], Message]  # may raise TemplateError, InvalidMessage...
+    template: str | None
+    channel: Literal["email", "sms"]
+    to: tuple[str, ...]
+
+
+def _addresses(to: Any) -> tuple[str, ...]:
+    """The recipients of ``to`` as strings, for a failure logged before a message exists."""
+    items = to if isinstance(to, (list, tuple)) else [to]
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, Recipient):
+            out.extend(str(v) for v in (item.email, item.phone) if v)
+        elif item is not None:
+            out.append(str(item))
+    return tuple(out)
 
 
 def redact_recipient(recipient: str) -> str:
@@ -83,6 +111,8 @@ class Notifier:
         default_region: the region for national phone numbers (``"IN"``).
         strict_sinks: raise when a sink fails instead of logging it (for tests).
         redact_recipients: mask recipients in delivery events.
+        suppression: a suppression list (:mod:`notifykit.suppression`):
+            :meth:`send` refuses a message to any recipient on it.
     """
 
     def __init__(
@@ -97,6 +127,7 @@ class Notifier:
         *,
         strict_sinks: bool = False,
         redact_recipients: bool = False,
+        suppression: SuppressionStore | None = None,
     ) -> None:
         if sender is not None:
             # Validate once, here, rather than on every message.
@@ -113,6 +144,7 @@ class Notifier:
         self.default_region = default_region
         self.strict_sinks = strict_sinks
         self.redact_recipients = redact_recipients
+        self.suppression = suppression
         self._sink_failures = 0
         self._count_lock = threading.Lock()
 
@@ -152,15 +184,21 @@ class Notifier:
 
     # -- sending
 
-    def send(self, message: Message, *, template: str | None = None) -> Receipt:
+    def send(
+        self, message: Message, *, template: str | None = None, ignore_suppression: bool = False
+    ) -> Receipt:
         """Send one :class:`Email` or :class:`SMS`, filling in the Notifier's defaults.
 
         Raises the transport's :class:`~notifykit.errors.DeliveryError` when the
         message is not delivered; every attempt is in the sinks either way.
+        Raises :class:`~notifykit.errors.Suppressed` (logged as ``failed``) when
+        a recipient is on the suppression list, unless ``ignore_suppression``.
         """
         message = self._with_defaults(message)
         transport = self._transport_for(message)
         self._emit(self._event(message, "queued", template))
+        if self.suppression is not None and not ignore_suppression:
+            self._refuse_suppressed(message, template)
         t0 = time.perf_counter()
         try:
             receipt = transport.send(message)
@@ -220,8 +258,10 @@ class Notifier:
         ``overrides`` are :class:`Email` fields (``cc``, ``attachments``,
         ``tags``, ``subject``…) that win over the rendered values and defaults.
         """
+        ignore = bool(overrides.pop("ignore_suppression", False))
         rendered = self._render(template, context)
-        return self.send(self._email_from(rendered, to, overrides), template=template)
+        email = self._email_from(rendered, to, overrides)
+        return self.send(email, template=template, ignore_suppression=ignore)
 
     def send_sms(
         self,
@@ -239,7 +279,9 @@ class Notifier:
         rendered = self._render(template, context)
         if not rendered.sms:
             raise TemplateError(f"template {template!r} has no sms block", template=template)
-        return self.send(self._sms_from(rendered, to, overrides), template=template)
+        ignore = bool(overrides.pop("ignore_suppression", False))
+        sms = self._sms_from(rendered, to, overrides)
+        return self.send(sms, template=template, ignore_suppression=ignore)
 
     def notify(
         self,
@@ -277,6 +319,138 @@ class Notifier:
             except NotifyKitError as exc:
                 results[channel] = exc
         return results
+
+    # -- many at once
+
+    def send_many(
+        self,
+        template: str,
+        recipients_with_context: Iterable[tuple[Any, Mapping[str, Any] | None]],
+        *,
+        channel: Literal["email", "sms"] = "email",
+        concurrency: int = 4,
+        on_progress: Callable[[int, BulkResult], None] | None = None,
+        **overrides: Any,
+    ) -> list[BulkResult]:
+        """Render ``template`` for each ``(to, context)`` pair and send them concurrently.
+
+        ``concurrency`` threads render and send at once; the transports' pools
+        and rate limits (``rate="14/s"``) apply as to any send, so a bulk send
+        never outruns the provider's rate. ``overrides`` (``cc``, ``tags``,
+        ``subject``…) apply to every message, as in :meth:`send_email` /
+        :meth:`send_sms` (``channel="sms"``).
+
+        One failure never stops the rest: the answer has one entry per pair, in
+        the same order, a :class:`Receipt` or the :class:`NotifyKitError` that
+        message met. Every message is in the sinks, also one whose template
+        failed to render or whose address was refused before sending (a
+        ``failed`` event). ``on_progress(index, result)`` is called as each one
+        finishes, one call at a time (it need not be thread-safe); an exception
+        it raises is logged and ignored.
+
+        Raises :class:`ConfigurationError` before sending anything when this
+        Notifier cannot send ``channel`` or has no templates.
+        """
+        if channel not in ("email", "sms"):
+            raise ConfigurationError(f"channel must be 'email' or 'sms', not {channel!r}")
+        unknown = set(overrides) - (_EMAIL_FIELDS if channel == "email" else _SMS_FIELDS)
+        if unknown:
+            raise InvalidMessage(f"send_many() got unknown message fields: {sorted(unknown)}")
+
+        def job(to: Any, context: Mapping[str, Any] | None) -> _Job:
+            def build() -> Message:
+                rendered = self._render(template, context)
+                if channel == "email":
+                    return self._email_from(rendered, to, overrides)
+                if not rendered.sms:
+                    raise TemplateError(
+                        f"template {template!r} has no sms block", template=template
+                    )
+                return self._sms_from(rendered, to, overrides)
+
+            return _Job(build, template, channel, _addresses(to))
+
+        jobs = []
+        for pair in recipients_with_context:
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise InvalidMessage(
+                    f"send_many() takes (to, context) pairs, got {type(pair).__name__}"
+                )
+            jobs.append(job(*pair))
+        return self._send_jobs(jobs, concurrency=concurrency, on_progress=on_progress)
+
+    def _send_jobs(
+        self,
+        jobs: Sequence[_Job],
+        *,
+        concurrency: int,
+        on_progress: Callable[[int, BulkResult], None] | None,
+    ) -> list[BulkResult]:
+        """Build and send ``jobs`` on ``concurrency`` threads; one result per job, in order."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigurationError(f"concurrency must be a positive integer, not {concurrency!r}")
+        for channel in {j.channel for j in jobs}:
+            if (self.email if channel == "email" else self.sms) is None:
+                raise ConfigurationError(
+                    f"this Notifier has no {channel} transport; pass {channel}=..."
+                )
+        if any(j.template is not None for j in jobs) and self.templates is None:
+            raise ConfigurationError(
+                "this Notifier has no templates; pass templates=TemplateRenderer(...)"
+            )
+        results: list[BulkResult | None] = [None] * len(jobs)
+        progress_lock = threading.Lock()
+
+        def run(index: int) -> None:
+            result = self._send_job(jobs[index])
+            results[index] = result
+            if on_progress is not None:
+                with progress_lock:
+                    try:
+                        on_progress(index, result)
+                    except Exception:
+                        logger.exception("notifykit: the on_progress callback failed")
+
+        if jobs:
+            with ThreadPoolExecutor(
+                max_workers=min(concurrency, len(jobs)), thread_name_prefix="notifykit-bulk"
+            ) as pool:
+                try:
+                    for future in [pool.submit(run, i) for i in range(len(jobs))]:
+                        future.result()
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+        return [r for r in results if r is not None]
+
+    def _send_job(self, job: _Job) -> BulkResult:
+        """Build and send one message; a failure is the result (and a ``failed`` event)."""
+        t0 = time.perf_counter()
+        try:
+            message = job.build()
+        except NotifyKitError as exc:
+            recipients = job.to
+            if self.redact_recipients:
+                recipients = tuple(redact_recipient(r) for r in recipients)
+            self._emit(
+                DeliveryEvent(
+                    message_id=uuid.uuid4().hex,
+                    status="failed",
+                    channel=job.channel,
+                    recipients=recipients,
+                    template=job.template,
+                    error=str(exc),
+                    error_kind="invalid",  # never sent: the row or its template is wrong
+                    duration=time.perf_counter() - t0,
+                )
+            )
+            return exc
+        try:
+            return self.send(message, template=job.template)
+        except NotifyKitError as exc:
+            return exc
 
     # -- later, on a task queue (notifykit.contrib.celery)
 
@@ -344,6 +518,21 @@ class Notifier:
                 return message.replace(sender=self.sms_sender)
             return message
         raise InvalidMessage(f"expected an Email or an SMS, got {type(message).__name__}")
+
+    def _refuse_suppressed(self, message: Message, template: str | None) -> None:
+        assert self.suppression is not None
+        hits = self.suppression.check(message.recipients)
+        if not hits:
+            return
+        who = ", ".join(redact_recipient(r) for r in hits)
+        error = Suppressed(f"not sent: on the suppression list: {who}", rejected=hits)
+        self._emit(
+            self._event(
+                message, "failed", template, error=str(error), error_kind="rejected", rejected=hits
+            )
+        )
+        logger.info("notifykit: message %s not sent, suppressed: %s", message.id, who)
+        raise error
 
     def _transport_for(self, message: Message) -> Transport:
         transport = self.email if message.channel == "email" else self.sms
