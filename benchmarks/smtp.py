@@ -156,7 +156,7 @@ def notifykit_prepared(port: int, html: str, text: str) -> Sender:
     )
 
     def send() -> None:
-        with transport._lock:
+        with transport._checkout():
             transport._transmit(email, prepared)
 
     return send, transport.close

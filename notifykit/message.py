@@ -902,8 +902,8 @@ class Email:
     )
     derive_text: bool = attrs.field(default=True, converter=_derive_flag, kw_only=True)
     _derived: list[str] = attrs.field(init=False, factory=list, eq=False, hash=False, repr=False)
-    # The serialised message, per utf8 flag: built once, reused by every attempt.
-    _wire_bytes: dict[bool, bytes] = attrs.field(
+    # The serialised message, per (utf8, eight_bit): built once, reused by every attempt.
+    _wire_bytes: dict[tuple[bool, bool], bytes] = attrs.field(
         init=False, factory=dict, eq=False, hash=False, repr=False
     )
 
@@ -984,7 +984,7 @@ class Email:
 
     # -- MIME
 
-    def to_bytes(self, *, utf8: bool | None = None) -> bytes:
+    def to_bytes(self, *, utf8: bool | None = None, eight_bit: bool = False) -> bytes:
         """The message as RFC 5322 bytes with CRLF line ends, ready to send.
 
         ``multipart/alternative`` when there is more than one rendering (text,
@@ -998,17 +998,24 @@ class Email:
         octets. Raises :class:`InvalidMessage` when there is no sender, or when
         ``utf8=False`` is asked for a message that needs SMTPUTF8.
 
+        ``eight_bit=True`` writes non-ASCII text parts as UTF-8 with
+        ``Content-Transfer-Encoding: 8bit`` instead of quoted-printable (about
+        half the work); only for servers that offer 8BITMIME (RFC 6152), and
+        only where every line of the part fits in 998 octets (a part with a
+        longer line stays quoted-printable). ASCII parts are 7bit either way.
+
         The bytes are built once per message and kept with it, so a retry or a
         failover sends the very same bytes (same ``Date``, same MIME
         boundaries) without building them again.
         """
         if utf8 is None:
             utf8 = self.needs_smtputf8
-        data = self._wire_bytes.get(utf8)
+        key = (utf8, eight_bit)
+        data = self._wire_bytes.get(key)
         if data is None:
             from notifykit._mime import email_to_bytes
 
-            data = self._wire_bytes[utf8] = email_to_bytes(self, utf8=utf8)
+            data = self._wire_bytes[key] = email_to_bytes(self, utf8=utf8, eight_bit=eight_bit)
         return data
 
     def to_mime(self) -> EmailMessage:
