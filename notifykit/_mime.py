@@ -193,14 +193,13 @@ def _text_part(text: str, mimetype: str, eight_bit: bool = False) -> list[str]:
     normalised = text.replace("\r\n", "\n").replace("\r", "\n")
     base, params = mimetype_params(mimetype)
     own = [f"{k}={v}" for k, v in params.items() if k != "charset"]
-    if text.isascii():
-        if all(len(line) <= 998 for line in normalised.split("\n")):
-            return [
-                _content_header("Content-Type", base, [*own, 'charset="us-ascii"']),
-                "Content-Transfer-Encoding: 7bit",
-                "",
-                normalised.replace("\n", CRLF),
-            ]
+    if text.isascii() and all(len(line) <= 998 for line in normalised.split("\n")):
+        return [
+            _content_header("Content-Type", base, [*own, 'charset="us-ascii"']),
+            "Content-Transfer-Encoding: 7bit",
+            "",
+            normalised.replace("\n", CRLF),
+        ]
     data = normalised.encode("utf-8")
     if eight_bit and max(map(len, data.split(b"\n"))) <= 998:
         # RFC 6152: raw UTF-8 lines of at most 998 octets, for a server that offers 8BITMIME.

@@ -821,7 +821,8 @@ def _prepare(message: Email, eight_bit: bool = False) -> _Prepared:
     # international domain travels in punycode and needs nothing from the server.
     smtputf8 = message.needs_smtputf8
     try:
-        data = message.to_bytes(utf8=smtputf8, eight_bit=eight_bit)  # InvalidMessage when there is no sender
+        # InvalidMessage when there is no sender
+        data = message.to_bytes(utf8=smtputf8, eight_bit=eight_bit)
     except (ValueError, TypeError, UnicodeError) as exc:
         if isinstance(exc, InvalidMessage):
             raise

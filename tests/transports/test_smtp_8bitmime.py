@@ -147,7 +147,8 @@ def test_ascii_bodies_are_7bit_either_way() -> None:
     utf8 = make_email()
     assert utf8.to_bytes() is utf8.to_bytes()
     assert utf8.to_bytes(eight_bit=True) is utf8.to_bytes(eight_bit=True)
-    assert utf8.to_bytes().isascii() and not utf8.to_bytes(eight_bit=True).isascii()
+    assert utf8.to_bytes().isascii()
+    assert not utf8.to_bytes(eight_bit=True).isascii()
 
 
 @settings(derandomize=True, max_examples=150, deadline=None)
@@ -163,7 +164,8 @@ def test_8bit_bodies_round_trip_and_keep_lines_short(text: str) -> None:
     message = nk.Email(to="a@example.com", subject="s", text=text, sender="b@example.com")
     data = message.to_bytes(eight_bit=True)
     assert all(len(line) <= 998 for line in data.split(b"\r\n"))
-    assert b"\r" not in data.replace(b"\r\n", b"") and b"\n" not in data.replace(b"\r\n", b"")
+    assert b"\r" not in data.replace(b"\r\n", b"")
+    assert b"\n" not in data.replace(b"\r\n", b"")
     parsed = email.message_from_bytes(data, policy=policy.default)
     assert isinstance(parsed, EmailMessage)
     body = parsed.get_content()
