@@ -248,7 +248,15 @@ def address_parts(text: str) -> AddressParts:
     return parts
 
 
+# Address strings already validated by _parse_address (any field), and their normal form.
+_VALID: dict[str, str] = {}
+
+
 def _parse_address(value: object, field: str) -> str:
+    if type(value) is str:
+        known = _VALID.get(value)
+        if known is not None:  # a Notifier's constant sender: checked once per process
+            return known
     if isinstance(value, Recipient):
         if value.email is None:
             raise InvalidMessage(f"{field}: recipient {value.name or ''!r} has no e-mail address")
@@ -259,9 +267,14 @@ def _parse_address(value: object, field: str) -> str:
         )
     _no_newline(field, value, tab=False)
     try:
-        return address_parts(value).text
+        text = address_parts(value).text
     except _BadAddress as exc:
         raise InvalidMessage(f"{field}: {value!r} {exc}") from None
+    if type(value) is str and len(value) <= 512:
+        if len(_VALID) >= _CACHE_SIZE:
+            _VALID.clear()
+        _VALID[value] = text
+    return text
 
 
 def parse_addresses(value: str) -> tuple[str, ...]:
@@ -295,7 +308,9 @@ def _address_list(field: str) -> Any:
         if value is None:
             return ()
         if isinstance(value, (str, Recipient)):
-            value = [value]
+            return (_parse_address(value, field),)
+        if isinstance(value, (list, tuple)):
+            return tuple(_parse_address(v, field) for v in value)
         if not isinstance(value, Iterable):
             raise InvalidMessage(f"{field}: expected an address or a list of addresses")
         return tuple(_parse_address(v, field) for v in value)
@@ -303,20 +318,23 @@ def _address_list(field: str) -> Any:
     return convert
 
 
+_TO, _CC, _BCC, _REPLY_TO = (_address_list(f) for f in ("to", "cc", "bcc", "reply_to"))
+
+
 def _to(value: object) -> tuple[str, ...]:
-    return _address_list("to")(value)  # type: ignore[no-any-return]
+    return _TO(value)  # type: ignore[no-any-return]
 
 
 def _cc(value: object) -> tuple[str, ...]:
-    return _address_list("cc")(value)  # type: ignore[no-any-return]
+    return _CC(value)  # type: ignore[no-any-return]
 
 
 def _bcc(value: object) -> tuple[str, ...]:
-    return _address_list("bcc")(value)  # type: ignore[no-any-return]
+    return _BCC(value)  # type: ignore[no-any-return]
 
 
 def _reply_to(value: object) -> tuple[str, ...]:
-    return _address_list("reply_to")(value)  # type: ignore[no-any-return]
+    return _REPLY_TO(value)  # type: ignore[no-any-return]
 
 
 def _optional_address(value: object) -> str | None:
