@@ -1288,7 +1288,7 @@ def _parser() -> argparse.ArgumentParser:
         "failed, 2 usage or configuration error, 3 (send) only a console/file/memory transport "
         "took a message after a real one failed.",
     )
-    parser.add_argument("--version", action="version", version=f"notifykit {__version__}")
+    parser.add_argument("--version", action="version", version=f"notifykit-py {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help: str, func: Callable[..., int]) -> argparse.ArgumentParser:
