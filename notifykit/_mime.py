@@ -189,13 +189,19 @@ def _content_type(mimetype: str, extra: Sequence[str] = ()) -> str:
     )
 
 
-def _text_part(text: str, mimetype: str, eight_bit: bool = False) -> list[str]:
-    normalised = text.replace("\r\n", "\n").replace("\r", "\n")
+@functools.lru_cache(maxsize=128)
+def _text_content_type(mimetype: str, charset: str) -> str:
+    """``Content-Type: text/...; charset=...``: the same few per process, built once each."""
     base, params = mimetype_params(mimetype)
     own = [f"{k}={v}" for k, v in params.items() if k != "charset"]
+    return _content_header("Content-Type", base, [*own, f'charset="{charset}"'])
+
+
+def _text_part(text: str, mimetype: str, eight_bit: bool = False) -> list[str]:
+    normalised = text.replace("\r\n", "\n").replace("\r", "\n")
     if text.isascii() and all(len(line) <= 998 for line in normalised.split("\n")):
         return [
-            _content_header("Content-Type", base, [*own, 'charset="us-ascii"']),
+            _text_content_type(mimetype, "us-ascii"),
             "Content-Transfer-Encoding: 7bit",
             "",
             normalised.replace("\n", CRLF),
@@ -204,14 +210,14 @@ def _text_part(text: str, mimetype: str, eight_bit: bool = False) -> list[str]:
     if eight_bit and max(map(len, data.split(b"\n"))) <= 998:
         # RFC 6152: raw UTF-8 lines of at most 998 octets, for a server that offers 8BITMIME.
         return [
-            _content_header("Content-Type", base, [*own, 'charset="utf-8"']),
+            _text_content_type(mimetype, "utf-8"),
             "Content-Transfer-Encoding: 8bit",
             "",
             normalised.replace("\n", CRLF),
         ]
     body = binascii.b2a_qp(data, istext=True).decode("ascii").replace("\n", CRLF)
     return [
-        _content_header("Content-Type", base, [*own, 'charset="utf-8"']),
+        _text_content_type(mimetype, "utf-8"),
         "Content-Transfer-Encoding: quoted-printable",
         "",
         body,
