@@ -280,8 +280,8 @@ def _sqlite_from_env() -> str:
 
     for url in _environ().get("NOTIFYKIT_LOG", "").split():
         if url.lower().startswith("sqlite:"):
-            # The path only: opening a sink here would create an empty log file.
-            return _sqlite_or_jsonl_path(url, "sqlite")
+            # The path only (no ?durability=): opening a sink here would create an empty log file.
+            return _sqlite_or_jsonl_path(url.partition("?")[0], "sqlite")
     return _DEFAULT_DB
 
 
