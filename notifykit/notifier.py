@@ -31,6 +31,7 @@ from notifykit.errors import (
     DeliveryError,
     InvalidMessage,
     NotifyKitError,
+    Suppressed,
     TemplateError,
 )
 from notifykit.message import SMS, Email, Message, Recipient
@@ -38,6 +39,7 @@ from notifykit.receipt import Receipt
 from notifykit.sinks.base import DeliveryEvent, LogSink
 
 if TYPE_CHECKING:
+    from notifykit.suppression import SuppressionStore
     from notifykit.transports.base import Transport
 
 __all__ = ["BulkResult", "Notifier", "redact_recipient"]
@@ -109,6 +111,8 @@ class Notifier:
         default_region: the region for national phone numbers (``"IN"``).
         strict_sinks: raise when a sink fails instead of logging it (for tests).
         redact_recipients: mask recipients in delivery events.
+        suppression: a suppression list (:mod:`notifykit.suppression`):
+            :meth:`send` refuses a message to any recipient on it.
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class Notifier:
         *,
         strict_sinks: bool = False,
         redact_recipients: bool = False,
+        suppression: SuppressionStore | None = None,
     ) -> None:
         if sender is not None:
             # Validate once, here, rather than on every message.
@@ -139,6 +144,7 @@ class Notifier:
         self.default_region = default_region
         self.strict_sinks = strict_sinks
         self.redact_recipients = redact_recipients
+        self.suppression = suppression
         self._sink_failures = 0
         self._count_lock = threading.Lock()
 
@@ -178,15 +184,21 @@ class Notifier:
 
     # -- sending
 
-    def send(self, message: Message, *, template: str | None = None) -> Receipt:
+    def send(
+        self, message: Message, *, template: str | None = None, ignore_suppression: bool = False
+    ) -> Receipt:
         """Send one :class:`Email` or :class:`SMS`, filling in the Notifier's defaults.
 
         Raises the transport's :class:`~notifykit.errors.DeliveryError` when the
         message is not delivered; every attempt is in the sinks either way.
+        Raises :class:`~notifykit.errors.Suppressed` (logged as ``failed``) when
+        a recipient is on the suppression list, unless ``ignore_suppression``.
         """
         message = self._with_defaults(message)
         transport = self._transport_for(message)
         self._emit(self._event(message, "queued", template))
+        if self.suppression is not None and not ignore_suppression:
+            self._refuse_suppressed(message, template)
         t0 = time.perf_counter()
         try:
             receipt = transport.send(message)
@@ -239,21 +251,29 @@ class Notifier:
         template: str,
         to: str | Recipient | Sequence[str | Recipient],
         context: Mapping[str, Any] | None = None,
+        *,
+        locale: str | None = None,
         **overrides: Any,
     ) -> Receipt:
         """Render ``template`` and send it as an e-mail to ``to``.
 
         ``overrides`` are :class:`Email` fields (``cc``, ``attachments``,
         ``tags``, ``subject``…) that win over the rendered values and defaults.
+        ``locale`` (``"hi"``, ``"ta_IN"``) renders that language's version (see
+        ``docs/i18n.md``); the same holds for :meth:`send_sms` and :meth:`notify`.
         """
-        rendered = self._render(template, context)
-        return self.send(self._email_from(rendered, to, overrides), template=template)
+        ignore = bool(overrides.pop("ignore_suppression", False))
+        rendered = self._render(template, context, locale)
+        email = self._email_from(rendered, to, overrides)
+        return self.send(email, template=template, ignore_suppression=ignore)
 
     def send_sms(
         self,
         template: str,
         to: str | Recipient,
         context: Mapping[str, Any] | None = None,
+        *,
+        locale: str | None = None,
         **overrides: Any,
     ) -> Receipt:
         """Render the ``sms`` block of ``template`` and send it to ``to``.
@@ -262,16 +282,20 @@ class Notifier:
         provider builds the text from them, and the rendered block is only the
         preview kept in the log and the console.
         """
-        rendered = self._render(template, context)
+        rendered = self._render(template, context, locale)
         if not rendered.sms:
             raise TemplateError(f"template {template!r} has no sms block", template=template)
-        return self.send(self._sms_from(rendered, to, overrides), template=template)
+        ignore = bool(overrides.pop("ignore_suppression", False))
+        sms = self._sms_from(rendered, to, overrides)
+        return self.send(sms, template=template, ignore_suppression=ignore)
 
     def notify(
         self,
         template: str,
         to: Recipient,
         context: Mapping[str, Any] | None = None,
+        *,
+        locale: str | None = None,
         **overrides: Any,
     ) -> dict[str, Receipt | NotifyKitError]:
         """Send ``template`` on every channel it defines and ``to`` can be reached on.
@@ -285,7 +309,7 @@ class Notifier:
         unknown = set(overrides) - _EMAIL_FIELDS - _SMS_FIELDS
         if unknown:
             raise InvalidMessage(f"notify() got unknown message fields: {sorted(unknown)}")
-        rendered = self._render(template, context)
+        rendered = self._render(template, context, locale)
         jobs: list[tuple[str, Any]] = []
         if to.email and self.email is not None and (rendered.html or rendered.text):
             jobs.append(("email", lambda: self._email_from(rendered, to, _only(overrides, Email))))
@@ -573,12 +597,18 @@ class Notifier:
 
     # -- helpers
 
-    def _render(self, template: str, context: Mapping[str, Any] | None) -> _Rendered:
+    def _render(
+        self, template: str, context: Mapping[str, Any] | None, locale: str | None = None
+    ) -> _Rendered:
         if self.templates is None:
             raise ConfigurationError(
                 "this Notifier has no templates; pass templates=TemplateRenderer(...)"
             )
-        rendered: _Rendered = self.templates.render(template, context or {})
+        if locale is None:
+            rendered: _Rendered = self.templates.render(template, context or {})
+        else:  # a renderer of your own must then take locale= too
+            renderer: Any = self.templates
+            rendered = renderer.render(template, context or {}, locale=locale)
         return rendered
 
     def _email_from(self, rendered: _Rendered, to: Any, overrides: Mapping[str, Any]) -> Email:
@@ -608,6 +638,21 @@ class Notifier:
                 return message.replace(sender=self.sms_sender)
             return message
         raise InvalidMessage(f"expected an Email or an SMS, got {type(message).__name__}")
+
+    def _refuse_suppressed(self, message: Message, template: str | None) -> None:
+        assert self.suppression is not None
+        hits = self.suppression.check(message.recipients)
+        if not hits:
+            return
+        who = ", ".join(redact_recipient(r) for r in hits)
+        error = Suppressed(f"not sent: on the suppression list: {who}", rejected=hits)
+        self._emit(
+            self._event(
+                message, "failed", template, error=str(error), error_kind="rejected", rejected=hits
+            )
+        )
+        logger.info("notifykit: message %s not sent, suppressed: %s", message.id, who)
+        raise error
 
     def _transport_for(self, message: Message) -> Transport:
         transport = self.email if message.channel == "email" else self.sms
