@@ -386,7 +386,8 @@ class Notifier:
                 )
             jobs.append(job(*pair))
         batch = getattr(self.sms, "send_batch", None) if channel == "sms" else None
-        if batch is not None and len(jobs) > 1 and self.templates is not None:
+        valid = type(concurrency) is int and concurrency >= 1  # else _send_jobs refuses it
+        if batch is not None and len(jobs) > 1 and self.templates is not None and valid:
             # The provider takes many numbers per request (MSG91, Fast2SMS).
             return self._send_sms_batch(jobs, batch, on_progress)
         return self._send_jobs(jobs, concurrency=concurrency, on_progress=on_progress)
