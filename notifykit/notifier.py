@@ -542,26 +542,9 @@ class Notifier:
 
     def _send_job(self, job: _Job) -> BulkResult:
         """Build and send one message; a failure is the result (and a ``failed`` event)."""
-        t0 = time.perf_counter()
-        try:
-            message = job.build()
-        except NotifyKitError as exc:
-            recipients = job.to
-            if self.redact_recipients:
-                recipients = tuple(redact_recipient(r) for r in recipients)
-            self._emit(
-                DeliveryEvent(
-                    message_id=uuid.uuid4().hex,
-                    status="failed",
-                    channel=job.channel,
-                    recipients=recipients,
-                    template=job.template,
-                    error=str(exc),
-                    error_kind="invalid",  # never sent: the row or its template is wrong
-                    duration=time.perf_counter() - t0,
-                )
-            )
-            return exc
+        message = self._build_job(job)
+        if isinstance(message, NotifyKitError):
+            return message
         try:
             return self.send(message, template=job.template)
         except NotifyKitError as exc:
