@@ -104,11 +104,11 @@ class AsyncSMTP:
         self.idle: list[tuple[aiosmtplib.SMTP, int]] = []
         self.generation = 0
 
-    async def send(self, message: Email, prepare: Callable[[Email], _Prepared]) -> Receipt:
+    async def send(self, message: Email, prepare: Callable[[Email, bool], _Prepared]) -> Receipt:
         from notifykit.transports.smtp import _is_stale, _map_error
 
         async with self.slots:
-            prepared = prepare(message)
+            prepared = prepare(message, self.t._offers_8bitmime)
             generation = self.generation
             conn, sent = self.idle.pop() if self.idle else (None, 0)
             session = _Session(conn, sent)
@@ -119,6 +119,11 @@ class AsyncSMTP:
                     try:
                         if session.conn is None:
                             await self._open(session)
+                        assert session.conn is not None
+                        if prepared.eight_bit_body and not session.conn.supports_extension(
+                            "8bitmime"
+                        ):
+                            prepared = prepare(message, False)  # this server wants 7-bit bodies
                         accepted, rejected = await self._transaction(session, prepared)
                     except (self.lib.SMTPException, OSError, asyncio.TimeoutError) as raw:
                         exc = _as_smtplib(raw, self.lib)
@@ -195,6 +200,7 @@ class AsyncSMTP:
         except BaseException:
             conn.close()
             raise
+        t._offers_8bitmime = conn.supports_extension("8bitmime")
         conn.timeout = t.timeout  # the session is up: from now on, the reply time-out
         session.conn, session.sent = conn, 0
         logger.debug("%s: connected (async)", t.name)

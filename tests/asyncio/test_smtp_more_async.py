@@ -1,4 +1,4 @@
-"""SMTPUTF8, pool and rate-limit tests of the SMTP transport, run again through ``asend``."""
+"""SMTPUTF8, 8BITMIME, pool and rate-limit tests of the SMTP transport, run again through ``asend``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ pytest.importorskip("aiosmtplib")
 from notifykit.transports.smtp import SMTPTransport
 from tests.asyncio.conftest import LoopThread, through_asend
 from tests.transports.test_pool_rate import *  # noqa: F403 - the same tests, the async path
+from tests.transports.test_smtp_8bitmime import *  # noqa: F403
 from tests.transports.test_smtputf8 import *  # noqa: F403
 
 
