@@ -312,7 +312,7 @@ class Notifier:
         ``locale`` (``"hi"``, ``"ta_IN"``) renders that language's version (see
         ``docs/i18n.md``); the same holds for :meth:`send_sms` and :meth:`notify`.
         """
-        email, ignore = self._templated_email(template, to, context, locale, overrides)
+        email, ignore = self._templated("email", template, to, context, locale, overrides)
         return self.send(email, template=template, ignore_suppression=ignore)
 
     def send_sms(
@@ -330,7 +330,7 @@ class Notifier:
         provider builds the text from them, and the rendered block is only the
         preview kept in the log and the console.
         """
-        sms, ignore = self._templated_sms(template, to, context, locale, overrides)
+        sms, ignore = self._templated("sms", template, to, context, locale, overrides)
         return self.send(sms, template=template, ignore_suppression=ignore)
 
     def notify(
@@ -356,33 +356,23 @@ class Notifier:
                 results[channel] = exc
         return results
 
-    def _templated_email(
+    def _templated(
         self,
+        channel: Literal["email", "sms"],
         template: str,
         to: Any,
         context: Mapping[str, Any] | None,
         locale: str | None,
         overrides: dict[str, Any],
-    ) -> tuple[Email, bool]:
-        """Render ``template`` into the e-mail to send, and whether to ignore suppression."""
-        ignore = bool(overrides.pop("ignore_suppression", False))
+    ) -> tuple[Message, bool]:
+        """Render ``template`` into the ``channel`` message to send, and whether to
+        ignore the suppression list (shared by the sync and async template methods)."""
         rendered = self._render(template, context, locale)
-        return self._email_from(rendered, to, overrides), ignore
-
-    def _templated_sms(
-        self,
-        template: str,
-        to: Any,
-        context: Mapping[str, Any] | None,
-        locale: str | None,
-        overrides: dict[str, Any],
-    ) -> tuple[SMS, bool]:
-        """Render the ``sms`` block of ``template`` into the SMS to send (see above)."""
-        rendered = self._render(template, context, locale)
-        if not rendered.sms:
+        if channel == "sms" and not rendered.sms:
             raise TemplateError(f"template {template!r} has no sms block", template=template)
         ignore = bool(overrides.pop("ignore_suppression", False))
-        return self._sms_from(rendered, to, overrides), ignore
+        build = self._email_from if channel == "email" else self._sms_from
+        return build(rendered, to, overrides), ignore
 
     def _notify_jobs(
         self,
@@ -423,7 +413,7 @@ class Notifier:
         **overrides: Any,
     ) -> Receipt:
         """:meth:`send_email` for async code (see :meth:`asend`)."""
-        email, ignore = self._templated_email(template, to, context, locale, overrides)
+        email, ignore = self._templated("email", template, to, context, locale, overrides)
         return await self.asend(email, template=template, ignore_suppression=ignore)
 
     async def asend_sms(
@@ -436,7 +426,7 @@ class Notifier:
         **overrides: Any,
     ) -> Receipt:
         """:meth:`send_sms` for async code (see :meth:`asend`)."""
-        sms, ignore = self._templated_sms(template, to, context, locale, overrides)
+        sms, ignore = self._templated("sms", template, to, context, locale, overrides)
         return await self.asend(sms, template=template, ignore_suppression=ignore)
 
     async def anotify(
