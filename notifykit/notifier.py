@@ -37,9 +37,16 @@ from notifykit.receipt import Receipt
 from notifykit.sinks.base import DeliveryEvent, LogSink
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from notifykit.outbox.base import Outbox
     from notifykit.transports.base import Transport
 
-__all__ = ["Notifier", "redact_recipient"]
+__all__ = ["DUPLICATE", "Notifier", "redact_recipient"]
+
+#: The ``transport`` of the :class:`Receipt` that :meth:`Notifier.send` returns,
+#: without sending, for a message whose ``idempotency_key`` another message holds.
+DUPLICATE = "duplicate"
 
 logger = logging.getLogger("notifykit")
 
@@ -83,6 +90,8 @@ class Notifier:
         default_region: the region for national phone numbers (``"IN"``).
         strict_sinks: raise when a sink fails instead of logging it (for tests).
         redact_recipients: mask recipients in delivery events.
+        outbox: where :meth:`enqueue` stores messages, and where ``send`` checks
+            idempotency keys (:mod:`notifykit.outbox`).
     """
 
     def __init__(
@@ -97,6 +106,7 @@ class Notifier:
         *,
         strict_sinks: bool = False,
         redact_recipients: bool = False,
+        outbox: Outbox | None = None,
     ) -> None:
         if sender is not None:
             # Validate once, here, rather than on every message.
@@ -113,6 +123,7 @@ class Notifier:
         self.default_region = default_region
         self.strict_sinks = strict_sinks
         self.redact_recipients = redact_recipients
+        self.outbox = outbox
         self._sink_failures = 0
         self._count_lock = threading.Lock()
 
@@ -160,11 +171,15 @@ class Notifier:
         """
         message = self._with_defaults(message)
         transport = self._transport_for(message)
+        duplicate = self._idempotent_duplicate(message)
+        if duplicate is not None:
+            return duplicate
         self._emit(self._event(message, "queued", template))
         t0 = time.perf_counter()
         try:
             receipt = transport.send(message)
         except DeliveryError as exc:
+            self._release_key(message, exc.maybe_delivered)
             self._report_attempts(message, exc.attempts, template)
             self._emit(
                 self._event(
@@ -182,6 +197,7 @@ class Notifier:
             )
             raise
         except (InvalidMessage, ConfigurationError) as exc:
+            self._release_key(message, False)
             self._emit(
                 self._event(
                     message,
@@ -277,6 +293,69 @@ class Notifier:
             except NotifyKitError as exc:
                 results[channel] = exc
         return results
+
+    # -- later, from the outbox (notifykit.outbox)
+
+    def enqueue(
+        self,
+        message: Message | str,
+        to: str | Recipient | Sequence[str | Recipient] | None = None,
+        context: Mapping[str, Any] | None = None,
+        *,
+        send_at: datetime | None = None,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        channel: str = "email",
+        **overrides: Any,
+    ) -> str:
+        """Store a message in the :attr:`outbox`; its id, once durably committed.
+
+        ``message`` is an :class:`Email` or :class:`SMS`, or the name of a
+        template rendered now (with ``to``, ``context`` and ``overrides``, as
+        :meth:`send_email`, or :meth:`send_sms` with ``channel="sms"``). A
+        worker sends it at ``send_at`` (a timezone-aware datetime; default:
+        now), higher ``priority`` first. A second message with the same
+        ``idempotency_key`` within the outbox's window is not stored: the first
+        one's id is returned.
+        """
+        if self.outbox is None:
+            raise ConfigurationError("this Notifier has no outbox; pass outbox=SQLiteOutbox(...)")
+        template: str | None = None
+        if isinstance(message, str):
+            template = message
+            if to is None:
+                raise InvalidMessage("enqueue(template, to=...) needs a recipient")
+            rendered = self._render(template, context)
+            if channel == "sms":
+                if not rendered.sms:
+                    raise TemplateError(
+                        f"template {template!r} has no sms block", template=template
+                    )
+                message = self._sms_from(rendered, to, overrides)
+            elif channel == "email":
+                message = self._email_from(rendered, to, overrides)
+            else:
+                raise InvalidMessage(f"channel: expected 'email' or 'sms', got {channel!r}")
+        elif to is not None or context is not None or overrides:
+            raise InvalidMessage("enqueue(message) takes no to, context or fields: set them on it")
+        message = self._with_defaults(message)
+        if idempotency_key is not None:
+            message = message.replace(idempotency_key=idempotency_key)
+        return self.outbox.add(message, send_at=send_at, priority=priority, template=template)
+
+    def _idempotent_duplicate(self, message: Message) -> Receipt | None:
+        key = message.idempotency_key
+        if key is None or self.outbox is None:
+            return None
+        holder = self.outbox.reserve_key(key, message.id)
+        if holder == message.id:
+            return None
+        logger.info("notifykit: message %s not sent: key already used by %s", message.id, holder)
+        return Receipt(message_id=holder, transport=DUPLICATE)
+
+    def _release_key(self, message: Message, maybe_delivered: bool) -> None:
+        if message.idempotency_key is not None and self.outbox is not None and not maybe_delivered:
+            self.outbox.release_key(message.idempotency_key, message.id)
 
     # -- later, on a task queue (notifykit.contrib.celery)
 
