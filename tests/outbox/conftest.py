@@ -20,14 +20,26 @@ def outbox(tmp_path: Path) -> Iterator[SQLiteOutbox]:
     box.close()
 
 
-def smtp_notifier(server: SMTPServer, outbox: SQLiteOutbox | None = None) -> Notifier:
+def smtp_notifier(
+    server: SMTPServer, outbox: SQLiteOutbox | None = None, *, timeout: float = 5
+) -> Notifier:
     """A Notifier sending through ``server`` (plain SMTP, short time-out)."""
-    transport = SMTPTransport("127.0.0.1", server.port, security="none", timeout=5)
-    return Notifier(email=transport, sender="Shop <shop@example.com>", outbox=outbox)
+    transport = SMTPTransport("127.0.0.1", server.port, security="none", timeout=timeout)
+    notifier = Notifier(email=transport, sender="Shop <shop@example.com>", outbox=outbox)
+    _open.append(notifier)
+    return notifier
+
+
+_open: list[Notifier] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_notifiers() -> Iterator[None]:
+    yield
+    while _open:
+        _open.pop().close()
 
 
 @pytest.fixture
 def notifier(smtp_server: SMTPServer, outbox: SQLiteOutbox) -> Iterator[Notifier]:
-    n = smtp_notifier(smtp_server, outbox)
-    yield n
-    n.close()
+    yield smtp_notifier(smtp_server, outbox)
