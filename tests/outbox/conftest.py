@@ -42,4 +42,4 @@ def _close_notifiers() -> Iterator[None]:
 
 @pytest.fixture
 def notifier(smtp_server: SMTPServer, outbox: SQLiteOutbox) -> Iterator[Notifier]:
-    yield smtp_notifier(smtp_server, outbox)
+    return smtp_notifier(smtp_server, outbox)

@@ -74,7 +74,8 @@ def test_enqueue_from_another_process_is_durable_before_it_returns(tmp_path: Pat
     message_id = proc.stdout.strip()
     with SQLiteOutbox(path) as box:
         entry = box.get(message_id)
-    assert entry is not None and entry.state == "queued"
+    assert entry is not None
+    assert entry.state == "queued"
 
 
 def test_enqueue_a_template(outbox: SQLiteOutbox, smtp_server: SMTPServer):
@@ -88,7 +89,9 @@ def test_enqueue_a_template(outbox: SQLiteOutbox, smtp_server: SMTPServer):
     notifier.templates = renderer
     message_id = notifier.enqueue("order", to="asha@example.com", context={"n": 7, "name": "Asha"})
     entry = outbox.get(message_id)
-    assert entry is not None and entry.template == "order" and entry.subject == "Order 7"
+    assert entry is not None
+    assert entry.template == "order"
+    assert entry.subject == "Order 7"
     run_until(Worker(outbox, notifier), lambda: len(smtp_server.messages) == 1)
     assert subjects(smtp_server) == ["Order 7"]
     with pytest.raises(TemplateError):
@@ -97,7 +100,7 @@ def test_enqueue_a_template(outbox: SQLiteOutbox, smtp_server: SMTPServer):
 
 def test_enqueue_bad_input_is_a_clear_error(outbox: SQLiteOutbox, notifier: Notifier):
     with pytest.raises(InvalidMessage, match="timezone-aware"):
-        notifier.enqueue(email(), send_at=datetime(2030, 1, 1))  # noqa: DTZ001
+        notifier.enqueue(email(), send_at=datetime(2030, 1, 1))
     with pytest.raises(InvalidMessage, match="priority"):
         notifier.enqueue(email(), priority="high")  # type: ignore[arg-type]
     with pytest.raises(InvalidMessage, match="takes no to"):
@@ -156,13 +159,15 @@ def test_enqueue_then_send_with_the_same_key_delivers_once(
 ):
     first = notifier.enqueue(email("first"), idempotency_key="order-42")
     receipt = notifier.send(email("second", idempotency_key="order-42"))
-    assert receipt.transport == DUPLICATE and receipt.message_id == first
+    assert receipt.transport == DUPLICATE
+    assert receipt.message_id == first
     again = notifier.enqueue(email("third"), idempotency_key="order-42")
     assert again == first
     run_until(Worker(outbox, notifier), lambda: outbox.counts()["sent"] == 1)
     assert subjects(smtp_server) == ["first"]
     entry = outbox.get(first)
-    assert entry is not None and entry.idempotency_key == "order-42"
+    assert entry is not None
+    assert entry.idempotency_key == "order-42"
 
 
 def test_send_then_enqueue_with_the_same_key_delivers_once(
@@ -226,7 +231,9 @@ def test_a_dead_workers_lease_expires_and_another_takes_over(
         ("sent", False, "b"),
     ]
     entry = outbox.get(message_id)
-    assert entry is not None and entry.state == "sent" and entry.maybe_delivered
+    assert entry is not None
+    assert entry.state == "sent"
+    assert entry.maybe_delivered
     # The dead worker's late answer cannot take the row back.
     assert outbox.begin_attempt("a", message_id) is None
 
@@ -239,7 +246,9 @@ def test_a_row_claimed_but_never_tried_is_not_maybe_delivered(
     time.sleep(0.15)
     Worker(outbox, notifier, name="b").run_once()
     entry = outbox.get(message_id)
-    assert entry is not None and entry.state == "sent" and not entry.maybe_delivered
+    assert entry is not None
+    assert entry.state == "sent"
+    assert not entry.maybe_delivered
     assert [a.outcome for a in outbox.attempts(message_id)] == ["sent"]
 
 
@@ -275,10 +284,14 @@ def test_rejected_is_dead_lettered_at_once(
     worker = Worker(outbox, notifier, backoff=FAST)
     worker.run_once()
     entry = outbox.get(message_id)
-    assert entry is not None and entry.state == "dead" and entry.attempts == 1
-    assert entry.last_error is not None and "550" in entry.last_error
+    assert entry is not None
+    assert entry.state == "dead"
+    assert entry.attempts == 1
+    assert entry.last_error is not None
+    assert "550" in entry.last_error
     assert "RejectedError" in entry.last_error
-    assert worker.dead == 1 and smtp_server.messages == []
+    assert worker.dead == 1
+    assert smtp_server.messages == []
 
 
 def test_transient_failures_back_off_then_dead_letter(
@@ -290,13 +303,17 @@ def test_transient_failures_back_off_then_dead_letter(
     worker = Worker(outbox, notifier, backoff=backoff)
     worker.run_once()
     entry = outbox.get(message_id)
-    assert entry is not None and entry.state == "queued" and entry.attempts == 1
+    assert entry is not None
+    assert entry.state == "queued"
+    assert entry.attempts == 1
     assert entry.due_at > datetime.now(timezone.utc)  # not due again yet
     assert worker.run_once() == 0
     run_until(worker, lambda: outbox.counts()["dead"] == 1)
     entry = outbox.get(message_id)
-    assert entry is not None and entry.attempts == 3
-    assert entry.last_error is not None and entry.last_error.startswith("gave up after 3 attempts")
+    assert entry is not None
+    assert entry.attempts == 3
+    assert entry.last_error is not None
+    assert entry.last_error.startswith("gave up after 3 attempts")
     assert "451" in entry.last_error
     assert [a.outcome for a in outbox.attempts(message_id)] == ["transient"] * 3
 
@@ -306,7 +323,9 @@ def test_max_age_dead_letters(outbox: SQLiteOutbox, notifier: Notifier, smtp_ser
     message_id = notifier.enqueue(email())
     Worker(outbox, notifier, backoff=Backoff(initial=60, max_age=30)).run_once()
     entry = outbox.get(message_id)
-    assert entry is not None and entry.state == "dead" and "max_age=30s" in str(entry.last_error)
+    assert entry is not None
+    assert entry.state == "dead"
+    assert "max_age=30s" in str(entry.last_error)
 
 
 def test_a_maybe_delivered_attempt_is_the_only_duplicate(
@@ -393,5 +412,8 @@ def test_a_worker_survives_a_broken_transport(outbox: SQLiteOutbox, closed_port:
     worker = Worker(outbox, notifier, backoff=FAST)
     worker.run_once()
     entry = outbox.get(message_id)
-    assert entry is not None and entry.state == "queued" and not entry.maybe_delivered
-    assert entry.last_error is not None and "TransientError" in entry.last_error
+    assert entry is not None
+    assert entry.state == "queued"
+    assert not entry.maybe_delivered
+    assert entry.last_error is not None
+    assert "TransientError" in entry.last_error
