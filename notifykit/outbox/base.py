@@ -109,7 +109,12 @@ class Backoff:
 
 @attrs.frozen
 class AttemptRecord:
-    """One recorded try of one outbox row (one ``Notifier.send`` call by a worker)."""
+    """One recorded try of one outbox row (one ``Notifier.send`` call by a worker).
+
+    ``maybe_tries`` counts the tries inside it that may have delivered the
+    message (a transport that retries after a lost reply makes more than one):
+    the most extra copies this attempt can have caused.
+    """
 
     number: int
     outcome: AttemptOutcome
@@ -118,6 +123,7 @@ class AttemptRecord:
     error: str | None = None
     maybe_delivered: bool = False
     worker: str | None = None
+    maybe_tries: int = 0
 
 
 @attrs.frozen
@@ -220,6 +226,7 @@ class Outbox(Protocol):
         error: str,
         maybe_delivered: bool,
         retry_at: float | None,
+        maybe_tries: int = 0,
     ) -> None:
         """Record a failed attempt: due again at ``retry_at`` (epoch seconds), or dead if None."""
         ...

@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS outbox_attempts (
     outcome TEXT NOT NULL,
     error TEXT,
     maybe_delivered INTEGER NOT NULL DEFAULT 0,
+    maybe_tries INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (outbox_id, number)
 );
 CREATE TABLE IF NOT EXISTS outbox_keys (
@@ -354,6 +355,7 @@ class SQLiteOutbox:
                 c_marks = ",".join("?" * len(crashed))
                 db.execute(
                     f"UPDATE outbox_attempts SET outcome = 'interrupted', maybe_delivered = 1, "
+                    f"maybe_tries = 1, "
                     f"finished_at = ?, error = ? WHERE outcome = 'in_flight' "
                     f"AND outbox_id IN ({c_marks})",
                     (now, _INTERRUPTED, *crashed),
@@ -428,17 +430,21 @@ class SQLiteOutbox:
     def mark_sent(self, worker: str, id: str, number: int, receipt: Receipt) -> None:
         """Record attempt ``number`` as delivered; the row is ``sent`` whoever holds it now."""
         now = time.time()
+        # A transport may have retried after a lost reply before it got a 250.
+        tries = sum(1 for a in receipt.attempts if a.maybe_delivered)
+        maybe = int(tries > 0)
         with self._write() as db:
             db.execute(
-                "UPDATE outbox_attempts SET outcome = 'sent', finished_at = ?, error = NULL "
+                "UPDATE outbox_attempts SET outcome = 'sent', finished_at = ?, error = NULL, "
+                "maybe_delivered = MAX(maybe_delivered, ?), maybe_tries = maybe_tries + ? "
                 "WHERE outbox_id = ? AND number = ?",
-                (now, id, number),
+                (now, maybe, tries, id, number),
             )
             db.execute(
                 "UPDATE outbox SET state = 'sent', finished_at = ?, transport = ?, "
-                "provider_message_id = ?, lease_owner = NULL, lease_until = NULL "
-                "WHERE id = ? AND state != 'sent'",
-                (now, receipt.transport, receipt.provider_message_id, id),
+                "provider_message_id = ?, lease_owner = NULL, lease_until = NULL, "
+                "maybe_delivered = MAX(maybe_delivered, ?) WHERE id = ? AND state != 'sent'",
+                (now, receipt.transport, receipt.provider_message_id, maybe, id),
             )
 
     def mark_failed(
@@ -451,15 +457,22 @@ class SQLiteOutbox:
         error: str,
         maybe_delivered: bool,
         retry_at: float | None,
+        maybe_tries: int = 0,
     ) -> None:
-        """Record a failed attempt; queue the row again at ``retry_at``, or dead-letter it."""
+        """Record a failed attempt; queue the row again at ``retry_at``, or dead-letter it.
+
+        ``maybe_tries`` is how many tries inside the attempt (a transport's own
+        retries) may have delivered the message.
+        """
         now = time.time()
         maybe = int(maybe_delivered)
+        tries = max(maybe_tries, maybe)
         with self._write() as db:
             db.execute(
                 "UPDATE outbox_attempts SET outcome = ?, finished_at = ?, error = ?, "
-                "maybe_delivered = MAX(maybe_delivered, ?) WHERE outbox_id = ? AND number = ?",
-                (outcome, now, error, maybe, id, number),
+                "maybe_delivered = MAX(maybe_delivered, ?), maybe_tries = maybe_tries + ? "
+                "WHERE outbox_id = ? AND number = ?",
+                (outcome, now, error, maybe, tries, id, number),
             )
             if retry_at is None:
                 updated = db.execute(
@@ -507,7 +520,8 @@ class SQLiteOutbox:
         rows = (
             self._connection()
             .execute(
-                "SELECT number, outcome, started_at, finished_at, error, maybe_delivered, worker "
+                "SELECT number, outcome, started_at, finished_at, error, maybe_delivered, worker, "
+                "maybe_tries "
                 "FROM outbox_attempts WHERE outbox_id = ? ORDER BY number",
                 (id,),
             )
@@ -522,6 +536,7 @@ class SQLiteOutbox:
                 error=r[4],
                 maybe_delivered=bool(r[5]),
                 worker=r[6],
+                maybe_tries=r[7],
             )
             for r in rows
         ]

@@ -93,6 +93,7 @@ class Worker:
         self.retried = 0
         self.dead = 0
         self._held: set[str] = set()
+        self._maybe_tries = 0
         self._held_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -211,20 +212,24 @@ class Worker:
         number = self.outbox.begin_attempt(self.name, claim.id)
         if number is None:
             return  # the lease was lost: another worker has the row
+        self._maybe_tries = 0
         try:
             receipt = self.notifier.send(claim.message, template=claim.template)
         except RejectedError as exc:
-            self._fail(claim, number, "rejected", _reason(exc), exc.maybe_delivered, None)
+            self._maybe_tries = _maybe_tries(exc)
+            self._fail(claim, number, "rejected", _reason(exc), _maybe(exc), None)
         except DeliveryError as exc:
+            self._maybe_tries = _maybe_tries(exc)
             retry_after = exc.retry_after if isinstance(exc, TransientError) else None
             outcome: AttemptOutcome = "provider" if exc.kind == "provider" else "transient"
-            self._retry(claim, number, outcome, _reason(exc), exc.maybe_delivered, retry_after)
+            self._retry(claim, number, outcome, _reason(exc), _maybe(exc), retry_after)
         except (InvalidMessage, TemplateError, ConfigurationError) as exc:
             self._fail(claim, number, "invalid", _reason(exc), False, None)
         except Exception as exc:
             # Not a notifykit error: a bug or an unexpected library error, raised at any
             # point of the send. It may have been delivered: say so, and retry later.
             logger.exception("notifykit outbox worker %s: sending %s failed", self.name, claim.id)
+            self._maybe_tries = 1
             self._retry(claim, number, "error", _reason(exc), True, None)
         else:
             self.outbox.mark_sent(self.name, claim.id, number, receipt)
@@ -262,6 +267,7 @@ class Worker:
             error=reason,
             maybe_delivered=maybe,
             retry_at=retry_at,
+            maybe_tries=self._maybe_tries,
         )
         self.retried += 1
 
@@ -282,12 +288,26 @@ class Worker:
             error=reason,
             maybe_delivered=maybe,
             retry_at=None,
+            maybe_tries=self._maybe_tries,
         )
         self.dead += 1
         logger.warning("notifykit outbox: message %s dead-lettered: %s", claim.id, reason)
 
     def __repr__(self) -> str:
         return f"<Worker {self.name} on {self.outbox!r}>"
+
+
+def _maybe(exc: DeliveryError) -> bool:
+    """Whether any try inside this send may have delivered the message.
+
+    A composer's error carries the last error of each transport; an earlier
+    try of the same transport (a retry after a lost reply) is only in ``attempts``.
+    """
+    return exc.maybe_delivered or any(a.maybe_delivered for a in exc.attempts)
+
+
+def _maybe_tries(exc: DeliveryError) -> int:
+    return max(int(exc.maybe_delivered), sum(1 for a in exc.attempts if a.maybe_delivered))
 
 
 def _reason(exc: BaseException) -> str:
