@@ -15,7 +15,14 @@ servers received (by ``Message-ID``):
 
 - every message is ``sent`` (and arrived at least once) or ``dead`` with a reason;
 - no message arrived more often than its recorded attempts allow: once for the
-  ``sent`` attempt plus once per attempt recorded ``maybe_delivered``.
+  ``sent`` attempt plus once per try recorded ``maybe_delivered`` (``maybe_tries``).
+
+The failover is configured with ``resend_uncertain=false``: the outbox, not the
+transport, retries a send whose reply was lost, so each try that may have
+delivered is one recorded attempt, even when the worker is killed during it.
+(With the default ``resend_uncertain=true`` one attempt may deliver twice
+before a kill; the attempt is still recorded ``maybe_delivered``, but the count
+of copies is not bounded by the records.)
 
 Used by ``tests/outbox/test_chaos.py`` (small, bounded) and
 ``benchmarks/outbox_chaos.py`` (the 10,000-message, 20-kill run).
@@ -147,7 +154,8 @@ def run_chaos(
             "NOTIFYKIT_OUTBOX": str(path),
             "NOTIFYKIT_SENDER": "shop@example.com",
             "NOTIFYKIT_EMAIL_URL": (
-                f"failover({smtp.format(a.port)} {smtp.format(b.port)})?cooldown=0.5"
+                f"failover({smtp.format(a.port)} {smtp.format(b.port)})"
+                "?cooldown=0.5&resend_uncertain=false"
             ),
         }
         procs = [_start_worker(env, directory, n) for n in range(workers)]
