@@ -109,3 +109,9 @@ class DeliveryAttempt(models.Model):  # type: ignore[misc]
     def __str__(self) -> str:
         when = f"{self.at:%Y-%m-%d %H:%M:%S}"
         return f"{self.get_outcome_display()} via {self.transport or '?'} at {when}"
+
+
+# The outbox tables live in their own module; importing them here registers them.
+from notifykit.contrib.django.outbox import OutboxAttempt, OutboxKey, OutboxMessage  # noqa: E402
+
+__all__ += ["OutboxAttempt", "OutboxKey", "OutboxMessage"]
