@@ -14,7 +14,15 @@
 See ``docs/outbox.md`` for the guarantees.
 """
 
-from notifykit.outbox.base import AttemptRecord, Backoff, Claim, EntryState, Outbox, OutboxEntry
+from notifykit.outbox.base import (
+    AttemptRecord,
+    Backoff,
+    Claim,
+    EntryState,
+    Outbox,
+    OutboxEntry,
+    Sender,
+)
 from notifykit.outbox.sqlite import SQLiteOutbox
 from notifykit.outbox.worker import Worker
 
@@ -26,5 +34,6 @@ __all__ = [
     "Outbox",
     "OutboxEntry",
     "SQLiteOutbox",
+    "Sender",
     "Worker",
 ]

@@ -39,6 +39,7 @@ __all__ = [
     "EntryState",
     "Outbox",
     "OutboxEntry",
+    "Sender",
 ]
 
 #: Where a row of the outbox is: waiting, held by a worker, delivered or given up on.
@@ -164,6 +165,15 @@ class Claim:
     created_at: float
     template: str | None = None
     maybe_delivered: bool = False
+
+
+class Sender(Protocol):
+    """What a worker delivers through: a :class:`~notifykit.Notifier`, or a hand-off
+    such as :class:`notifykit.contrib.celery.OutboxHandOff`."""
+
+    def send(self, message: Message, *, template: str | None = None) -> Receipt:
+        """Deliver ``message`` (or hand it on); raise a DeliveryError when it was not."""
+        ...
 
 
 @runtime_checkable

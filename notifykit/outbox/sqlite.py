@@ -33,7 +33,7 @@ from notifykit.outbox.base import AttemptOutcome, AttemptRecord, Claim, EntrySta
 from notifykit.receipt import Receipt
 
 if TYPE_CHECKING:
-    from notifykit.notifier import Notifier
+    from notifykit.outbox.base import Sender
     from notifykit.outbox.worker import Worker
 
 __all__ = ["SQLiteOutbox"]
@@ -206,7 +206,7 @@ class SQLiteOutbox:
 
     # -- workers
 
-    def run(self, notifier: Notifier, stop: threading.Event | None = None, **options: Any) -> None:
+    def run(self, notifier: Sender, stop: threading.Event | None = None, **options: Any) -> None:
         """Deliver due messages through ``notifier`` in this thread until ``stop`` is set.
 
         ``options`` are :class:`~notifykit.outbox.Worker` options (``poll_interval``,
@@ -216,7 +216,7 @@ class SQLiteOutbox:
 
         Worker(self, notifier, **options).run(stop)
 
-    def start(self, notifier: Notifier, **options: Any) -> Worker:
+    def start(self, notifier: Sender, **options: Any) -> Worker:
         """Start a :class:`~notifykit.outbox.Worker` thread; call its ``stop()`` when done."""
         from notifykit.outbox.worker import Worker
 

@@ -25,7 +25,6 @@ import socket
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING
 
 from notifykit.errors import (
     ConfigurationError,
@@ -35,10 +34,7 @@ from notifykit.errors import (
     TemplateError,
     TransientError,
 )
-from notifykit.outbox.base import AttemptOutcome, Backoff, Claim, Outbox
-
-if TYPE_CHECKING:
-    from notifykit.notifier import Notifier
+from notifykit.outbox.base import AttemptOutcome, Backoff, Claim, Outbox, Sender
 
 __all__ = ["Worker"]
 
@@ -57,7 +53,8 @@ class Worker:
     Args:
         outbox: the :class:`~notifykit.outbox.Outbox` to work on.
         notifier: the :class:`~notifykit.Notifier` that sends (its transports,
-            failover and sinks apply).
+            failover and sinks apply), or any :class:`~notifykit.outbox.Sender`
+            (:class:`notifykit.contrib.celery.OutboxHandOff` hands rows to Celery).
         poll_interval: the longest time, in seconds, between two looks at the
             outbox when it is idle (a message scheduled with ``send_at`` goes
             out at most this late).
@@ -71,7 +68,7 @@ class Worker:
     def __init__(
         self,
         outbox: Outbox,
-        notifier: Notifier,
+        notifier: Sender,
         *,
         poll_interval: float = 1.0,
         lease: float = 60.0,
