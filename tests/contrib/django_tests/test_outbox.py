@@ -128,3 +128,21 @@ def test_admin_lists_and_requeues_dead_messages(admin_client: Any, smtp_server: 
     assert b"1 dead message(s) queued again" in response.content
     assert OutboxMessage.objects.get(pk=pk).state == "queued"
     assert admin_client.get("/admin/notifykit/outboxmessage/add/").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_management_command_delivers(notifykit_settings: SMTPServer) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    DjangoOutbox().add(email("from the command", sender="shop@example.com"))
+    out = StringIO()
+    call_command("notifykit_outbox_worker", "--once", stdout=out)
+    assert out.getvalue().strip() == "1 sent, 0 to retry, 0 dead-lettered"
+    assert [str(m.message["Subject"]) for m in notifykit_settings.messages] == ["from the command"]
+    # Bad options are a CommandError, not a traceback.
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="lease"):
+        call_command("notifykit_outbox_worker", "--once", "--lease", "0")
