@@ -25,6 +25,7 @@ BENCHMARKS = [
     ("Template rendering", "render.py"),
     ("SMS over HTTP", "sms.py"),
     ("Delivery log sinks", "sinks.py"),
+    ("Outbox", "outbox.py"),
 ]
 
 
