@@ -179,7 +179,7 @@ class Notifier:
         try:
             receipt = transport.send(message)
         except DeliveryError as exc:
-            self._release_key(message, exc.maybe_delivered)
+            self._release_key(message, exc.maybe_delivered or _maybe_any(exc.attempts))
             self._report_attempts(message, exc.attempts, template)
             self._emit(
                 self._event(
@@ -526,6 +526,10 @@ class Notifier:
 
     def __repr__(self) -> str:
         return f"<Notifier email={self.email} sms={self.sms} sinks={len(self.sinks)}>"
+
+
+def _maybe_any(attempts: Iterable[Any]) -> bool:
+    return any(a.maybe_delivered for a in attempts)
 
 
 def _count_tries(attempts: Iterable[Any]) -> int:

@@ -21,6 +21,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -136,7 +137,8 @@ class SQLiteOutbox:
         self.busy_timeout = float(busy_timeout)
         self.idempotency_window = float(idempotency_window)
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        # Every connection opened, with its thread: a dead thread's one is closed.
+        self._all: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
         self._all_lock = threading.Lock()
         try:
             self._connection().executescript(_SCHEMA)
@@ -164,7 +166,15 @@ class SQLiteOutbox:
             self._local.conn = conn
             self._local.pid = pid
             with self._all_lock:
-                self._all.append(conn)
+                kept = []
+                for ref, other in self._all:
+                    thread = ref()
+                    if thread is None or not thread.is_alive():
+                        other.close()  # its thread is gone: nobody else uses it
+                    else:
+                        kept.append((ref, other))
+                kept.append((weakref.ref(threading.current_thread()), conn))
+                self._all = kept
         return conn
 
     @contextmanager
@@ -188,7 +198,7 @@ class SQLiteOutbox:
         """Close every connection this object opened (in this process)."""
         with self._all_lock:
             conns, self._all = self._all, []
-        for conn in conns:
+        for _, conn in conns:
             try:
                 conn.close()
             except sqlite3.Error:

@@ -136,3 +136,24 @@ def test_worker_process_delivers_and_stops_on_sigterm(tmp_path: Path, smtp_serve
     assert "5 sent" in out
     with SQLiteOutbox(path) as box:
         assert {box.get(i).state for i in ids} == {"sent"}  # type: ignore[union-attr]
+
+
+def test_bad_configuration_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    for name in ("NOTIFYKIT_EMAIL_URL", "NOTIFYKIT_SMS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    code, _, err = run(["worker", "--outbox", str(tmp_path / "o.db")], capsys)
+    assert code == 2
+    assert err.startswith("notifykit: error: set NOTIFYKIT_EMAIL_URL")
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("hello, this is not SQLite " * 100)
+    code, _, err = run(["outbox", "list", "--outbox", str(not_a_db)], capsys)
+    assert code == 2
+    assert "not a database" in err
+    assert "Traceback" not in err
+    monkeypatch.setenv("NOTIFYKIT_EMAIL_URL", "memory://")
+    code, _, err = run(["worker", "--outbox", str(tmp_path / "o.db"), "--lease", "0s"], capsys)
+    assert code == 2
+    assert "lease" in err

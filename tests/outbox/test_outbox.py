@@ -417,3 +417,18 @@ def test_a_worker_survives_a_broken_transport(outbox: SQLiteOutbox, closed_port:
     assert not entry.maybe_delivered
     assert entry.last_error is not None
     assert "TransientError" in entry.last_error
+
+
+def test_connections_of_finished_threads_are_closed(outbox: SQLiteOutbox, notifier: Notifier):
+    import threading
+
+    def enqueue() -> None:
+        notifier.enqueue(email())
+
+    for _ in range(20):  # a thread per request, as some servers do
+        t = threading.Thread(target=enqueue)
+        t.start()
+        t.join()
+    outbox.counts()  # this thread's connection: the finished threads' ones are closed
+    assert len(outbox._all) <= 2
+    assert outbox.counts()["queued"] == 20
