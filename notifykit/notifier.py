@@ -298,7 +298,7 @@ class Notifier:
 
     def enqueue(
         self,
-        message: Message | str,
+        message_or_template: Message | str,
         to: str | Recipient | Sequence[str | Recipient] | None = None,
         context: Mapping[str, Any] | None = None,
         *,
@@ -310,7 +310,7 @@ class Notifier:
     ) -> str:
         """Store a message in the :attr:`outbox`; its id, once durably committed.
 
-        ``message`` is an :class:`Email` or :class:`SMS`, or the name of a
+        ``message_or_template`` is an :class:`Email` or :class:`SMS`, or the name of a
         template rendered now (with ``to``, ``context`` and ``overrides``, as
         :meth:`send_email`, or :meth:`send_sms` with ``channel="sms"``). A
         worker sends it at ``send_at`` (a timezone-aware datetime; default:
@@ -321,6 +321,7 @@ class Notifier:
         if self.outbox is None:
             raise ConfigurationError("this Notifier has no outbox; pass outbox=SQLiteOutbox(...)")
         template: str | None = None
+        message = message_or_template
         if isinstance(message, str):
             template = message
             if to is None:
