@@ -432,3 +432,36 @@ def test_connections_of_finished_threads_are_closed(outbox: SQLiteOutbox, notifi
     outbox.counts()  # this thread's connection: the finished threads' ones are closed
     assert len(outbox._all) <= 2
     assert outbox.counts()["queued"] == 20
+
+
+def test_a_late_answer_from_a_worker_that_lost_its_lease(outbox: SQLiteOutbox, notifier: Notifier):
+    from notifykit.receipt import Receipt
+
+    message_id = notifier.enqueue(email())
+    outbox.claim("a", limit=1, lease=-1)  # already expired: "a" was paused too long
+    assert outbox.begin_attempt("a", message_id) == 1
+    [claim] = outbox.claim("b", limit=1, lease=60)
+    assert claim.maybe_delivered  # a's attempt is in flight: interrupted, maybe delivered
+    assert outbox.begin_attempt("b", message_id) == 2
+    # "a" wakes up and reports a failure: its attempt is recorded, b's lease is untouched.
+    outbox.mark_failed(
+        "a", message_id, 1, outcome="transient", error="late", maybe_delivered=False, retry_at=0
+    )
+    entry = outbox.get(message_id)
+    assert entry is not None
+    assert entry.state == "leased"
+    assert outbox.renew("b", [message_id], 60) == set()
+    outbox.mark_sent("b", message_id, 2, Receipt(message_id=message_id, transport="smtp:x"))
+    # A late success from "a" cannot undo "sent"; a late failure cannot either.
+    outbox.mark_failed(
+        "a", message_id, 1, outcome="transient", error="late", maybe_delivered=False, retry_at=None
+    )
+    entry = outbox.get(message_id)
+    assert entry is not None
+    assert entry.state == "sent"
+    assert entry.transport == "smtp:x"
+    assert [(a.number, a.worker, a.maybe_delivered) for a in outbox.attempts(message_id)] == [
+        (1, "a", True),
+        (2, "b", False),
+    ]
+    assert outbox.renew("b", [message_id], 60) == {message_id}  # finished: nothing to renew
