@@ -124,17 +124,30 @@ def test_the_same_message_is_stored_once(outbox: SQLiteOutbox, notifier: Notifie
 def test_send_at_is_honoured_within_the_poll_interval(
     outbox: SQLiteOutbox, notifier: Notifier, smtp_server: SMTPServer
 ):
-    poll = 0.2
+    # A long poll interval: the worker must wake up for the scheduled row by itself
+    # (it sleeps until the next due row), not find it at its next poll.
+    poll = 30.0
     send_at = datetime.now(timezone.utc) + timedelta(seconds=0.8)
     notifier.enqueue(email("later"), send_at=send_at)
     notifier.enqueue(email("now"))
     with Worker(outbox, notifier, poll_interval=poll):
-        assert smtp_server.wait_for(lambda: len(smtp_server.messages) == 2, timeout=10)
+        assert smtp_server.wait_for(lambda: len(smtp_server.messages) == 2, timeout=20)
         arrived = datetime.now(timezone.utc)
     assert subjects(smtp_server) == ["now", "later"]
     assert arrived >= send_at
-    # Due at send_at, delivered within one poll interval (plus the send itself).
-    assert arrived - send_at < timedelta(seconds=poll + 1.0)
+    assert arrived - send_at < timedelta(seconds=poll / 2)  # long before the next poll
+
+
+def test_a_row_enqueued_while_the_worker_sleeps_waits_at_most_a_poll(
+    outbox: SQLiteOutbox, notifier: Notifier, smtp_server: SMTPServer
+):
+    with Worker(outbox, notifier, poll_interval=0.3):
+        time.sleep(0.5)  # the worker is idle, asleep
+        enqueued = time.monotonic()
+        notifier.enqueue(email())
+        assert smtp_server.wait_for(lambda: len(smtp_server.messages) == 1, timeout=20)
+        waited = time.monotonic() - enqueued
+    assert waited < 0.3 + 5  # one poll interval, plus generous room for a loaded machine
 
 
 def test_higher_priority_goes_first(
