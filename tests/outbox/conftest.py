@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from notifykit import Notifier
 from notifykit.outbox import SQLiteOutbox
 from notifykit.transports.smtp import SMTPTransport
-from tests.servers.smtp import SMTPServer
+
+if TYPE_CHECKING:
+    from tests.servers.smtp import SMTPServer
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 pytest.importorskip("celery")
+pytest.importorskip("aiosmtpd")
 
 from celery import Celery
 from celery.contrib.testing.worker import start_worker

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("aiosmtpd")  # the tests talk to real SMTP servers
+
 from tests.outbox.chaos import run_chaos
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("aiosmtpd")  # the tests talk to real SMTP servers
+
 from notifykit import Email, Notifier
 from notifykit.cli import main
 from notifykit.outbox import Backoff, SQLiteOutbox, Worker

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("aiosmtpd")  # the tests talk to real SMTP servers
+
 from notifykit import Email, Notifier
 from notifykit.errors import ConfigurationError, InvalidMessage, TemplateError
 from notifykit.notifier import DUPLICATE
