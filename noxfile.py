@@ -1,4 +1,4 @@
-"""Development sessions: ``nox -s tests tests_bare typing lint docs demo``; ``nox -s bench``."""
+"""Development sessions: those CI runs (``nox.options.sessions``); ``nox -s bench``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,17 @@ import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["tests", "tests_bare", "typing", "lint", "docs", "demo"]
+# What CI runs (.ci/run and the README list the same sessions in this order).
+nox.options.sessions = [
+    "tests",
+    "tests_bare",
+    "typing",
+    "lint",
+    "docs",
+    "demo",
+    "django_suite",
+    "browser",
+]
 
 # The test tools the bare run needs: no optional dependency of notifykit's among them.
 BARE_TEST_TOOLS = [
@@ -79,6 +89,23 @@ def django_suite(session: nox.Session) -> None:
     session.install("-e", ".[django]", "aiosmtpd>=1.4")
     cache = session.create_tmp()  # the downloaded Django source stays here between runs
     session.run("python", "tests/django_suite/run.py", "--cache", cache, *session.posargs)
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """The bundled e-mails in headless Chromium: contrast, overflow at 375 px, link text.
+
+    Uses the system's browser (Debian: ``apt-get install chromium chromium-driver``,
+    which .ci/run does); Selenium is pointed at it and downloads nothing. A
+    missing browser fails this session instead of skipping.
+    """
+    session.install("-e", ".[fast]", *BARE_TEST_TOOLS, "selenium>=4.20")
+    session.run(
+        "pytest",
+        "tests/browser",
+        *(session.posargs or ["-q"]),
+        env={"NOTIFYKIT_REQUIRE_BROWSER": "1"},
+    )
 
 
 @nox.session

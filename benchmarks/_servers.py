@@ -16,8 +16,12 @@ from types import TracebackType
 from typing import Any
 
 
-def serve(conn: Connection) -> None:
-    """Run an aiosmtpd server on 127.0.0.1 until told to stop; report port and count."""
+def serve(conn: Connection, delay: float = 0.0) -> None:
+    """Run an aiosmtpd server on 127.0.0.1 until told to stop; report port and count.
+
+    ``delay`` seconds are spent (asynchronously) on each message before the
+    reply, like a server that scans or relays it.
+    """
     from aiosmtpd.smtp import SMTP
 
     received = 0
@@ -26,6 +30,8 @@ def serve(conn: Connection) -> None:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             nonlocal received
             received += 1
+            if delay:
+                await asyncio.sleep(delay)
             return "250 2.0.0 OK"
 
     loop = asyncio.new_event_loop()
@@ -49,12 +55,15 @@ def serve(conn: Connection) -> None:
 
 
 class SMTPServerProcess:
-    """An aiosmtpd server in a child process (``spawn``), on a free port of 127.0.0.1."""
+    """An aiosmtpd server in a child process (``spawn``), on a free port of 127.0.0.1.
 
-    def __init__(self) -> None:
+    ``delay``: seconds the server takes per message (0: answer at once).
+    """
+
+    def __init__(self, delay: float = 0.0) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=serve, args=(child,), daemon=True)
+        self._proc = ctx.Process(target=serve, args=(child, delay), daemon=True)
         self._proc.start()
         if not self._parent.poll(30):
             self._proc.kill()

@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ("SMTP throughput and message building", "smtp.py"),
     ("Failover with a dead provider", "failover.py"),
+    ("Threads, bulk sending and rate limits", "bulk.py"),
     ("Template rendering", "render.py"),
     ("SMS over HTTP", "sms.py"),
     ("Delivery log sinks", "sinks.py"),

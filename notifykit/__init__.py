@@ -51,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "FailoverTransport": "notifykit.transports.failover",
     "RoundRobinTransport": "notifykit.transports.failover",
     "Retry": "notifykit.retry",
+    "RateLimit": "notifykit.ratelimit",
     # templates
     "TemplateRenderer": "notifykit.templates",
     "Rendered": "notifykit.templates",
@@ -113,6 +114,7 @@ if TYPE_CHECKING:
     from notifykit.notifier import Notifier as Notifier
     from notifykit.outbox.base import Outbox as Outbox
     from notifykit.outbox.sqlite import SQLiteOutbox as SQLiteOutbox
+    from notifykit.ratelimit import RateLimit as RateLimit
     from notifykit.receipt import Attempt as Attempt
     from notifykit.receipt import Receipt as Receipt
     from notifykit.retry import Retry as Retry

@@ -24,6 +24,7 @@ bytes back when a caller wants an ``EmailMessage``.
 from __future__ import annotations
 
 import binascii
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -120,6 +121,13 @@ def _address_tokens(address: str, utf8: bool) -> list[str]:
         if _size(quoted) + _size(addr) + 3 <= 76:
             return [quoted, f"<{addr}>"]
     return [*_encoded_words(name), f"<{addr}>"]
+
+
+def display_name(name: str) -> str:
+    """A display name as one header phrase: bare words, a quoted string or encoded words."""
+    if name.isascii() and "=?" not in name and len(name) <= 60:
+        return _quote_name(name)
+    return " ".join(_encoded_words(name))
 
 
 def _address_header(name: str, addresses: Sequence[str], utf8: bool) -> str:
@@ -247,6 +255,20 @@ def _attachment_part(att: Attachment, disposition: str) -> list[str]:
     return [*lines, "", _base64_body(att.content)]
 
 
+_date: tuple[int, str] = (0, "")
+
+
+def _date_header() -> str:
+    """``Date: ...`` for now; formatted once per second, not once per message."""
+    global _date
+    second = int(time.time())
+    cached = _date
+    if cached[0] != second:
+        stamp = datetime.fromtimestamp(second, timezone.utc)
+        cached = _date = (second, f"Date: {format_datetime(stamp)}")
+    return cached[1]
+
+
 def _boundary(parts: Iterable[str]) -> str:
     while True:
         boundary = f"=_nk_{uuid.uuid4().hex}"
@@ -279,7 +301,7 @@ def email_to_bytes(email: Email, *, utf8: bool = False) -> bytes:
     headers.append(_unstructured("Subject", email.subject, utf8, custom=False))
     custom = {k.lower() for k in email.headers}
     if "date" not in custom:
-        headers.append(f"Date: {format_datetime(datetime.now(timezone.utc))}")
+        headers.append(_date_header())
     if "message-id" not in custom:
         headers.append(f"Message-ID: {email.message_id_header}")
     for name, value in email.headers.items():

@@ -6,8 +6,10 @@ is down, logs every attempt to SQLite and prints what happened.
 
 Exit codes: ``0`` success; ``1`` something was not delivered (``send``) or a
 check failed (``check``); ``2`` a usage or configuration error (a bad URL, a
-missing file, an unknown template, a missing optional dependency); ``130``
-interrupted. Errors from notifykit's error tree print one line on standard
+missing file, an unknown template, a missing optional dependency); ``3``
+(``send``) a failover fell back to a transport that delivers to no one
+(console, file, memory) after a real one failed, so nothing reached a person;
+``130`` interrupted. Errors from notifykit's error tree print one line on standard
 error, never a traceback, and never a secret: URLs go through
 :func:`~notifykit.config.mask_url`.
 
@@ -31,13 +33,14 @@ from notifykit.errors import ConfigurationError, DeliveryError, NotifyKitError
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
+    from pathlib import Path
 
     from notifykit.notifier import Notifier
     from notifykit.receipt import Attempt, Receipt
     from notifykit.sinks.sqlite import SQLiteSink
     from notifykit.transports.base import Transport
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SIMULATED", "EXIT_USAGE", "main"]
 
 #: Everything went as asked.
 EXIT_OK = 0
@@ -45,6 +48,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 #: A usage or configuration error: nothing was attempted.
 EXIT_USAGE = 2
+#: ``send``: a failover fell back to a transport that delivers to no one
+#: (console, file, memory) after a real one failed: nothing was sent to a person.
+EXIT_SIMULATED = 3
 
 _DEMO_TEMPLATE = "order_confirmation.html"
 _DEFAULT_DB = "notifykit.db"
@@ -120,6 +126,11 @@ def _ms(seconds: float | None) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 message``, ``2 messages``, ``0 messages``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -128,7 +139,7 @@ def _one_line(text: str) -> str:
 
 
 def _environ(overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
-    """The process environment over ``.env`` (when python-dotenv is installed), plus overrides."""
+    """The process environment over ``.env`` (if there is one: ``_load_dotenv``), plus overrides."""
     from notifykit.config import _load_dotenv
 
     env = _load_dotenv(".env")
@@ -587,12 +598,18 @@ def _demo_report(
     failed = sum(1 for o in outcomes if o not in ("sent", "skipped"))
     skipped = outcomes.count("skipped")
     delivered = sum(1 for r in results if r["ok"])
-    line(
-        f"Done in {_ms(elapsed)}: {delivered} of {len(results)} message(s) delivered. "
-        f"The dead primary failed {failed} attempt(s), then was skipped {skipped} time(s) "
-        "at no cost by the circuit breaker.",
-        "bold",
-    )
+    summary = f"Done in {_ms(elapsed)}: {delivered} of {_count(len(results), 'message')} delivered."
+    if failed:
+        summary += f" The dead primary failed {_count(failed, 'attempt')}"
+        if skipped:
+            summary += (
+                f", then was skipped {_count(skipped, 'time')} at no cost by the circuit breaker."
+            )
+        else:
+            summary += (
+                " (send more messages, e.g. --messages 3, to see the circuit breaker skip it)."
+            )
+    line(summary, "bold")
     line(f"Explore the log: notifykit log stats --db {setup['db']} --by transport", "dim")
 
 
@@ -654,7 +671,7 @@ def _read_csv(path: str) -> list[dict[str, str]]:
     return rows
 
 
-def _send_notifier(args: argparse.Namespace) -> Notifier:
+def _send_notifier(args: argparse.Namespace, *, dry_run: bool = False) -> Notifier:
     from notifykit.config import notifier_from_env
 
     env = _environ(
@@ -664,6 +681,10 @@ def _send_notifier(args: argparse.Namespace) -> Notifier:
             "NOTIFYKIT_TEMPLATES": args.templates,
         }
     )
+    if dry_run:  # render and validate only: no transport is used, nothing is logged
+        env["NOTIFYKIT_EMAIL_URL"] = "memory://"
+        env.pop("NOTIFYKIT_SMS_URL", None)
+        env.pop("NOTIFYKIT_LOG", None)
     if not env.get("NOTIFYKIT_EMAIL_URL", "").strip():
         raise ConfigurationError(
             "no e-mail transport: pass --via URL or set NOTIFYKIT_EMAIL_URL (e.g. console://)"
@@ -676,6 +697,18 @@ def _send_notifier(args: argparse.Namespace) -> Notifier:
     return notifier
 
 
+def _read_attachments(paths: Sequence[str] | None) -> list[Any]:
+    from notifykit.message import Attachment
+
+    out = []
+    for path in paths or ():
+        try:
+            out.append(Attachment.from_path(path))
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return out
+
+
 def cmd_send(args: argparse.Namespace, console: _Console) -> int:
     """Send one e-mail (or one per CSV row) and report each receipt or failure."""
     recipients = _split_addresses(args.to)
@@ -685,17 +718,36 @@ def cmd_send(args: argparse.Namespace, console: _Console) -> int:
         raise ConfigurationError("give --to or --csv, not both")
     if args.template is None and not args.subject:
         raise ConfigurationError("--subject is required with --text and --html-file")
+    if args.concurrency < 1:
+        raise ConfigurationError("--concurrency must be at least 1")
+    rate = None
+    if args.rate is not None:
+        from notifykit.ratelimit import parse_rate
+
+        rate = parse_rate(args.rate)
     html = None
     if args.html_file is not None:
         html = _read_text(args.html_file, "the HTML file")
+    extra: dict[str, Any] = {
+        "cc": _split_addresses(args.cc),
+        "bcc": _split_addresses(args.bcc),
+        "reply_to": _split_addresses(args.reply_to),
+        "attachments": _read_attachments(args.attach),
+    }
+    extra = {k: v for k, v in extra.items() if v}
     base_context = _read_context(args.context)
     rows: list[dict[str, str]] = (
         _read_csv(args.csv) if args.csv is not None else [{"email": ",".join(recipients)}]
     )
+    many = args.csv is not None
 
     results: list[dict[str, Any]] = []
-    progress = _Progress(len(rows), console.err, enabled=args.csv is not None and not args.json)
-    with _send_notifier(args) as notifier:
+    progress = _Progress(len(rows), console.err, enabled=many and not args.json)
+    with _send_notifier(args, dry_run=args.dry_run) as notifier:
+        if rate is not None:
+            if not hasattr(notifier.email, "rate_limit"):
+                raise ConfigurationError(f"--rate: {notifier.email} cannot be rate-limited")
+            notifier.email.rate_limit = rate  # type: ignore[union-attr]
         template = None
         if args.template is not None:
             template = _template_name(notifier.templates, args.template)
@@ -703,70 +755,163 @@ def cmd_send(args: argparse.Namespace, console: _Console) -> int:
             explain = getattr(notifier.templates, "explain", None)
             if callable(explain):
                 explain(template)
+        jobs = _send_jobs(args, notifier, template, rows, base_context, html, extra)
         try:
-            _send_rows(args, notifier, template, rows, base_context, html, results, progress)
+            if args.dry_run:
+                _dry_run(notifier, jobs, results)
+            else:
+                _send_rows(args, console, notifier, jobs, results, progress, many)
         finally:
             progress.finish()
-        ok = sum(1 for r in results if r["ok"])
-        failed = len(results) - ok
+    results.sort(key=lambda r: int(r["row"]))
+    ok = sum(1 for r in results if r["ok"])
+    failed = len(results) - ok
+    simulated = [r for r in results if r.get("simulated_fallback")]
 
     if args.json:
-        console.json({"sent": ok, "failed": failed, "results": results})
+        document: dict[str, Any] = {"sent": ok, "failed": failed, "results": results}
+        if args.dry_run:
+            document = {"dry_run": True, "valid": ok, "invalid": failed, "results": results}
+        console.json(document)
+    elif args.dry_run:
+        _dry_run_report(console, results, ok, failed)
     else:
-        _send_report(console, results, ok, failed, many=args.csv is not None)
-    return EXIT_OK if failed == 0 else EXIT_FAILED
+        _send_report(console, results, ok, failed, many=many)
+        for entry in simulated:
+            where = f"row {entry['row']}: " if many else ""
+            console.line(
+                f"note: {where}{', '.join(entry['to'])} got nothing: the failover fell back to "
+                f"{entry['receipt']['transport']}, which delivers to no one, after "
+                f"{entry['simulated_fallback']} failed (exit code {EXIT_SIMULATED})",
+                "yellow",
+            )
+    if failed:
+        return EXIT_FAILED
+    return EXIT_SIMULATED if simulated else EXIT_OK
 
 
-def _send_rows(
+def _send_jobs(
     args: argparse.Namespace,
     notifier: Notifier,
     template: str | None,
     rows: Sequence[Mapping[str, str]],
     base_context: Mapping[str, Any],
     html: str | None,
+    extra: Mapping[str, Any],
+) -> list[Any]:
+    """One bulk-send job per row: how to build its message (errors are the row's failure)."""
+    from notifykit.errors import InvalidMessage
+    from notifykit.message import Email, Message
+    from notifykit.notifier import _Job
+
+    jobs: list[Any] = []
+    for row in rows:
+        to = _split_addresses([row.get("email", "")])
+        context = {**base_context, **{k: v for k, v in row.items() if k != "email"}}
+
+        def build(to: list[str] = to, context: dict[str, Any] = context) -> Message:
+            if not to:
+                raise InvalidMessage("no e-mail address")
+            if template is not None:
+                overrides = {**extra, **({"subject": args.subject} if args.subject else {})}
+                rendered = notifier._render(template, context)
+                return notifier._email_from(rendered, to, overrides)
+            return Email(to=to, subject=args.subject, text=args.text, html=html, **extra)
+
+        jobs.append(_Job(build, template, "email", tuple(to)))
+    return jobs
+
+
+def _entry(n: int, job: Any, result: Any) -> dict[str, Any]:
+    """The report entry of row ``n`` (1-based) from its bulk-send result."""
+    from notifykit.config import mask_url
+    from notifykit.receipt import Receipt
+
+    entry: dict[str, Any] = {"row": n, "to": list(job.to)}
+    if isinstance(result, Receipt):
+        entry.update(ok=True, receipt=result.to_dict())
+        if result.simulated:
+            failed = [a.transport for a in result.attempts if a.outcome != "sent"]
+            if failed:
+                entry["simulated_fallback"] = ", ".join(dict.fromkeys(failed))
+    else:
+        entry.update(ok=False, error=mask_url(_one_line(str(result))), kind=type(result).__name__)
+        if isinstance(result, DeliveryError):
+            entry["attempts"] = [a.to_dict() for a in result.attempts]
+    return entry
+
+
+def _send_rows(
+    args: argparse.Namespace,
+    console: _Console,
+    notifier: Notifier,
+    jobs: Sequence[Any],
     results: list[dict[str, Any]],
     progress: _Progress,
+    many: bool,
 ) -> None:
-    """Send one message per row, appending each outcome to ``results``."""
+    """Send the jobs through :meth:`Notifier.send_many`'s machinery, reporting as they end."""
+    counts = {"ok": 0, "failed": 0}
+
+    def on_progress(index: int, result: Any) -> None:
+        entry = _entry(index + 1, jobs[index], result)
+        results.append(entry)
+        counts["ok" if entry["ok"] else "failed"] += 1
+        if many and not entry["ok"] and not args.json:
+            # Failures are reported as they happen, not only at the end.
+            to = ", ".join(entry["to"]) or "(no address)"
+            console.line(f"row {entry['row']} not sent to {to}: {entry['error']}", "red")
+            console.out.flush()
+        progress.update(len(results), counts["ok"], counts["failed"])
+
+    outcomes = notifier._send_jobs(
+        jobs, concurrency=args.concurrency if many else 1, on_progress=on_progress
+    )
+    for result in outcomes:
+        if isinstance(result, ConfigurationError):
+            raise result  # the set-up is wrong, not one row
+
+
+def _dry_run(notifier: Notifier, jobs: Sequence[Any], results: list[dict[str, Any]]) -> None:
+    """Build and serialise every message as a send would; send nothing, log nothing."""
     from notifykit.config import mask_url
     from notifykit.message import Email
 
-    ok = failed = 0
-    for n, row in enumerate(rows, 1):
-        to = _split_addresses([row.get("email", "")])
-        entry: dict[str, Any] = {"row": n, "to": to}
+    for n, job in enumerate(jobs, 1):
+        entry: dict[str, Any] = {"row": n, "to": list(job.to)}
         try:
-            if not to:
-                from notifykit.errors import InvalidMessage
-
-                raise InvalidMessage("no e-mail address")
-            if template is not None:
-                context = {**base_context, **{k: v for k, v in row.items() if k != "email"}}
-                overrides = {"subject": args.subject} if args.subject else {}
-                receipt = notifier.send_email(template, to=to, context=context, **overrides)
-            else:
-                message = Email(to=to, subject=args.subject, text=args.text, html=html)
-                receipt = notifier.send(message)
+            message = notifier._with_defaults(job.build())
+            size = len(message.to_bytes()) if isinstance(message, Email) else 0
         except ConfigurationError:
             raise
         except NotifyKitError as exc:
-            failed += 1
-            error = mask_url(_one_line(str(exc)))
-            entry.update(ok=False, error=error, kind=type(exc).__name__)
-            if isinstance(exc, DeliveryError):
-                entry["attempts"] = [a.to_dict() for a in exc.attempts]
+            entry.update(ok=False, error=mask_url(_one_line(str(exc))), kind=type(exc).__name__)
         else:
-            ok += 1
-            entry.update(ok=True, receipt=receipt.to_dict())
+            subject = message.subject if isinstance(message, Email) else None
+            entry.update(ok=True, subject=subject, size=size)
         results.append(entry)
-        progress.update(n, ok, failed)
+
+
+def _dry_run_report(
+    console: _Console, results: Sequence[Mapping[str, Any]], ok: int, failed: int
+) -> None:
+    for entry in results:
+        to = ", ".join(entry["to"]) or "(no address)"
+        if entry["ok"]:
+            console.line(
+                f"row {entry['row']}: would send {entry['subject']!r} to {to} "
+                f"({entry['size']:,} bytes)"
+            )
+        else:
+            console.line(f"row {entry['row']}: invalid, not sent to {to}: {entry['error']}", "red")
+    style = "green" if failed == 0 else "red"
+    console.line(f"dry run: {ok} valid, {failed} invalid, nothing sent", style)
 
 
 def _send_report(
     console: _Console, results: Sequence[Mapping[str, Any]], ok: int, failed: int, many: bool
 ) -> None:
     for entry in results:
-        where = f"row {entry['row']} " if many else ""
         to = ", ".join(entry["to"]) or "(no address)"
         if entry["ok"]:
             if many:
@@ -777,8 +922,8 @@ def _send_report(
             tries = [a for a in receipt["attempts"] if a["outcome"] != "sent"]
             for a in tries:
                 console.line(f"  earlier attempt: {a['transport']} {a['outcome']}: {a['error']}")
-        else:
-            console.line(f"{where}not sent to {to}: {entry['error']}", "red")
+        elif not many:  # a CSV row's failure was printed when it happened
+            console.line(f"not sent to {to}: {entry['error']}", "red")
     if many or failed:
         style = "green" if failed == 0 else "red"
         console.line(f"{ok} sent, {failed} failed, {ok + failed} in all", style)
@@ -796,8 +941,62 @@ def _preview_stem(name: str) -> str:
     return stem or "preview"
 
 
+_PREVIEW_SUFFIXES = {"html": ".preview.html", "text": ".preview.txt", "sms": ".preview.sms.txt"}
+
+
+def _template_sources(directory: str | None, name: str) -> set[Path]:
+    """The template being rendered, which render must never write over.
+
+    Previews are always named ``NAME.preview.html``, ``.preview.txt`` and
+    ``.preview.sms.txt``, so they cannot take the name of the template they
+    come from (``NAME.html``) or of its sample context (``NAME.json``).
+    """
+    from pathlib import Path
+
+    if directory is None:
+        return set()
+    return {(Path(directory) / name).resolve()}
+
+
+def _preview_targets(
+    args: argparse.Namespace, name: str, stem: str, kinds: Sequence[str]
+) -> tuple[Path, dict[str, Path]]:
+    """Where each preview goes; refuses to overwrite (without --force) or hit a source."""
+    import tempfile
+    from pathlib import Path
+
+    suffixes = _PREVIEW_SUFFIXES
+    if args.out is None:
+        # A new folder per run: previews never collide with anything.
+        out = Path(tempfile.mkdtemp(prefix=f"notifykit-render-{stem}-"))
+    else:
+        out = Path(args.out)
+    targets = {kind: out / f"{stem}{suffixes[kind]}" for kind in kinds}
+    try:
+        protected = _template_sources(args.templates, name)
+        if args.context not in (None, "-"):
+            protected.add(Path(args.context).resolve())
+        resolved = {kind: path.resolve() for kind, path in targets.items()}
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigurationError(f"cannot write the previews to {str(out)!r}: {reason}") from None
+    for kind, path in targets.items():
+        if resolved[kind] in protected:
+            raise ConfigurationError(
+                f"{path} is a template or context file: notifykit render never writes over "
+                "one (choose another --out)"
+            )
+        if path.is_dir():
+            raise ConfigurationError(f"{path} is a directory")
+        if path.exists() and not args.force:
+            raise ConfigurationError(
+                f"{path} already exists: pass --force to overwrite it, or choose another --out"
+            )
+    return out, targets
+
+
 def cmd_render(args: argparse.Namespace, console: _Console) -> int:
-    """Render a template to NAME.html, NAME.txt and NAME.sms.txt previews."""
+    """Render a template to NAME.preview.html, NAME.preview.txt and NAME.preview.sms.txt."""
     from pathlib import Path
 
     renderer = _renderer(args.templates)
@@ -807,20 +1006,30 @@ def cmd_render(args: argparse.Namespace, console: _Console) -> int:
     else:
         context = _sample_context(args.templates, name) or {}
     rendered = renderer.render(name, context)
-    out = Path(args.out)
+    contents = {
+        kind: content
+        for kind, content in (
+            ("html", rendered.html),
+            ("text", rendered.text),
+            ("sms", rendered.sms),
+        )
+        if content
+    }
     stem = _preview_stem(args.name)
+    out, targets = _preview_targets(args, name, stem, list(contents))
+    files: dict[str, str] = {}
     try:
         out.mkdir(parents=True, exist_ok=True)
-        files: dict[str, str] = {}
-        for kind, suffix, content in (
-            ("html", ".html", rendered.html),
-            ("text", ".txt", rendered.text),
-            ("sms", ".sms.txt", rendered.sms),
-        ):
-            if content:
-                path = out / f"{stem}{suffix}"
-                path.write_text(content if content.endswith("\n") else content + "\n", "utf-8")
-                files[kind] = str(path)
+        for kind, content in contents.items():
+            path = targets[kind]
+            mode = "w" if args.force else "x"  # "x": fail rather than overwrite, even in a race
+            with open(path, mode, encoding="utf-8") as fh:
+                fh.write(content if content.endswith("\n") else content + "\n")
+            files[kind] = str(path)
+    except FileExistsError as exc:
+        raise ConfigurationError(
+            f"{exc.filename} already exists: pass --force to overwrite it"
+        ) from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
         reason = getattr(exc, "strerror", None) or exc
         raise ConfigurationError(f"cannot write the previews to {str(out)!r}: {reason}") from None
@@ -1273,7 +1482,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="notifykit",
         description="Transactional e-mail and SMS: try it, send, preview, check, read the log.",
         epilog="Start with: notifykit demo.  Exit codes: 0 ok, 1 not delivered / check "
-        "failed, 2 usage or configuration error.",
+        "failed, 2 usage or configuration error, 3 (send) only a console/file/memory transport "
+        "took a message after a real one failed.",
     )
     parser.add_argument("--version", action="version", version=f"notifykit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -1289,7 +1499,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command(
         "demo",
         "send a bundled order confirmation through a failover into a local SMTP server "
-        "(needs notifykit[demo])",
+        "(needs notifykit-py[demo])",
         cmd_demo,
     )
     p.add_argument("--db", metavar="PATH", help="SQLite log file (default: a new temporary file)")
@@ -1308,13 +1518,41 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--templates", metavar="DIR", help="template directory (default: bundled)")
     p.add_argument("--from", dest="sender", metavar="SENDER", help="the From address")
     p.add_argument("--via", metavar="URL", help="transport URL (default: NOTIFYKIT_EMAIL_URL)")
+    p.add_argument("--cc", action="append", metavar="ADDR[,ADDR]", help="copy recipients")
+    p.add_argument("--bcc", action="append", metavar="ADDR[,ADDR]", help="blind copy recipients")
+    p.add_argument("--reply-to", action="append", metavar="ADDR[,ADDR]", help="Reply-To")
+    p.add_argument(
+        "--attach", action="append", metavar="FILE", help="attach a file (repeat for more)"
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="render and validate every message, send nothing, log nothing",
+    )
+    p.add_argument(
+        "--rate", metavar="N/s", help="send at most this many messages per s, min or h ('5/s')"
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        metavar="N",
+        help="CSV rows sent at once (default 4; the rate still applies)",
+    )
     add_json(p)
 
     p = command("render", "render a template to HTML, text and SMS preview files", cmd_render)
     p.add_argument("name", metavar="NAME", help="the template name")
     p.add_argument("--context", metavar="FILE", help="template context: a JSON object")
     p.add_argument("--templates", metavar="DIR", help="template directory (default: bundled)")
-    p.add_argument("--out", metavar="DIR", default=".", help="where to write (default: .)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where to write NAME.preview.html/.txt/.sms.txt (default: a new temporary folder)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="overwrite existing previews (never a template)"
+    )
     p.add_argument("--open", action="store_true", help="open the HTML preview in a browser")
     add_json(p)
 
@@ -1330,7 +1568,13 @@ def _parser() -> argparse.ArgumentParser:
     stats = log.add_parser("stats", help="sent/failed counts and success rates")
     stats.set_defaults(func=cmd_log_stats)
     stats.add_argument("--db", metavar="PATH", help=db_help)
-    stats.add_argument("--by", choices=("template", "transport", "channel"), default="template")
+    stats.add_argument(
+        "--by",
+        choices=("template", "transport", "channel"),
+        default="template",
+        help="group by template (default) or channel, counting messages; or by transport, "
+        "counting attempts (a failover's failed tries show up)",
+    )
     stats.add_argument("--since", metavar="WHEN", help="30m, 12h, 7d, 2w or an ISO date")
     add_json(stats)
     tail = log.add_parser("tail", help="the latest events")

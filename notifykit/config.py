@@ -233,6 +233,8 @@ _SMTP_OPTIONS: dict[str, Callable[[str], Any]] = {
     "ipv4_only": _bool,
     "max_messages_per_connection": _positive_int,
     "allow_insecure_auth": _bool,
+    "connect_timeout": _positive_float,
+    "max_connections": _positive_int,
 }
 _SES_OPTIONS: dict[str, Callable[[str], Any]] = {
     "region": _text,
@@ -262,6 +264,7 @@ _COMPOSER_OPTIONS: dict[str, Callable[[str], Any]] = {
     "retry_maximum": _non_negative_float,
     "retry_jitter": _non_negative_float,
     "deadline": _positive_float,
+    "probe_timeout": _positive_float,
 }
 
 
@@ -356,6 +359,13 @@ def _from_dsn(url: str, depth: int) -> BaseTransport:
     url = url.strip()
     if depth > MAX_NESTING:
         raise ConfigurationError(f"composers are nested more than {MAX_NESTING} deep")
+    from notifykit.ratelimit import split_rate  # ?rate=14/s works on every transport
+
+    url, rate = split_rate(url)
+    if rate is not None:
+        limited = _from_dsn(url, depth)
+        limited.rate_limit = rate.for_transport(limited)  # rate=auto: ask the provider (SES)
+        return limited
     composer = _split_composer(url)
     if composer is not None:
         kind, parts, query = composer
@@ -615,13 +625,34 @@ def sink_from_url(url: str) -> LogSink:
 
 
 def _load_dotenv(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The variables of the dotenv file ``path``; ``{}`` when the default ``.env`` is absent.
+
+    Never silent about a file it cannot use: a file that exists while
+    python-dotenv is missing is a :class:`~notifykit.errors.MissingDependency`
+    (``pip install "notifykit-py[cli]"``); a file that cannot be read, or a
+    file named explicitly (anything but ``.env``) that does not exist, is a
+    :class:`~notifykit.errors.ConfigurationError`.
+    """
+    file = Path(path)
+    if not file.exists():
+        if os.fspath(path) == ".env":
+            return {}
+        raise ConfigurationError(f"the dotenv file {os.fspath(path)!r} does not exist")
     try:
         from dotenv import dotenv_values
     except ImportError:
-        return {}
-    if not Path(path).is_file():
-        return {}
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+        from notifykit.errors import MissingDependency
+
+        raise MissingDependency("python-dotenv", "cli", f"reading {os.fspath(path)}") from None
+    try:
+        with open(file, encoding="utf-8") as stream:
+            values = dotenv_values(stream=stream)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigurationError(
+            f"cannot read the dotenv file {os.fspath(path)}: {reason}"
+        ) from None
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def notifier_from_env(
@@ -635,8 +666,10 @@ def notifier_from_env(
     Reads ``{prefix}EMAIL_URL``, ``SMS_URL``, ``SENDER``, ``SMS_SENDER``,
     ``DEFAULT_REGION``, ``TEMPLATES`` (a directory) and ``LOG`` (one or more
     sink URLs separated by spaces). ``environ`` defaults to :data:`os.environ`;
-    then, when python-dotenv is installed and ``dotenv`` names an existing
-    file, its values fill in what the environment does not set.
+    then the values of the ``dotenv`` file (``.env`` by default, when it exists;
+    ``None`` for none) fill in what the environment does not set. Reading it
+    needs python-dotenv (``pip install "notifykit-py[cli]"``): a file that exists
+    without it is a :class:`~notifykit.errors.MissingDependency`, never ignored.
     """
     from notifykit.notifier import Notifier
 

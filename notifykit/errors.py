@@ -6,7 +6,7 @@ and chained with ``raise ... from exc``::
 
     NotifyKitError
     ├── ConfigurationError(ValueError)     bad DSN, impossible option; never retried
-    │   └── MissingDependency(ImportError) names the extra: pip install "notifykit[sms]"
+    │   └── MissingDependency(ImportError) names the extra: pip install "notifykit-py[sms]"
     ├── InvalidMessage(ValueError)         bad address or number, header injection, empty message
     ├── TemplateError                      unknown template, missing variable
     └── DeliveryError                      .transport, .attempts, .provider_code
@@ -257,14 +257,14 @@ class MissingDependency(ConfigurationError, ImportError):
     """An optional dependency is not installed.
 
     The message names the extra that provides it, e.g.
-    ``pip install "notifykit[sms]"``.
+    ``pip install "notifykit-py[sms]"``.
     """
 
     def __init__(self, package: str, extra: str, feature: str | None = None) -> None:
         what = feature or package
         super().__init__(
             f"{what} needs the optional dependency {package!r}, which is not installed: "
-            f'pip install "notifykit[{extra}]"'
+            f'pip install "notifykit-py[{extra}]"'
         )
         self.package = package
         self.extra = extra
@@ -416,7 +416,9 @@ class AllTransportsFailed(DeliveryError):
             f"all transports failed ({causes})",
             transport=transport,
             attempts=attempts,
-            maybe_delivered=any(e.maybe_delivered for e in self.errors),
+            # True if ANY attempt may have delivered, not only each transport's last one.
+            maybe_delivered=any(e.maybe_delivered for e in self.errors)
+            or any(a.maybe_delivered for a in attempts),
         )
 
     def __str__(self) -> str:

@@ -902,6 +902,10 @@ class Email:
     )
     derive_text: bool = attrs.field(default=True, converter=_derive_flag, kw_only=True)
     _derived: list[str] = attrs.field(init=False, factory=list, eq=False, hash=False, repr=False)
+    # The serialised message, per utf8 flag: built once, reused by every attempt.
+    _wire_bytes: dict[bool, bytes] = attrs.field(
+        init=False, factory=dict, eq=False, hash=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         if not (self.to or self.cc or self.bcc or self.envelope_recipients):
@@ -993,12 +997,19 @@ class Email:
         :attr:`needs_smtputf8`. Every line ends in CRLF and holds at most 998
         octets. Raises :class:`InvalidMessage` when there is no sender, or when
         ``utf8=False`` is asked for a message that needs SMTPUTF8.
-        """
-        from notifykit._mime import email_to_bytes
 
+        The bytes are built once per message and kept with it, so a retry or a
+        failover sends the very same bytes (same ``Date``, same MIME
+        boundaries) without building them again.
+        """
         if utf8 is None:
             utf8 = self.needs_smtputf8
-        return email_to_bytes(self, utf8=utf8)
+        data = self._wire_bytes.get(utf8)
+        if data is None:
+            from notifykit._mime import email_to_bytes
+
+            data = self._wire_bytes[utf8] = email_to_bytes(self, utf8=utf8)
+        return data
 
     def to_mime(self) -> EmailMessage:
         """The message as an :class:`email.message.EmailMessage` (parsed from :meth:`to_bytes`).

@@ -21,9 +21,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeVar
 
 from notifykit.errors import (
     ConfigurationError,
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from notifykit.outbox.base import Outbox
     from notifykit.transports.base import Transport
 
-__all__ = ["DUPLICATE", "Notifier", "redact_recipient"]
+__all__ = ["DUPLICATE", "BulkResult", "Notifier", "redact_recipient"]
 
 #: The ``transport`` of the :class:`Receipt` that :meth:`Notifier.send` returns,
 #: without sending, for a message whose ``idempotency_key`` another message holds.
@@ -62,6 +63,31 @@ class _Rendered(Protocol):
 
 class _Renderer(Protocol):
     def render(self, name: str, context: Mapping[str, Any] | None = None, /) -> Any: ...
+
+
+#: One entry of :meth:`Notifier.send_many`'s answer: the receipt, or why it failed.
+BulkResult = Receipt | NotifyKitError
+
+
+class _Job(NamedTuple):
+    """One message of a bulk send: how to build it, and what to log if that fails."""
+
+    build: Callable[[], Message]  # may raise TemplateError, InvalidMessage...
+    template: str | None
+    channel: Literal["email", "sms"]
+    to: tuple[str, ...]
+
+
+def _addresses(to: Any) -> tuple[str, ...]:
+    """The recipients of ``to`` as strings, for a failure logged before a message exists."""
+    items = to if isinstance(to, (list, tuple)) else [to]
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, Recipient):
+            out.extend(str(v) for v in (item.email, item.phone) if v)
+        elif item is not None:
+            out.append(str(item))
+    return tuple(out)
 
 
 def redact_recipient(recipient: str) -> str:
@@ -293,6 +319,138 @@ class Notifier:
             except NotifyKitError as exc:
                 results[channel] = exc
         return results
+
+    # -- many at once
+
+    def send_many(
+        self,
+        template: str,
+        recipients_with_context: Iterable[tuple[Any, Mapping[str, Any] | None]],
+        *,
+        channel: Literal["email", "sms"] = "email",
+        concurrency: int = 4,
+        on_progress: Callable[[int, BulkResult], None] | None = None,
+        **overrides: Any,
+    ) -> list[BulkResult]:
+        """Render ``template`` for each ``(to, context)`` pair and send them concurrently.
+
+        ``concurrency`` threads render and send at once; the transports' pools
+        and rate limits (``rate="14/s"``) apply as to any send, so a bulk send
+        never outruns the provider's rate. ``overrides`` (``cc``, ``tags``,
+        ``subject``…) apply to every message, as in :meth:`send_email` /
+        :meth:`send_sms` (``channel="sms"``).
+
+        One failure never stops the rest: the answer has one entry per pair, in
+        the same order, a :class:`Receipt` or the :class:`NotifyKitError` that
+        message met. Every message is in the sinks, also one whose template
+        failed to render or whose address was refused before sending (a
+        ``failed`` event). ``on_progress(index, result)`` is called as each one
+        finishes, one call at a time (it need not be thread-safe); an exception
+        it raises is logged and ignored.
+
+        Raises :class:`ConfigurationError` before sending anything when this
+        Notifier cannot send ``channel`` or has no templates.
+        """
+        if channel not in ("email", "sms"):
+            raise ConfigurationError(f"channel must be 'email' or 'sms', not {channel!r}")
+        unknown = set(overrides) - (_EMAIL_FIELDS if channel == "email" else _SMS_FIELDS)
+        if unknown:
+            raise InvalidMessage(f"send_many() got unknown message fields: {sorted(unknown)}")
+
+        def job(to: Any, context: Mapping[str, Any] | None) -> _Job:
+            def build() -> Message:
+                rendered = self._render(template, context)
+                if channel == "email":
+                    return self._email_from(rendered, to, overrides)
+                if not rendered.sms:
+                    raise TemplateError(
+                        f"template {template!r} has no sms block", template=template
+                    )
+                return self._sms_from(rendered, to, overrides)
+
+            return _Job(build, template, channel, _addresses(to))
+
+        jobs = []
+        for pair in recipients_with_context:
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise InvalidMessage(
+                    f"send_many() takes (to, context) pairs, got {type(pair).__name__}"
+                )
+            jobs.append(job(*pair))
+        return self._send_jobs(jobs, concurrency=concurrency, on_progress=on_progress)
+
+    def _send_jobs(
+        self,
+        jobs: Sequence[_Job],
+        *,
+        concurrency: int,
+        on_progress: Callable[[int, BulkResult], None] | None,
+    ) -> list[BulkResult]:
+        """Build and send ``jobs`` on ``concurrency`` threads; one result per job, in order."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigurationError(f"concurrency must be a positive integer, not {concurrency!r}")
+        for channel in {j.channel for j in jobs}:
+            if (self.email if channel == "email" else self.sms) is None:
+                raise ConfigurationError(
+                    f"this Notifier has no {channel} transport; pass {channel}=..."
+                )
+        if any(j.template is not None for j in jobs) and self.templates is None:
+            raise ConfigurationError(
+                "this Notifier has no templates; pass templates=TemplateRenderer(...)"
+            )
+        results: list[BulkResult | None] = [None] * len(jobs)
+        progress_lock = threading.Lock()
+
+        def run(index: int) -> None:
+            result = self._send_job(jobs[index])
+            results[index] = result
+            if on_progress is not None:
+                with progress_lock:
+                    try:
+                        on_progress(index, result)
+                    except Exception:
+                        logger.exception("notifykit: the on_progress callback failed")
+
+        if jobs:
+            with ThreadPoolExecutor(
+                max_workers=min(concurrency, len(jobs)), thread_name_prefix="notifykit-bulk"
+            ) as pool:
+                try:
+                    for future in [pool.submit(run, i) for i in range(len(jobs))]:
+                        future.result()
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+        return [r for r in results if r is not None]
+
+    def _send_job(self, job: _Job) -> BulkResult:
+        """Build and send one message; a failure is the result (and a ``failed`` event)."""
+        t0 = time.perf_counter()
+        try:
+            message = job.build()
+        except NotifyKitError as exc:
+            recipients = job.to
+            if self.redact_recipients:
+                recipients = tuple(redact_recipient(r) for r in recipients)
+            self._emit(
+                DeliveryEvent(
+                    message_id=uuid.uuid4().hex,
+                    status="failed",
+                    channel=job.channel,
+                    recipients=recipients,
+                    template=job.template,
+                    error=str(exc),
+                    error_kind="invalid",  # never sent: the row or its template is wrong
+                    duration=time.perf_counter() - t0,
+                )
+            )
+            return exc
+        try:
+            return self.send(message, template=job.template)
+        except NotifyKitError as exc:
+            return exc
 
     # -- later, from the outbox (notifykit.outbox)
 

@@ -83,6 +83,8 @@ class Receipt:
             partial SMTP refusal: the message went to the others).
         attempts: every attempt made for this message, in order, the last one
             being the successful one.
+        simulated: the transport that accepted the message does not deliver to
+            a person (console, file, memory): nothing was sent.
     """
 
     message_id: str
@@ -91,6 +93,7 @@ class Receipt:
     accepted: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     rejected: Mapping[str, str] = attrs.field(factory=dict)
     attempts: tuple[Attempt, ...] = attrs.field(default=(), converter=_attempts)
+    simulated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict of this receipt."""
@@ -101,4 +104,5 @@ class Receipt:
             "accepted": list(self.accepted),
             "rejected": dict(self.rejected),
             "attempts": [a.to_dict() for a in self.attempts],
+            "simulated": self.simulated,
         }

@@ -1,10 +1,14 @@
-"""The retry policy: how long to wait between tries of a transient failure.
+"""The retry policy: how many rounds, and how long to wait between them.
 
-:class:`Retry` is a small value object; tenacity does the bookkeeping and stays
-private to this module. Waits grow exponentially (``initial``,
+:class:`Retry` is a small value object. A composer
+(:class:`~notifykit.FailoverTransport`) tries each of its transports once per
+*round* and waits only when every transport failed the round; with a single
+transport a round is one try. Waits grow exponentially (``initial``,
 ``initial * multiplier``, … capped at ``maximum``), are spread by ``jitter`` so
 that many processes do not retry in lock-step, honour a provider's
 ``Retry-After`` within those bounds, and never run past ``deadline``.
+:meth:`Retry.call` applies the same policy to any function (tenacity does its
+bookkeeping and stays private to this module).
 
 Only :class:`~notifykit.errors.TransientError` is ever retried: the caller
 decides what is retryable, not the policy.
@@ -58,10 +62,11 @@ def _positive(name: str, value: float, *, allow_zero: bool = True) -> None:
 
 @attrs.frozen
 class Retry:
-    """How a composer retries one transport after a :class:`TransientError`.
+    """How a composer retries after :class:`TransientError`: rounds and the waits between them.
 
     Args:
-        attempts: tries per transport, the first included (``1`` = no retry).
+        attempts: rounds at most, the first included (``1`` = every transport is
+            tried once, no retry); each transport gets at most this many tries.
         initial: the first wait, in seconds.
         multiplier: each wait is the previous one times this.
         maximum: no single wait is longer than this (a ``Retry-After`` too).
@@ -98,7 +103,7 @@ class Retry:
     def wait(
         self, attempt: int, retry_after: float | None = None, rng: random.Random | None = None
     ) -> float:
-        """Seconds to wait after failed try number ``attempt`` (1-based).
+        """Seconds to wait after failed round (or try) number ``attempt`` (1-based).
 
         ``retry_after`` (a provider's hint) raises the wait, but never above
         ``maximum``.
@@ -112,7 +117,7 @@ class Retry:
         return max(0.0, min(base, self.maximum))
 
     def delays(self) -> list[float]:
-        """The waits between tries without jitter, e.g. ``[1.0, 2.0]`` for the default."""
+        """The waits between rounds without jitter, e.g. ``[1.0, 2.0]`` for the default."""
         return [
             min(self.initial * self.multiplier**i, self.maximum) for i in range(self.attempts - 1)
         ]

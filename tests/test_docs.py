@@ -120,6 +120,9 @@ NOT_EXECUTED: dict[tuple[str, str], str] = {
     ("docs/outbox.md", "OutboxHandOff(send"): (
         "runs a worker forever against a Redis broker (tests/outbox/test_celery_handoff.py)"
     ),
+    ("README.md", 'from_directory("templates/")'): (
+        "needs the README's template file (tests/test_guides.py runs it against a local server)"
+    ),
 }
 
 #: Environment for executed blocks: fake keys, and Notifier.from_env() sends to memory.

@@ -23,8 +23,10 @@ class FolderRenderer:
     project can override an app's template the way it overrides HTML pages.
     """
 
-    def __init__(self, folders: Sequence[str | Path]) -> None:
+    def __init__(self, folders: Sequence[str | Path], *, debug: bool = False) -> None:
         self.folders = tuple(Path(f) for f in folders)
+        #: In a framework's debug mode, an edited template shows at the next render.
+        self.debug = debug
         self._renderer: Any = None
         self._lock = threading.Lock()
 
@@ -39,7 +41,11 @@ class FolderRenderer:
                     from notifykit.templates import TemplateRenderer
 
                     loader = jinja2.FileSystemLoader([str(f) for f in self.folders])
-                    self._renderer = TemplateRenderer(loader=loader)
+                    # Debug: look at the files at every render (no 1 s grace).
+                    options: dict[str, Any] = {"auto_reload": True, "reload_interval": 0.0}
+                    self._renderer = TemplateRenderer(
+                        loader=loader, **(options if self.debug else {})
+                    )
         return self._renderer
 
     def render(self, name: str, context: Mapping[str, Any] | None = None) -> Any:

@@ -1,4 +1,4 @@
-"""notifykit for Celery (``pip install "notifykit[celery]"``): send from many workers.
+"""notifykit for Celery (``pip install "notifykit-py[celery]"``): send from many workers.
 
 ::
 

@@ -1,4 +1,4 @@
-"""notifykit for Flask (``pip install "notifykit[flask]"``).
+"""notifykit for Flask (``pip install "notifykit-py[flask]"``).
 
 ::
 
@@ -23,8 +23,13 @@ Configuration is read from ``app.config`` (the same names as the
 ``NOTIFYKIT_SMS_URL``, ``NOTIFYKIT_SENDER``, ``NOTIFYKIT_SMS_SENDER``,
 ``NOTIFYKIT_DEFAULT_REGION``, ``NOTIFYKIT_LOG`` (sink URLs, or sinks) and
 ``NOTIFYKIT_TEMPLATES`` (by default the app's and its blueprints' template
-folders). The Notifier is built on first use, so configuration set after
-``init_app`` (the application-factory pattern) is honoured, and lives in
+folders). Relative ``sqlite:///`` and ``jsonl:///`` log paths are in the app's
+instance folder (created if needed). When a transport URL is configured
+before ``init_app``, the configuration is checked there, so a mistake stops
+the app at start-up. Templates are reloaded when edited if
+``TEMPLATES_AUTO_RELOAD`` is true or, when it is unset, in debug mode, as
+Flask does for its own. The Notifier is built on first use, so configuration
+set after ``init_app`` (the application-factory pattern) is honoured, and lives in
 ``app.extensions["notifykit"]`` -- never on the extension object, which can
 serve many apps. It is shared by every request (connections and circuit
 breakers persist) and closed when the app goes away (at interpreter exit at
@@ -89,13 +94,20 @@ def _template_folders(app: Flask) -> list[Path]:
     return folders
 
 
+def _reload_templates(app: Flask) -> bool:
+    """Reload edited templates as Flask does: ``TEMPLATES_AUTO_RELOAD``, else in debug mode."""
+    setting = app.config.get("TEMPLATES_AUTO_RELOAD")
+    return bool(app.debug if setting is None else setting)
+
+
 def _templates(app: Flask) -> Any:
     from notifykit.contrib._folders import FolderRenderer
 
     key = "NOTIFYKIT_TEMPLATES"
     value = app.config.get(key)
+    debug = _reload_templates(app)
     if value is None or value is True:
-        return FolderRenderer(_template_folders(app))
+        return FolderRenderer(_template_folders(app), debug=debug)
     if value is False:
         return None
     if callable(getattr(value, "render", None)):
@@ -112,7 +124,31 @@ def _templates(app: Flask) -> Any:
         if not folder.is_dir():
             raise ConfigurationError(f"{_where(key)}: {str(folder)!r} is not a directory")
         folders.append(folder)
-    return FolderRenderer(folders)
+    return FolderRenderer(folders, debug=debug)
+
+
+def _in_instance_folder(app: Flask, url: str) -> str:
+    """``sqlite:///notifykit.db`` -> the file in the app's instance folder, folders created.
+
+    Relative paths of file sinks (``sqlite://``, ``jsonl://``) are relative to
+    ``app.instance_path``, as Flask-SQLAlchemy does, never to the working
+    directory; the folder that holds the file is created at start-up.
+    """
+    from notifykit.config import _sqlite_or_jsonl_path
+
+    scheme = url.strip().split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in ("sqlite", "jsonl"):
+        return url
+    path = Path(_sqlite_or_jsonl_path(url.strip(), scheme))
+    if not path.is_absolute():
+        path = Path(app.instance_path) / path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot create the folder {str(path.parent)!r} for {scheme}:// ({exc.strerror or exc})"
+        ) from None
+    return f"{scheme}:///{path}"  # an absolute path: four slashes
 
 
 def _sinks(app: Flask) -> list[LogSink]:
@@ -129,7 +165,7 @@ def _sinks(app: Flask) -> list[LogSink]:
     for item in items:
         if isinstance(item, str):
             try:
-                sinks.append(sink_from_url(item))
+                sinks.append(sink_from_url(_in_instance_folder(app, item)))
             except ConfigurationError as exc:
                 raise ConfigurationError(f"{_where(key)}: {exc}") from exc
         elif callable(getattr(item, "record", None)):
@@ -177,6 +213,20 @@ def notifier_from_config(app: Flask) -> Notifier:
         raise ConfigurationError(f"{_where('NOTIFYKIT_SENDER')}: {exc}") from exc
 
 
+def _check_config(app: Flask) -> None:
+    """Build a Notifier from ``app.config`` and close what that built (never the app's objects)."""
+    notifier = notifier_from_config(app)
+    given = app.config.get("NOTIFYKIT_LOG")
+    theirs = [] if given is None or isinstance(given, str) else list(given)
+    for transport in (notifier.email, notifier.sms):
+        if transport is not None:
+            transport.close()
+    for sink in notifier.sinks:
+        close = getattr(sink, "close", None)
+        if callable(close) and not any(sink is obj for obj in theirs):
+            close()
+
+
 class _State:
     """What the extension keeps per app, in ``app.extensions["notifykit"]``.
 
@@ -221,11 +271,26 @@ class NotifyKit:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Register the extension on ``app``; the Notifier is built on first use."""
+        """Register the extension on ``app``; the Notifier is built on first use.
+
+        With the default factory and a transport URL already in ``app.config``,
+        the configuration is checked now (a :class:`~notifykit.errors.ConfigurationError`
+        at start-up, not at the first request) and log folders are created.
+        """
         if EXTENSION in app.extensions:
             raise ConfigurationError("NotifyKit is already initialised on this app")
         for key, default in DEFAULTS.items():
             app.config.setdefault(key, default)
+        if self.notifier_factory is notifier_from_config and (
+            app.config.get("NOTIFYKIT_EMAIL_URL") is not None
+            or app.config.get("NOTIFYKIT_SMS_URL") is not None
+        ):
+            # Fail at start-up, not at the first request: build the notifier from
+            # the configuration as it is now (creating log folders), then close
+            # it. The app's own notifier is built at first use, so configuration
+            # changed after init_app() still counts.
+            with app.app_context():
+                _check_config(app)
         state = _State(app, self.notifier_factory)
         app.extensions[EXTENSION] = state
         # Close the notifier (QUIT, flush sinks) when the app goes away, at

@@ -48,7 +48,11 @@ growing without bound or events being dropped), and only then raises a
 Nothing queued is lost on the way out: :meth:`~SQLiteSink.close` (called by the
 Notifier's ``close()``) writes everything, and so does interpreter exit for a
 sink that was never closed, and garbage collection of a sink nobody holds any
-more. Only a hard kill (``SIGKILL``, ``os._exit``) loses what is still queued.
+more. Only a hard kill (``SIGKILL``, ``os._exit``) loses what is still queued:
+up to ``max_queue + max_batch`` events right after a burst (measured by
+``benchmarks/sqlite_kill.py``). ``durability="sync"`` trades throughput for
+none: each ``record()`` commits its event, in the caller's thread, before it
+returns (``"fsync"`` also waits for the disk, for power cuts).
 After ``fork()`` (Gunicorn, Celery prefork) the child starts with an empty
 queue and its own connection and writer thread; what the parent had queued is
 written by the parent (an in-memory log starts empty in the child).

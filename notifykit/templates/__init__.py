@@ -9,6 +9,7 @@ inlined.
 
 from __future__ import annotations
 
+from notifykit.templates._limits import TemplateLimits
 from notifykit.templates.renderer import Rendered, TemplatePlan, TemplateRenderer
 
-__all__ = ["Rendered", "TemplatePlan", "TemplateRenderer"]
+__all__ = ["Rendered", "TemplateLimits", "TemplatePlan", "TemplateRenderer"]

@@ -1,4 +1,4 @@
-"""CSS inlining engines: premailer (default) and css-inline (``notifykit[fast]``).
+"""CSS inlining engines: premailer (default) and css-inline (``notifykit-py[fast]``).
 
 This is the only module that imports premailer (and with it lxml, cssutils and
 requests) or css_inline, and it does so lazily, inside functions: ``import
@@ -390,7 +390,7 @@ class PremailerEngine(Engine):
 
 
 class CSSInlineEngine(Engine):
-    """css-inline (Rust, html5ever): the fast engine of ``notifykit[fast]``."""
+    """css-inline (Rust, html5ever): the fast engine of ``notifykit-py[fast]``."""
 
     name = "css_inline"
 

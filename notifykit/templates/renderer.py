@@ -47,7 +47,7 @@ from typing import Any
 import attrs
 import jinja2
 from jinja2 import nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
+from jinja2.sandbox import SandboxedEnvironment
 
 from notifykit.errors import ConfigurationError, NotifyKitError, TemplateError
 from notifykit.templates import _compile, _inline, _limits, _text
@@ -154,11 +154,16 @@ class TemplateRenderer:
             it: autoescaping on for HTML and off for the other parts,
             ``StrictUndefined``, and the bundled layouts added to the loader.
         loader: a Jinja loader, when no environment is given.
-        sandboxed: render in Jinja's sandbox, for templates your users edit;
-            a sandbox violation is a :class:`~notifykit.errors.TemplateError`.
-            With ``environment=``, that environment must be sandboxed.
+        sandboxed: render in Jinja's immutable sandbox, for templates your
+            users edit, with :class:`~notifykit.templates.TemplateLimits` on
+            the work and output of each render; a sandbox violation or a limit
+            reached is a :class:`~notifykit.errors.TemplateError`. With
+            ``environment=``, that environment must be sandboxed, and it
+            keeps its own behaviour (Jinja's, without the limits).
+        limits: the :class:`~notifykit.templates.TemplateLimits` of
+            ``sandboxed=True`` (default: ``TemplateLimits()``).
         inliner: the CSS inliner: ``"premailer"`` (default), ``"css_inline"``
-            (faster, ``pip install "notifykit[fast]"``), ``"auto"`` (css_inline
+            (faster, ``pip install "notifykit-py[fast]"``), ``"auto"`` (css_inline
             when installed) or ``None`` (no inlining).
         auto_reload: re-read templates whose source changed (Jinja's option).
         reload_interval: with ``auto_reload``, look at a template's files (a
@@ -179,12 +184,20 @@ class TemplateRenderer:
         auto_reload: bool = True,
         reload_interval: float = 1.0,
         compile: bool = True,
+        limits: _limits.TemplateLimits | None = None,
     ) -> None:
         if environment is not None and loader is not None:
             raise ConfigurationError("pass either environment= or loader=, not both")
-        if environment is None:
-            cls = ImmutableSandboxedEnvironment if sandboxed else jinja2.Environment
-            environment = cls(loader=loader, autoescape=True, auto_reload=auto_reload)
+        if limits is not None and (not sandboxed or environment is not None):
+            raise ConfigurationError("limits= applies to sandboxed=True without environment=")
+        if environment is None and sandboxed:
+            environment = _limits.LimitedSandbox(
+                loader=loader, autoescape=True, auto_reload=auto_reload, limits=limits
+            )
+        elif environment is None:
+            environment = jinja2.Environment(
+                loader=loader, autoescape=True, auto_reload=auto_reload
+            )
         elif sandboxed and not isinstance(environment, SandboxedEnvironment):
             raise ConfigurationError("sandboxed=True needs a jinja2.sandbox.SandboxedEnvironment")
         if inliner not in (None, "premailer", "css_inline", "auto"):
@@ -451,7 +464,7 @@ class TemplateRenderer:
     def _inline_per_message(self, entry: _Entry, html: str, links: bool = True) -> str:
         if self._inliner is None:
             return html
-        engine = _inline.get_engine(self._inliner)
+        engine = _limits.guard_engine(_inline.get_engine(self._inliner), self._base)
         with _errors(entry.name):
             if links:
                 html = _inline.expand_links(html, self._css_loader(entry.name, None))
@@ -571,6 +584,7 @@ class TemplateRenderer:
                 raise _compile.Unsupported(f"template {template_name!r}: {exc}") from exc
 
         engine = None if self._inliner is None else _inline.get_engine(self._inliner)
+        engine = _limits.guard_engine(engine, self._base)
         try:
             document = _compile.build_document(self._html_env, entry.name, load, inline_macros=True)
             if document is None:

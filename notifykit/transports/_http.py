@@ -48,7 +48,9 @@ from notifykit.errors import (
     TransientError,
 )
 from notifykit.message import SMS, Message
+from notifykit.ratelimit import RateLimit, parse_rate
 from notifykit.receipt import Receipt
+from notifykit.transports._timeouts import DEFAULT_CONNECT_TIMEOUT, connect_timeout
 from notifykit.transports.base import BaseTransport, mask_secrets
 
 if TYPE_CHECKING:
@@ -71,6 +73,10 @@ __all__ = [
 ]
 
 _R = TypeVar("_R")
+
+#: Pooled HTTP connections per transport: one per thread sending at once, kept
+#: alive between messages (the SMTP transport's pool has the same knob).
+DEFAULT_MAX_CONNECTIONS = 10
 
 #: Header names whose values are secrets: masked in every repr.
 SENSITIVE_HEADERS = frozenset({"authkey", "authorization", "proxy-authorization"})
@@ -298,14 +304,31 @@ def malformed(status: int, what: str) -> DeliveryError:
 class HTTPSession:
     """A lazily created, pooled, thread-safe ``httpx.Client`` and the calls made on it.
 
-    ``timeout`` (seconds) bounds connecting, writing, reading and waiting for a
-    pooled connection; it applies to the client this session creates. An
+    ``timeout`` (seconds) bounds writing, reading and waiting for a pooled
+    connection; ``connect_timeout`` (default: 5, or ``timeout`` when shorter)
+    bounds connecting, TLS included. The pool keeps up to ``max_connections``
+    connections, all kept alive, so that many threads send at once without a
+    new handshake each. These apply to the client this session creates. An
     injected ``http_client`` keeps its own settings (timeouts, proxies,
-    certificates) and stays the caller's to close.
+    certificates, pool) and stays the caller's to close; only a failover
+    probe's shorter connect time-out is applied to its requests.
     """
 
-    def __init__(self, *, timeout: float, http_client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        http_client: httpx.Client | None = None,
+        connect_timeout: float | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
         self.timeout = timeout
+        self.connect_timeout = (
+            connect_timeout
+            if connect_timeout is not None
+            else min(DEFAULT_CONNECT_TIMEOUT, timeout)
+        )
+        self.max_connections = max_connections
         self._injected = http_client
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
@@ -325,9 +348,11 @@ class HTTPSession:
                 from notifykit import __version__
 
                 self._client = httpx.Client(
-                    timeout=httpx.Timeout(self.timeout),
+                    timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
                     limits=httpx.Limits(
-                        max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0
+                        max_connections=self.max_connections,
+                        max_keepalive_connections=self.max_connections,
+                        keepalive_expiry=30.0,
                     ),
                     follow_redirects=False,
                     headers={"user-agent": f"notifykit/{__version__}"},
@@ -346,8 +371,18 @@ class HTTPSession:
         url, headers, body = request
         for _ in range(2):
             client = self.client()
+            extra: dict[str, Any] = {}
+            configured = client.timeout.connect
+            if configured is not None and connect_timeout(configured) < configured:
+                # A failover probe: connect quickly or give up.
+                extra["timeout"] = client.timeout.__class__(
+                    connect=connect_timeout(configured),
+                    read=client.timeout.read,
+                    write=client.timeout.write,
+                    pool=client.timeout.pool,
+                )
             try:
-                with client.stream(method, url, headers=headers, json=body) as response:
+                with client.stream(method, url, headers=headers, json=body, **extra) as response:
                     data = bytearray()
                     for chunk in response.iter_bytes():
                         data += chunk
@@ -450,16 +485,36 @@ class HTTPTransport(BaseTransport):
         http_client: httpx.Client | None,
         timeout: float,
         name: str,
+        connect_timeout: float | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        rate: str | float | RateLimit | None = None,
     ) -> None:
         self._key = _check_key(key, self.key_label)
         self.base_url = _check_url(base_url)
         self.timeout = _check_timeout(timeout)
+        if connect_timeout is not None:
+            connect_timeout = _check_timeout(connect_timeout)
+        if (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or not 1 <= max_connections <= 1000
+        ):
+            raise ConfigurationError(
+                f"max_connections must be an integer from 1 to 1000, not {max_connections!r}"
+            )
+        if rate is not None:
+            self.rate_limit = parse_rate(rate)
         if not isinstance(name, str) or not name:
             raise ConfigurationError("name: expected a non-empty string")
         self.name = mask_secrets(name, (self._key,))
         if http_client is None:
             import_httpx()  # fail now, with the extra to install, not at the first send
-        self._session = HTTPSession(timeout=self.timeout, http_client=http_client)
+        self._session = HTTPSession(
+            timeout=self.timeout,
+            http_client=http_client,
+            connect_timeout=connect_timeout,
+            max_connections=max_connections,
+        )
 
     def _secrets(self) -> tuple[str | None, ...]:
         return (self._key,)

@@ -38,6 +38,7 @@ from notifykit.receipt import Attempt, Outcome, Receipt
 
 if TYPE_CHECKING:
     from notifykit.message import Message
+    from notifykit.ratelimit import RateLimit
 
 __all__ = ["BaseTransport", "Transport", "mask_secrets"]
 
@@ -126,6 +127,11 @@ class BaseTransport:
     #: The URL scheme this transport has in DSNs and in ``str()``.
     scheme: ClassVar[str] = ""
     name: str = "transport"
+    #: True for transports that do not deliver to a person (console, file, memory):
+    #: their receipts say ``simulated=True``.
+    simulated: ClassVar[bool] = False
+    #: The most this transport sends (``rate="14/s"``); see :mod:`notifykit.ratelimit`.
+    rate_limit: RateLimit | None = None
 
     def send(self, message: Message) -> Receipt:
         """Deliver ``message``; see :class:`Transport`."""
@@ -135,6 +141,9 @@ class BaseTransport:
                 f"{self.name} carries {' and '.join(sorted(self.channels))}, "
                 f"not {channel or type(message).__name__}"
             )
+        if self.rate_limit is not None:
+            with self.rate_limit.slot():
+                return _send_captured(self, message) if _captures else self._deliver(message)
         if _captures:
             return _send_captured(self, message)
         return self._deliver(message)
@@ -172,6 +181,8 @@ class BaseTransport:
         if not receipt.attempts:
             attempt = Attempt(self.name, "sent", None, started, time.perf_counter() - t0)
             receipt = attrs.evolve(receipt, attempts=(attempt,))
+        if self.simulated and not receipt.simulated:
+            receipt = attrs.evolve(receipt, simulated=True)
         return receipt
 
     def _mask_error(self, exc: DeliveryError, cause: BaseException | None = None) -> None:

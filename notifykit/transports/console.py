@@ -66,6 +66,7 @@ class ConsoleTransport(BaseTransport):
     """
 
     scheme: ClassVar[str] = "console"
+    simulated: ClassVar[bool] = True  # delivers to no one
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.name = "console"

@@ -63,6 +63,7 @@ class FileTransport(BaseTransport):
     """
 
     scheme: ClassVar[str] = "file"
+    simulated: ClassVar[bool] = True  # delivers to no one
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)

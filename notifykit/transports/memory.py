@@ -22,6 +22,7 @@ class MemoryTransport(BaseTransport):
     """
 
     scheme: ClassVar[str] = "memory"
+    simulated: ClassVar[bool] = True  # delivers to no one
 
     def __init__(self, name: str = "memory") -> None:
         self.name = name

@@ -20,7 +20,7 @@ Three choices worth knowing:
   the transport then never closes.
 - **boto3 is imported lazily**, so ``import notifykit`` never pays for it; a
   missing boto3 is a :class:`~notifykit.errors.MissingDependency` naming the
-  ``notifykit[ses]`` extra.
+  ``notifykit-py[ses]`` extra.
 
 Every botocore failure is translated in one place, :func:`map_botocore_error`.
 """
@@ -30,12 +30,13 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from email.utils import formataddr, parseaddr
+from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlencode
 
 import attrs
 
+from notifykit._mime import display_name
 from notifykit.errors import (
     ConfigurationError,
     DeliveryError,
@@ -44,6 +45,7 @@ from notifykit.errors import (
     RejectedError,
     TransientError,
 )
+from notifykit.message import address_parts
 from notifykit.receipt import Receipt
 from notifykit.transports.base import BaseTransport
 
@@ -278,7 +280,7 @@ def _email_tags(message: Email) -> list[dict[str, str]]:
 
 def _ses_address(address: str, field: str) -> str:
     """The bare address in the form SES accepts: ASCII, domain in punycode."""
-    bare = parseaddr(address)[1] or address
+    bare = address_parts(address).addr  # validated when the Email was built
     local, _, domain = bare.rpartition("@")
     if not local.isascii():
         raise RejectedError(
@@ -297,10 +299,11 @@ def _ses_address(address: str, field: str) -> str:
 
 
 def _from_address(sender: str) -> str:
-    name, addr = parseaddr(sender)
-    bare = _ses_address(addr or sender, "sender")
-    # SES wants a non-ASCII display name as an RFC 2047 encoded word.
-    return formataddr((name, bare), charset="utf-8") if name else bare
+    name = address_parts(sender).name
+    bare = _ses_address(sender, "sender")
+    # SES wants a non-ASCII display name as RFC 2047 encoded words; names with
+    # specials are quoted, and encoded-word look-alikes encoded, as in the MIME.
+    return f"{display_name(name)} <{bare}>" if name else bare
 
 
 def build_send_email_kwargs(

@@ -1,9 +1,10 @@
 """Deliver e-mail to an SMTP server with the standard library's :mod:`smtplib`.
 
-:class:`SMTPTransport` keeps one connection open and reuses it for every
+:class:`SMTPTransport` keeps its connections open and reuses them for every
 message (TLS handshake, EHLO and AUTH are paid once per connection, not once per
 message), reconnects transparently when the server has dropped an idle
-connection, and is safe to share between threads.
+connection, and is safe to share between threads: a pool of up to
+``max_connections`` connections lets that many threads send at once.
 
 Every failure leaves as one of notifykit's delivery errors; the translation of
 smtplib, socket and ssl exceptions lives in one function, :func:`_map_error`:
@@ -36,6 +37,8 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Literal, NamedTuple
 from urllib.parse import quote
@@ -49,7 +52,9 @@ from notifykit.errors import (
     TransientError,
 )
 from notifykit.message import Email
+from notifykit.ratelimit import RateLimit, parse_rate
 from notifykit.receipt import Receipt
+from notifykit.transports._timeouts import DEFAULT_CONNECT_TIMEOUT, connect_timeout
 from notifykit.transports.base import BaseTransport
 
 if TYPE_CHECKING:
@@ -66,6 +71,9 @@ _DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 _AUTH_CODES = frozenset({530, 534, 535, 538})
 # RFC 5321 4.5.2: a line starting with "." gets one more.
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+#: Connections per transport by default: as many threads as a typical web worker
+#: runs send at once; connections open only when that many sends overlap.
+DEFAULT_MAX_CONNECTIONS = 4
 
 
 class _Phase(enum.IntEnum):
@@ -226,7 +234,8 @@ def _map_error(exc: OSError, phase: _Phase, timeout: float) -> DeliveryError:
         if phase == _Phase.STARTTLS:
             return ProviderError(
                 "the server does not offer STARTTLS, so the connection cannot be encrypted; "
-                "use security='ssl' for implicit TLS, or security='none' for a local server"
+                "use security='ssl' for implicit TLS; for a local test server (MailHog, "
+                "Mailpit, aiosmtpd) use security='none' (in a URL: ?security=none)"
             )
         return ProviderError(f"the server does not support what is needed: {exc}")
     if isinstance(exc, smtplib.SMTPResponseException):
@@ -317,7 +326,10 @@ class SMTPTransport(BaseTransport):
         security: ``"starttls"`` (upgrade a plain connection, port 587),
             ``"ssl"`` (implicit TLS, port 465, RFC 8314) or ``"none"`` (plain
             text: local development servers and trusted relays only).
-        timeout: seconds every socket operation (connect, each reply) may take.
+        timeout: seconds to wait for each reply once connected (10 by default).
+        connect_timeout: seconds to set up a connection: TCP connect, TLS, the
+            greeting, EHLO, STARTTLS and AUTH together. By default 5, or
+            ``timeout`` when that is shorter. A failover's probe may cap it further.
         ssl_context: the TLS settings; by default ``ssl.create_default_context()``,
             which verifies the server's certificate. Pass a context that trusts
             your private CA rather than switching verification off.
@@ -329,10 +341,15 @@ class SMTPTransport(BaseTransport):
         allow_insecure_auth: permit AUTH with ``security="none"``, i.e. the
             password in clear text on the wire. Off by default: such a
             configuration is a :class:`~notifykit.errors.ConfigurationError`.
+        max_connections: the most connections open at once (4 by default). Each
+            thread sending takes one from the pool; when all are busy it waits
+            for one. ``1`` serialises every send on one connection.
+        rate: the most messages per second, minute or hour (``"14/s"``), shared
+            by every thread; see :mod:`notifykit.ratelimit`.
 
-    The connection is opened on the first send, kept open, and shared by every
-    thread using the transport (sends are serialised by a lock). ``close()``
-    sends QUIT; sending afterwards opens a new connection.
+    Connections are opened on demand (one for a single-threaded program), kept
+    open, and reused. ``close()`` sends QUIT on every idle connection (a busy
+    one is closed when its send ends); sending afterwards opens new ones.
 
     Example::
 
@@ -355,6 +372,10 @@ class SMTPTransport(BaseTransport):
         ipv4_only: bool = False,
         max_messages_per_connection: int | None = None,
         allow_insecure_auth: bool = False,
+        *,
+        connect_timeout: float | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        rate: str | float | RateLimit | None = None,
     ) -> None:
         if security not in _SECURITIES:
             raise ConfigurationError(
@@ -380,6 +401,22 @@ class SMTPTransport(BaseTransport):
         ):
             raise ConfigurationError(
                 f"timeout must be a positive number of seconds, not {timeout!r}"
+            )
+        if connect_timeout is not None and (
+            isinstance(connect_timeout, bool)
+            or not isinstance(connect_timeout, (int, float))
+            or not 0 < connect_timeout < float("inf")
+        ):
+            raise ConfigurationError(
+                f"connect_timeout must be a positive number of seconds, not {connect_timeout!r}"
+            )
+        if (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or not 1 <= max_connections <= 1000
+        ):
+            raise ConfigurationError(
+                f"max_connections must be an integer from 1 to 1000, not {max_connections!r}"
             )
         if password is not None and username is None:
             raise ConfigurationError("a password was given without a username")
@@ -423,6 +460,14 @@ class SMTPTransport(BaseTransport):
         self._password = password
         self.security: Security = security
         self.timeout = float(timeout)
+        self.connect_timeout = float(
+            connect_timeout
+            if connect_timeout is not None
+            else min(DEFAULT_CONNECT_TIMEOUT, self.timeout)
+        )
+        self.max_connections = max_connections
+        if rate is not None:
+            self.rate_limit = parse_rate(rate)
         self.ssl_context = ssl_context
         self.local_hostname = local_hostname
         self.ipv4_only = bool(ipv4_only)
@@ -432,11 +477,72 @@ class SMTPTransport(BaseTransport):
         bracketed = f"[{host}]" if ":" in host else host
         self._hostport = f"{bracketed}:{port}"
         self.name = f"smtp:{self._hostport}"
-        self._lock = threading.Lock()
-        self._conn: _Connection | None = None
-        self._sent_on_connection = 0
-        self._phase = _Phase.CONNECT
         self._tls: ssl.SSLContext | None = None
+        # The pool: idle connections (with the messages each has carried), a
+        # semaphore of free slots, and a generation bumped by close().
+        self._local = threading.local()
+        self._pool_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._idle: list[tuple[_Connection, int]] = []
+        self._generation = 0
+
+    # -- the pool: each thread works on the connection it checked out
+
+    @property
+    def _conn(self) -> _Connection | None:
+        """The connection this thread holds (``None``: open one)."""
+        conn: _Connection | None = getattr(self._local, "conn", None)
+        return conn
+
+    @_conn.setter
+    def _conn(self, conn: _Connection | None) -> None:
+        self._local.conn = conn
+
+    @property
+    def _sent_on_connection(self) -> int:
+        sent: int = getattr(self._local, "sent", 0)
+        return sent
+
+    @_sent_on_connection.setter
+    def _sent_on_connection(self, sent: int) -> None:
+        self._local.sent = sent
+
+    @property
+    def _phase(self) -> _Phase:
+        """Where this thread's current SMTP dialogue is."""
+        phase: _Phase = getattr(self._local, "phase", _Phase.CONNECT)
+        return phase
+
+    @_phase.setter
+    def _phase(self, phase: _Phase) -> None:
+        self._local.phase = phase
+
+    @contextmanager
+    def _checkout(self) -> Iterator[None]:
+        """Hold one pooled connection (or the right to open one) for this thread."""
+        self._slots.acquire()  # bounded: every holder's send is bounded by its time-outs
+        try:
+            with self._pool_lock:
+                generation = self._generation
+                conn, sent = self._idle.pop() if self._idle else (None, 0)
+            self._conn, self._sent_on_connection, self._phase = conn, sent, _Phase.CONNECT
+            try:
+                yield
+            finally:
+                conn, self._conn = self._conn, None
+                if conn is not None:
+                    with self._pool_lock:
+                        keep = generation == self._generation
+                        if keep:
+                            self._idle.append((conn, self._sent_on_connection))
+                    if not keep:  # close() ran meanwhile: this connection ends here
+                        _say_quit(conn)
+        finally:
+            self._slots.release()
+
+    def _timeout_in(self, phase: _Phase) -> float:
+        """The time-out that applied in ``phase`` (for error messages)."""
+        return connect_timeout(self.connect_timeout) if phase <= _Phase.AUTH else self.timeout
 
     # -- identity
 
@@ -469,8 +575,8 @@ class SMTPTransport(BaseTransport):
     def _send(self, message: Message) -> Receipt:
         if not isinstance(message, Email):  # pragma: no cover - BaseTransport checks channels
             raise ConfigurationError(f"{self.name} sends e-mail only")
-        prepared = _prepare(message)  # CPU work, outside the lock
-        with self._lock:
+        prepared = _prepare(message)  # CPU work, outside the pool
+        with self._checkout():
             return self._transmit(message, prepared)
 
     def check(self) -> None:
@@ -482,7 +588,7 @@ class SMTPTransport(BaseTransport):
         """
         started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
-        with self._lock:
+        with self._checkout():
             if self._conn is not None:
                 try:
                     code, _ = self._conn.noop()
@@ -494,7 +600,7 @@ class SMTPTransport(BaseTransport):
             try:
                 self._open()
             except OSError as exc:
-                err = _map_error(exc, self._phase, self.timeout)
+                err = _map_error(exc, self._phase, self._timeout_in(self._phase))
                 # Masks secrets in err and in exc (a 535 reply may echo the credentials).
                 self._finish_error(err, started, time.perf_counter() - t0, cause=exc)
                 raise err from exc
@@ -513,7 +619,7 @@ class SMTPTransport(BaseTransport):
                     logger.debug("%s: the idle connection was dropped; reconnecting", self.name)
                     retried = True
                     continue
-                raise _map_error(exc, phase, self.timeout) from exc
+                raise _map_error(exc, phase, self._timeout_in(phase)) from exc
             except BaseException:
                 # Interrupted mid-transaction (KeyboardInterrupt...): the
                 # connection's state is unknown, so it must not carry the next message.
@@ -539,12 +645,12 @@ class SMTPTransport(BaseTransport):
         return self._tls
 
     def _open(self) -> _Connection:
-        """Connect, greet, secure and authenticate; called with the lock held."""
+        """Connect, greet, secure and authenticate; called with a pool slot held."""
         self._phase = _Phase.CONNECT
         implicit = self._tls_context() if self.security == "ssl" else None
         conn = _Connection(
             self.host,
-            timeout=self.timeout,
+            timeout=connect_timeout(self.connect_timeout),  # the whole set-up; reads below
             local_hostname=self.local_hostname,
             ipv4_only=self.ipv4_only,
             implicit_tls=implicit,
@@ -569,6 +675,9 @@ class SMTPTransport(BaseTransport):
         if self.local_hostname is None:
             # smtplib looked up the FQDN (a DNS query); do it once per transport.
             self.local_hostname = conn.local_hostname
+        conn.timeout = self.timeout  # the session is up: from now on, the reply time-out
+        if conn.sock is not None:
+            conn.sock.settimeout(self.timeout)
         self._conn = conn
         self._sent_on_connection = 0
         logger.debug("%s: connected", self.name)
@@ -594,7 +703,13 @@ class SMTPTransport(BaseTransport):
             options.append(f"SIZE={p.size}")
 
         self._phase = _Phase.MAIL
-        code, reply = conn.mail(p.sender, options)
+        # MAIL and RCPT are written directly: the addresses were validated when
+        # the Email was built, and smtplib's mail()/rcpt() would parse each one
+        # again (about a quarter of the client's CPU per message).
+        conn.command_encoding = "utf-8" if p.smtputf8 else "ascii"
+        extra = " " + " ".join(options) if options and conn.does_esmtp else ""
+        conn.putcmd("mail", f"FROM:<{p.sender}>{extra}")
+        code, reply = conn.getreply()
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, reply, p.sender)
 
@@ -602,7 +717,8 @@ class SMTPTransport(BaseTransport):
         accepted: list[str] = []
         refused: dict[str, tuple[int, bytes]] = {}
         for rcpt in p.recipients:
-            code, reply = conn.rcpt(rcpt)
+            conn.putcmd("rcpt", f"TO:<{rcpt}>")
+            code, reply = conn.getreply()
             if code in (250, 251):
                 accepted.append(rcpt)
             elif code == 421:  # the server is closing the connection
@@ -665,9 +781,26 @@ class SMTPTransport(BaseTransport):
             conn.close()
 
     def close(self) -> None:
-        """Say QUIT and close the connection. Idempotent; a later send reconnects."""
-        with self._lock:
-            self._quit()
+        """Say QUIT on every idle connection and close it; busy ones close when done.
+
+        Idempotent; a later send opens new connections.
+        """
+        with self._pool_lock:
+            self._generation += 1
+            idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            _say_quit(conn)
+
+
+def _say_quit(conn: _Connection) -> None:
+    """QUIT and close ``conn``, ignoring a server that is already gone."""
+    try:
+        if conn.sock is not None:
+            conn.quit()
+    except OSError:
+        pass
+    finally:
+        conn.close()
 
 
 def _prepare(message: Email) -> _Prepared:

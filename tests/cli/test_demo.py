@@ -42,9 +42,9 @@ def test_demo_end_to_end_in_a_subprocess(run: Runner) -> None:
     assert server is not None
     assert dead is not None
     live_name, dead_name = f"smtp:127.0.0.1:{server[1]}", f"smtp:127.0.0.1:{dead[1]}"
-    # The first message: the primary refused twice (one retry), then the local server.
+    # The first message: the primary is refused once, and the local server takes it at once.
     assert re.search(rf"1  {dead_name} \(dead primary\)\s+transient\s+connection refused", out)
-    assert re.search(rf"3  {live_name} \(local server\)\s+sent", out)
+    assert re.search(rf"2  {live_name} \(local server\)\s+sent", out)
     # The next ones: the resting primary is skipped by the circuit breaker.
     skipped = rf"1  {dead_name} \(dead primary\)\s+skipped\s+resting after a failure"
     assert 2 == len(re.findall(skipped, out))
@@ -58,9 +58,10 @@ def test_demo_end_to_end_in_a_subprocess(run: Runner) -> None:
     assert "parts    multipart/alternative, text/plain, text/html" in out
     # The log's stats, by transport (attempts) and by template (messages).
     assert re.search(rf"{live_name}\s+3\s+0\s+0\s+3\s+100%", out)
-    assert re.search(rf"{dead_name}\s+0\s+2\s+0\s+2\s+0%", out)
+    assert re.search(rf"{dead_name}\s+0\s+1\s+0\s+1\s+0%", out)
     assert re.search(r"order_confirmation\.html\s+3\s+0\s+0\s+3\s+100%", out)
-    assert "The dead primary failed 2 attempt(s), then was skipped 2 time(s)" in out
+    assert "3 of 3 messages delivered." in out
+    assert "The dead primary failed 1 attempt, then was skipped 2 times at no cost" in out
     assert refused(int(server[1]))  # the demo stopped its server
 
 
@@ -72,7 +73,7 @@ def test_demo_json_and_the_log_it_leaves(tmp_path: Path, run: Runner) -> None:
     doc = json.loads(result.stdout)
     assert str(db) == doc["db"]
     first, second = doc["messages"]
-    assert ["transient", "transient", "sent"] == [a["outcome"] for a in first["attempts"]]
+    assert ["transient", "sent"] == [a["outcome"] for a in first["attempts"]]
     assert ["skipped", "sent"] == [a["outcome"] for a in second["attempts"]]
     assert first["receipt"]["provider_message_id"].startswith("<")
     [received] = first["received"]
@@ -84,7 +85,7 @@ def test_demo_json_and_the_log_it_leaves(tmp_path: Path, run: Runner) -> None:
     by_transport = {
         row["key"]: (row["sent"], row["failed"]) for row in doc["stats"]["by_transport"]
     }
-    assert {f"smtp:{doc['server']}": (2, 0), f"smtp:{doc['dead_primary']}": (0, 2)} == by_transport
+    assert {f"smtp:{doc['server']}": (2, 0), f"smtp:{doc['dead_primary']}": (0, 1)} == by_transport
     logged = run("log", "stats", "--db", str(db), "--by", "template", "--json")
     assert [("order_confirmation.html", 2)] == [
         (r["key"], r["sent"]) for r in json.loads(logged.stdout)["rows"]
@@ -119,3 +120,16 @@ def test_demo_message_count_is_bounded(capsys: pytest.CaptureFixture[str]) -> No
     """--messages outside 1..100 is a usage error."""
     assert 2 == main(["demo", "--messages", "0"])
     assert "--messages must be from 1 to 100" in capsys.readouterr().err
+
+
+def test_demo_of_one_message_does_not_count_zero_skips(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With one message the breaker never skips: no "skipped 0 time(s)", no "(s)" at all."""
+    assert 0 == main(["demo", "--messages", "1"])
+    out = capsys.readouterr().out
+
+    assert "1 of 1 message delivered." in out
+    assert "The dead primary failed 1 attempt (send more messages" in out
+    assert "skipped 0" not in out
+    assert "(s)" not in out.splitlines()[-2]

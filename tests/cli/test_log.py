@@ -169,3 +169,12 @@ def test_colour_only_on_a_terminal_without_no_color(db: Path, tmp_path: Path) ->
     )
     assert "100%" in piped.stdout
     assert "\033[" not in piped.stdout
+
+
+def test_stats_by_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """`log stats --help` explains --by: what each grouping counts."""
+    assert 0 == main(["log", "stats", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+
+    assert "group by template (default) or channel, counting messages" in out
+    assert "by transport, counting attempts" in out

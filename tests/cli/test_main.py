@@ -81,7 +81,7 @@ def test_errors_are_one_line_without_traceback_or_secret(run: Runner) -> None:
 
 
 def test_demo_without_aiosmtpd_names_the_extra(run: Runner, tmp_path: Path) -> None:
-    """Without aiosmtpd, `notifykit demo` says `pip install "notifykit[demo]"` (exit 2)."""
+    """Without aiosmtpd, `notifykit demo` says `pip install "notifykit-py[demo]"` (exit 2)."""
     blocker = tmp_path / "blocked"
     blocker.mkdir()
     # A module that fails to import exactly as an absent package does.
@@ -91,7 +91,7 @@ def test_demo_without_aiosmtpd_names_the_extra(run: Runner, tmp_path: Path) -> N
     repo = Path(__file__).resolve().parents[2]
     result = run("demo", env={"PYTHONPATH": f"{blocker}:{repo}"})
     assert 2 == result.returncode
-    assert 'pip install "notifykit[demo]"' in result.stderr
+    assert 'pip install "notifykit-py[demo]"' in result.stderr
     assert "Traceback" not in result.stderr
 
 

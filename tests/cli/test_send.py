@@ -154,9 +154,9 @@ def test_send_csv_sends_one_message_per_row_and_counts_failures(
     assert 1 == code
     assert "row 2 not sent to not an address" in out
     assert "2 sent, 1 failed, 3 in all" in out
-    assert [("asha@example.com",), ("ravi@example.com",)] == [
+    assert [("asha@example.com",), ("ravi@example.com",)] == sorted(  # rows go 4 at a time
         m.rcpt_tos for m in smtp_server.messages
-    ]
+    )
 
 
 def test_send_csv_without_an_email_column_is_a_usage_error(
@@ -343,9 +343,9 @@ def test_send_template_per_csv_row_with_columns_as_context(
         ]
     )
     assert 0 == code, capsys.readouterr()
-    subjects = [m.message["Subject"] for m in smtp_server.messages]
-    assert ["Welcome, Asha", "Welcome, Ravi"] == subjects
-    html = smtp_server.messages[1].message.get_body(("html",))
+    received = sorted(smtp_server.messages, key=lambda m: str(m.message["Subject"]))  # 4 at a time
+    assert ["Welcome, Asha", "Welcome, Ravi"] == [m.message["Subject"] for m in received]
+    html = received[1].message.get_body(("html",))
     assert html is not None
     assert "Your code at Chai &amp; Co. is R2." in html.get_content()
 

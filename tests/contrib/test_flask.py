@@ -174,11 +174,11 @@ def test_bad_url_names_the_key_and_masks_the_password() -> None:
     """A wrong URL is reported under its config key, without the password."""
     app = flask.Flask(__name__)
     app.config["NOTIFYKIT_EMAIL_URL"] = "smtp://app:hunter22@mail.example.com?colour=red"
-    notifykit.init_app(app)
 
     with pytest.raises(ConfigurationError) as info:
-        notifykit.get_notifier(app)
+        notifykit.init_app(app)  # at start-up, not at the first request
     assert str(info.value).startswith("app.config['NOTIFYKIT_EMAIL_URL']: ")
+    assert "notifykit" not in app.extensions
     assert "hunter22" not in str(info.value)
 
 
@@ -239,3 +239,102 @@ def test_templates_come_from_the_app_template_folder(
 
     assert 200 == response.status_code
     assert "Order 42 shipped" == smtp_server.messages[0].message["Subject"]
+
+
+def test_relative_log_paths_are_in_the_instance_folder_created_at_start_up(
+    tmp_path: Path,
+) -> None:
+    """sqlite:///notifykit.db is instance/notifykit.db; the folder exists once init_app returns."""
+    app = flask.Flask(__name__, instance_path=str(tmp_path / "instance"))
+    app.config.update(
+        NOTIFYKIT_EMAIL_URL="memory://",
+        NOTIFYKIT_SENDER="a@x.example",
+        NOTIFYKIT_LOG="sqlite:///notifykit.db jsonl:///logs/deliveries.jsonl",
+    )
+    assert not (tmp_path / "instance").exists()
+
+    notifykit.init_app(app)
+
+    assert (tmp_path / "instance" / "notifykit.db").is_file()  # before any request
+    assert (tmp_path / "instance" / "logs").is_dir()
+    try:
+        with app.app_context():
+            current_notifier.send(Email(to="asha@example.com", subject="Hi", text="x"))
+        sqlite_sink, _ = notifykit.get_notifier(app).sinks
+        assert str(tmp_path / "instance" / "notifykit.db") == str(sqlite_sink.path)  # type: ignore[attr-defined]
+    finally:
+        notifykit.close(app)
+    assert "asha@example.com" in (tmp_path / "instance" / "logs" / "deliveries.jsonl").read_text()
+
+
+def test_a_log_folder_that_cannot_be_made_fails_at_init_app(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    app = flask.Flask(__name__, instance_path=str(tmp_path / "file" / "instance"))
+    app.config.update(NOTIFYKIT_EMAIL_URL="memory://", NOTIFYKIT_LOG="sqlite:///notifykit.db")
+
+    with pytest.raises(ConfigurationError, match=r"NOTIFYKIT_LOG.*cannot create the folder"):
+        notifykit.init_app(app)
+
+
+def test_a_bad_log_url_fails_at_init_app() -> None:
+    app = flask.Flask(__name__)
+    app.config.update(NOTIFYKIT_EMAIL_URL="memory://", NOTIFYKIT_LOG="mysql://db/log")
+
+    with pytest.raises(ConfigurationError, match=r"NOTIFYKIT_LOG.*unknown log URL"):
+        notifykit.init_app(app)
+
+
+def test_checking_at_init_app_leaves_the_apps_own_sinks_open(tmp_path: Path) -> None:
+    """Sink objects in NOTIFYKIT_LOG belong to the app: the start-up check does not close them."""
+    from notifykit.sinks.jsonl import JSONLSink
+
+    sink = JSONLSink(tmp_path / "log.jsonl")
+    app = flask.Flask(__name__)
+    app.config.update(NOTIFYKIT_EMAIL_URL="memory://", NOTIFYKIT_LOG=[sink])
+
+    notifykit.init_app(app)
+    try:
+        assert not sink.closed
+        with app.app_context():
+            current_notifier.send(
+                Email(to="asha@example.com", subject="Hi", text="x", sender="s@x.example")
+            )
+    finally:
+        notifykit.close(app)
+    assert "asha@example.com" in (tmp_path / "log.jsonl").read_text()
+
+
+def test_templates_reload_in_debug_mode(tmp_path: Path) -> None:
+    """Under `flask --debug` an edited template shows at the very next render (no 1 s grace)."""
+    import os
+
+    template = tmp_path / "hello.html"
+    template.write_text("{% block subject %}Old{% endblock %}{% block text %}x{% endblock %}")
+    app = flask.Flask(__name__, template_folder=str(tmp_path))
+    app.debug = True
+    app.config.update(NOTIFYKIT_EMAIL_URL="memory://", NOTIFYKIT_SENDER="a@x.example")
+    notifykit.init_app(app)
+    try:
+        notifier = notifykit.get_notifier(app)
+        assert notifier.templates is not None
+        assert "Old" == notifier.templates.render("hello.html").subject
+        template.write_text("{% block subject %}New{% endblock %}{% block text %}x{% endblock %}")
+        later = os.stat(template).st_mtime + 5
+        os.utime(template, (later, later))
+
+        subject = notifier.templates.render("hello.html").subject
+    finally:
+        notifykit.close(app)
+    assert "New" == subject
+
+
+def test_templates_auto_reload_setting_wins_over_debug() -> None:
+    """TEMPLATES_AUTO_RELOAD, when set, decides, as it does for Flask's own templates."""
+    from notifykit.contrib.flask import _reload_templates
+
+    app = flask.Flask(__name__)
+    assert not _reload_templates(app)
+    app.debug = True
+    assert _reload_templates(app)
+    app.config["TEMPLATES_AUTO_RELOAD"] = False
+    assert not _reload_templates(app)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import jinja2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from notifykit.errors import TemplateError
-from notifykit.templates import TemplateRenderer
+from notifykit.errors import ConfigurationError, TemplateError
+from notifykit.templates import TemplateLimits, TemplateRenderer
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -200,3 +203,240 @@ def test_css_inline_keeps_deep_html() -> None:
     assert 300 == html.count("<div")
     assert "AFTER" in html
     assert "THE-END" in html
+
+
+# --------------------------------------------------------------------------- limits
+
+HOSTILE = {
+    "string times a number": "{{ 'y' * 1000 * 100000 }}",
+    "a number times a list": "{{ (100000 * [1, 2, 3] * 100)|length }}",
+    "two nested range loops": (
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    ),
+    "nested loops over a string": (
+        "{% set s = 'x' * 900000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}"
+    ),
+    "doubling with ~": (
+        "{% set ns = namespace(x='ab') %}{% for i in range(60) %}"
+        "{% set ns.x = ns.x ~ ns.x %}{% endfor %}{{ ns.x|length }}"
+    ),
+    "doubling with +": (
+        "{% set ns = namespace(x=[1]) %}{% for i in range(60) %}"
+        "{% set ns.x = ns.x + ns.x %}{% endfor %}{{ ns.x|length }}"
+    ),
+    "center filter": "{{ 'x'|center(1000000000) }}",
+    "str.center": "{{ 'x'.center(1000000000) }}",
+    "percent width": "{{ '%1000000000d' % 1 }}",
+    "format filter width": "{{ '%1000000000d'|format(1) }}",
+    "str.format width": "{{ '{:>1000000000}'.format(1) }}",
+    "join amplification": "{{ range(100000)|join('y' * 900000) }}",
+    "str.join amplification": "{{ ('y' * 900000).join(range(100000)|map('string')|list) }}",
+    "replace amplification": "{{ ('x' * 900000)|replace('x', 'yyyyyyyyyy') }}",
+    "str.replace amplification": "{{ ('x' * 900000).replace('x', 'yyyyyyyyyy') }}",
+    "a huge power": "{{ 2 ** 100000000 }}",
+    "a width from an argument": "{{ '{0:{1}}'.format(1, '999999999') }}",
+    "expandtabs": "{{ ('\t' * 1000).expandtabs(999999) }}",
+    "translate": "{{ ('x' * 900000).translate({120: 'y' * 900000}) }}",
+    "lipsum": "{{ lipsum(1000000) }}",
+    "one string shared 8,000 times, joined": (
+        "{% set big = 'x' * 999999 %}{{ ''.join([big] * 8000) }}"
+    ),
+    "one string shared 8,000 times, as JSON": (
+        "{% set big = 'x' * 999999 %}{{ ([big] * 8000)|tojson }}"
+    ),
+    "one string shared 8,000 times, output": "{% set big = 'x' * 999999 %}{{ [big] * 8000 }}",
+    "a list shared 1,000 times, joined": (
+        "{% set big = ['x' * 999999] %}{% set more = [big] %}{{ (more * 1000)|join }}"
+    ),
+    "a recursive loop": (
+        "{% for x in range(1000) recursive %}{% if loop.depth < 5 %}"
+        "{{ loop(range(1000)) }}{% endif %}{% endfor %}"
+    ),
+    "an include in a loop": "{% for i in range(100000) %}{% include 'loop.txt' %}{% endfor %}",
+}
+INCLUDED = {"loop.txt": "{% for j in range(100000) %}{% endfor %}"}
+
+
+# The subject, text and sms blocks render alike; the HTML part takes other paths.
+@pytest.mark.parametrize("part", ["subject", "html"])
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_a_hostile_sandboxed_template_ends_in_a_template_error(name: str, part: str) -> None:
+    """Work and size bombs, in the blocks and the HTML, end in a TemplateError naming the limit."""
+    template = f"{{% block {part} %}}{HOSTILE[name]}{{% endblock %}}"
+    renderer = TemplateRenderer.from_dict({"t": template, **INCLUDED}, sandboxed=True)
+    with pytest.raises(TemplateError, match="TemplateLimits"):
+        renderer.render("t", {})
+
+
+def test_the_output_of_a_part_is_bounded() -> None:
+    """A loop that outputs 10 MB stops at max_output characters."""
+    template = "{% block html %}{% for i in range(10000) %}{{ big }}{% endfor %}{% endblock %}"
+    renderer = TemplateRenderer.from_dict({"t": template}, sandboxed=True)
+    with pytest.raises(TemplateError, match=r"produced more than 1,000,000 characters"):
+        renderer.render("t", {"big": "z" * 1000})
+
+
+def test_the_wall_clock_budget_ends_a_slow_render() -> None:
+    """A template calling a slow (but allowed) function stops at the timeout."""
+    template = "{% block subject %}{% for i in range(1000) %}{{ nap() }}{% endfor %}{% endblock %}"
+    limits = TemplateLimits(timeout=0.2)
+    renderer = TemplateRenderer.from_dict({"t": template}, sandboxed=True, limits=limits)
+    started = time.monotonic()
+    with pytest.raises(TemplateError, match=r"longer than 0.2 s"):
+        renderer.render("t", {"nap": lambda: time.sleep(0.002) or ""})
+    assert time.monotonic() - started < 10  # a bound, not a benchmark: it stopped
+
+
+def test_limits_can_be_raised_and_lowered() -> None:
+    """TemplateLimits(max_output=...) moves the line; values are checked."""
+    template = "{% block subject %}{{ 'y' * n }}{% endblock %}"
+    small = TemplateRenderer.from_dict(
+        {"t": template}, sandboxed=True, limits=TemplateLimits(max_output=10)
+    )
+    assert "yyyyyyyyyy" == small.render("t", {"n": 10}).subject
+    with pytest.raises(TemplateError, match="over the limit of 10"):
+        small.render("t", {"n": 11})
+    with pytest.raises(ConfigurationError):
+        TemplateLimits(max_operations=0)
+    with pytest.raises(ConfigurationError):
+        TemplateRenderer.from_dict({"t": template}, limits=TemplateLimits())  # not sandboxed
+
+
+def test_imported_macros_use_each_renders_own_budget() -> None:
+    """A macro module Jinja caches for the process does not add up work across renders."""
+    templates = {
+        "macros.html": "{% macro m() %}{% for i in range(300) %}x{% endfor %}{% endmacro %}",
+        "t": (
+            "{% from 'macros.html' import m %}"
+            "{% block subject %}{{ m()|length }}{% endblock %}"
+            "{% block html %}<p>{{ m() }}</p>{% endblock %}"
+        ),
+    }
+    limits = TemplateLimits(max_operations=5_000, timeout=0.3)
+    renderer = TemplateRenderer.from_dict(templates, sandboxed=True, limits=limits)
+    for _ in range(30):  # 30 x ~1,200 operations: far over 5,000 in total
+        assert "300" == renderer.render("t").subject
+    time.sleep(0.4)  # past the timeout of the pass that imported the macros
+    assert "300" == renderer.render("t").subject
+    heavy = {**templates, "macros.html": templates["macros.html"].replace("300", "99999")}
+    renderer = TemplateRenderer.from_dict(heavy, sandboxed=True, limits=limits)
+    with pytest.raises(TemplateError, match="5,000 operations"):
+        renderer.render("t")  # the work inside a macro counts for its caller
+
+
+def test_the_budget_name_cannot_be_overwritten() -> None:
+    """A context variable cannot replace the budget (it would reset the limits)."""
+    template = "{% block subject %}{{ 1 }}{% endblock %}"
+    renderer = TemplateRenderer.from_dict({"t": template}, sandboxed=True)
+    with pytest.raises(TemplateError):
+        renderer.render("t", {"__notifykit_budget__": 0})
+
+
+def test_real_templates_render_the_same_in_the_limited_sandbox() -> None:
+    """Loops, macros, includes, layouts and the real-world corpus: limits change no byte."""
+    from tests.templates.conftest import CORPUS
+    from tests.templates.test_differential import CORPUS_FILES, TEMPLATES, _wrap
+
+    items = [{"name": f"item {i}", "qty": i, "note": "<b>", "on": i % 2 == 0} for i in range(30)]
+    context = {
+        "name": "Zoë & <Co>",
+        "title": "Hello",
+        "url": "https://x.example/a?b=1&c=2",
+        "cls": "odd",
+        "flag": True,
+        "level": 2,
+        "items": items,
+        "note": "n",
+        "first_name": "Asha",
+        "greeting": "Hi",
+    }
+    sources = dict(TEMPLATES)
+    sources.update(
+        {str(p.relative_to(CORPUS)): _wrap(p.read_text(encoding="utf-8")) for p in CORPUS_FILES[:4]}
+    )
+    names = [n for n in sources if not n.startswith("_") and "{% block" in sources[n]]
+    plain = TemplateRenderer.from_dict(sources)
+    limited = TemplateRenderer.from_dict(sources, sandboxed=True)
+    checked = 0
+    for name in names:
+        try:
+            expected = plain.render(name, context)
+        except TemplateError:
+            continue  # a partial (a layout, an include) or a template needing other variables
+        assert expected == limited.render(name, context), name
+        checked += 1
+    assert checked >= 15
+
+
+def _css_bomb(rules: int, elements: int) -> str:
+    css = "".join(f".c{i} {{ color: red }}\n" for i in range(rules))
+    body = "".join(f'<p class="c{i % rules}">x</p>' for i in range(elements))
+    return f"{{% block html %}}<style>{css}</style>{body}{{% endblock %}}"
+
+
+@pytest.mark.parametrize("compile", [True, False])
+def test_css_inlining_work_is_bounded(compile: bool) -> None:
+    """10,000 CSS rules x 2,000 elements (minutes of premailer) is refused at once."""
+    renderer = TemplateRenderer.from_dict(
+        {"t": _css_bomb(10_000, 2_000)}, sandboxed=True, compile=compile
+    )
+    started = time.monotonic()
+    with pytest.raises(TemplateError, match="CSS rules"):
+        renderer.render("t", {})
+    assert time.monotonic() - started < 30  # a bound, not a benchmark: it did not inline
+
+
+def test_css_work_through_a_variable_is_bounded() -> None:
+    """The same bomb arriving in a |safe variable is refused per message."""
+    template = "{% block html %}{{ body|safe }}{% endblock %}"
+    bomb = _css_bomb(300, 10_000).removeprefix("{% block html %}").removesuffix("{% endblock %}")
+    renderer = TemplateRenderer.from_dict({"t": template}, sandboxed=True)
+    with pytest.raises(TemplateError, match="rules x elements"):
+        renderer.render("t", {"body": bomb})
+
+
+def test_css_within_the_limits_is_inlined() -> None:
+    """200 rules on 200 elements is inlined as usual in the sandbox."""
+    rendered = TemplateRenderer.from_dict({"t": _css_bomb(200, 200)}, sandboxed=True).render("t")
+    assert 'style="color:red"' in (rendered.html or "")
+
+
+# --------------------------------------------------------------------------- property
+
+_SMALL = TemplateLimits(max_output=1_000)
+_EXPRESSIONS = [
+    "a * n",
+    "n * a",
+    "a + b",
+    "(a * n) ~ b",
+    "a|center(n)",
+    "a.ljust(n)",
+    "a|indent(n)",
+    "b.join([a] * n)",
+    "a|replace(b, a)",
+    "a.replace(b, a * n)",
+    "(a * n)|wordwrap(3)",
+    "'%*s' % (n, a)",
+    "('{:>' ~ n ~ '}').format(a)",
+    "range(n)|join(a)",
+    "(a * n)|list|join(b)",
+    "[a] * n",
+]
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(
+    expression=st.sampled_from(_EXPRESSIONS),
+    a=st.text(alphabet="xy\t", min_size=0, max_size=40),
+    b=st.text(alphabet="xyz", min_size=0, max_size=40),
+    n=st.integers(min_value=-5, max_value=100_000),
+)
+def test_no_expression_builds_more_than_max_output(expression: str, a: str, b: str, n: int) -> None:
+    """Whatever the sizes: the subject stays within max_output, or the render is refused."""
+    template = f"{{% block subject %}}{{{{ {expression} }}}}{{% endblock %}}"
+    renderer = TemplateRenderer.from_dict({"t": template}, sandboxed=True, limits=_SMALL)
+    try:
+        subject = renderer.render("t", {"a": a, "b": b, "n": n}).subject
+    except TemplateError:
+        return  # refused (a limit, or a plain error such as a negative width)
+    assert len(subject) <= _SMALL.max_output

@@ -24,11 +24,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import notifykit as nk
 from notifykit.errors import ConfigurationError, NotifyKitError
@@ -66,6 +69,25 @@ def test_a_lone_surrogate_costs_the_sqlite_batch_nothing(tmp_path: Path) -> None
     assert {f"m{i}" for i in range(1000)} == _ids(path)
     (stored,) = sink.history("m500")
     assert "bad \\udc80 text" == stored.subject  # escaped, readable, not lost
+    sink.close()
+
+
+@settings(derandomize=True, max_examples=30, deadline=None)
+@given(kinds=st.lists(st.sampled_from(["good", "good", "surrogate", "huge"]), max_size=60))
+def test_each_bad_event_costs_only_itself(kinds: list[str]) -> None:
+    """Any mix of good events, lone surrogates and values SQLite refuses, in one batch."""
+    sink = SQLiteSink(max_batch=1_000)
+    for i, kind in enumerate(kinds):
+        fields: dict[str, object] = {}
+        if kind == "surrogate":
+            fields["error"] = f"{SURROGATE} {i}"
+        elif kind == "huge":
+            fields["attempt"] = 2**70
+        sink.record(_event(i, **fields))
+    assert sink.flush()
+    stored = {e.message_id for e in sink.tail(1_000)}
+    assert {f"m{i}" for i, kind in enumerate(kinds) if kind != "huge"} == stored
+    assert kinds.count("huge") == sink.dropped
     sink.close()
 
 
@@ -177,6 +199,37 @@ def test_a_torn_last_line_does_not_swallow_the_next_events(tmp_path: Path) -> No
     assert [2] == reader.skipped_lines
 
 
+@settings(derandomize=True, max_examples=50, deadline=None)
+@given(
+    before=st.integers(min_value=0, max_value=5),
+    cut=st.integers(min_value=1, max_value=10_000),
+    after=st.integers(min_value=1, max_value=5),
+    subject=st.text(max_size=30),
+)
+def test_a_line_torn_anywhere_costs_only_itself(
+    before: int, cut: int, after: int, subject: str
+) -> None:
+    """Tear the last line at any byte (even mid-character): every other event is read back."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "log.jsonl"
+        with JSONLSink(path) as sink:
+            for i in range(before + 1):
+                sink.record(_event(i, subject=subject))
+        data = path.read_bytes()
+        last = data.rstrip(b"\n").rfind(b"\n") + 1  # where the last line starts
+        torn = data[: last + cut % (len(data) - last - 1) + 1] if len(data) - last > 1 else data
+        path.write_bytes(torn)
+        with JSONLSink(path) as sink:
+            for i in range(100, 100 + after):
+                sink.record(_event(i, subject=subject))
+        reader = read_events(path)
+        ids = [e.message_id for e in reader]
+    assert [f"m{i}" for i in range(before)] == ids[:before]
+    assert [f"m{i}" for i in range(100, 100 + after)] == ids[-after:]
+    assert reader.skipped <= 1
+    assert len(ids) + reader.skipped == before + 1 + after
+
+
 def test_read_events_goes_past_bad_lines(tmp_path: Path) -> None:
     """Garbage, half an event and bytes that are not UTF-8 are skipped, the rest read."""
     path = tmp_path / "log.jsonl"
@@ -222,25 +275,44 @@ def test_a_write_cut_short_by_enospc_costs_one_event(
     assert 1 == reader.skipped
 
 
+def test_a_jsonl_write_failure_counts_in_sink_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A JSONL record() that fails is counted by the Notifier; the message still goes out."""
+    sink = JSONLSink(tmp_path / "log.jsonl")
+    memory = nk.MemoryTransport()
+    notifier = nk.Notifier(email=memory, sinks=[sink])
+
+    def full_disk(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full_disk)
+    notifier.send(nk.Email(to="a@example.com", subject="s", text="t", sender="b@example.com"))
+    monkeypatch.undo()
+    assert 1 == len(memory.outbox)
+    assert 2 == notifier.sink_failures  # the queued and the sent event
+    notifier.close()
+
+
 # ------------------------------------------------------------------ a real full disk
 
 
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs, nearly filled by a file named ``filler``."""
+    """A 256 KiB tmpfs, nearly filled by a file named ``filler``."""
     mount = tmp_path / "tiny"
     mount.mkdir()
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
         capture_output=True,
         check=False,
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
     try:
-        (mount / "filler").write_bytes(b"\0" * (60 * 1024))
+        (mount / "filler").write_bytes(b"\0" * (252 * 1024))
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
@@ -252,6 +324,32 @@ def test_sqlite_on_a_full_disk_says_so(full_disk: Path) -> None:
         SQLiteSink(full_disk / "log.db")
     assert "full" in str(caught.value)
     assert "cannot rollback" not in str(caught.value)
+
+
+def test_sqlite_writes_on_a_full_disk_say_so(full_disk: Path) -> None:
+    """A sync write to a full disk raises from record(), naming the full disk."""
+    (full_disk / "filler").unlink()
+    sink = SQLiteSink(full_disk / "log.db", durability="sync")
+    sink.record(_event(0))
+    filler = os.open(full_disk / "filler", os.O_WRONLY | os.O_CREAT)  # fill what is left
+    try:
+        while os.write(filler, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(filler)
+    failure: NotifyKitError | None = None
+    for i in range(1, 200):
+        try:
+            sink.record(_event(i, subject="z" * 2000))
+        except NotifyKitError as exc:
+            failure = exc
+            break
+    assert failure is not None
+    assert "database or disk is full" in str(failure)
+    assert "cannot rollback" not in str(failure)
+    sink.close()
 
 
 def test_jsonl_on_a_really_full_disk_recovers(full_disk: Path) -> None:

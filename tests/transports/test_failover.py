@@ -58,29 +58,93 @@ class TestFailoverContract(TransportContract):
         return FailoverTransport([ScriptedTransport(name="a"), nk.MemoryTransport()])
 
 
-def test_transient_retried_on_same_transport_then_ok(clock: FakeClock) -> None:
-    """Two transient errors are retried on the same transport with 1 s then 2 s waits, then it succeeds."""
-    primary = ScriptedTransport(
-        [nk.TransientError("451 busy"), nk.TransientError("451 busy")], name="primary"
-    )
+def test_transient_moves_on_at_once_without_waiting(clock: FakeClock) -> None:
+    """A transient error moves to the next transport at once: no wait while another may work."""
+    primary = ScriptedTransport([nk.TransientError("451 busy")], name="primary")
     backup = ScriptedTransport(name="backup")
     receipt = failover(clock, primary, backup).send(email())
-    assert [("primary", "transient"), ("primary", "transient"), ("primary", "sent")] == outcomes(
-        receipt.attempts
-    )
-    assert [1.0, 2.0] == clock.sleeps
-    assert "primary" == receipt.transport
-    assert [] == backup.calls
-
-
-def test_transient_exhausted_moves_to_backup(clock: FakeClock) -> None:
-    """After `attempts` transient failures the next transport is tried, and it delivers."""
-    primary = ScriptedTransport(then=nk.TransientError("421 closing"), name="primary")
-    backup = ScriptedTransport(name="backup")
-    receipt = failover(clock, primary, backup).send(email())
-    assert [("primary", "transient")] * 3 + [("backup", "sent")] == outcomes(receipt.attempts)
+    assert [("primary", "transient"), ("backup", "sent")] == outcomes(receipt.attempts)
+    assert [] == clock.sleeps
     assert "backup" == receipt.transport
-    assert 1 == len(backup.sent)
+
+
+def test_dead_first_transport_is_skipped_within_one_attempt(clock: FakeClock) -> None:
+    """A dead first transport costs one attempt, with the default Retry(): then the backup, no sleep."""
+    primary = ScriptedTransport(then=nk.TransientError("connection refused"), name="primary")
+    backup = ScriptedTransport(name="backup")
+    composer = FailoverTransport([primary, backup], sleep=clock.sleep, clock=clock)
+    receipt = composer.send(email())
+    assert [("primary", "transient"), ("backup", "sent")] == outcomes(receipt.attempts)
+    assert 1 == len(primary.calls)
+    assert [] == clock.sleeps
+    assert composer.is_resting(primary)
+
+
+def test_backoff_only_after_a_full_round(clock: FakeClock) -> None:
+    """Waits come only after every transport failed the message in a round; rounds are bounded."""
+    primary = ScriptedTransport([nk.TransientError("451 busy")] * 2, name="primary")
+    backup = ScriptedTransport([nk.TransientError("451 busy")] * 2, name="backup")
+    composer = failover(clock, primary, backup)
+    receipt = composer.send(email())
+    assert [
+        ("primary", "transient"),
+        ("backup", "transient"),
+        ("primary", "transient"),
+        ("backup", "transient"),
+        ("primary", "sent"),
+    ] == outcomes(receipt.attempts)
+    assert [1.0, 2.0] == clock.sleeps  # after round 1, after round 2
+
+
+def test_rounds_end_after_retry_attempts(clock: FakeClock) -> None:
+    """With Retry(attempts=3) each transport is tried at most three times, then AllTransportsFailed."""
+    primary = ScriptedTransport(then=nk.TransientError("421 closing"), name="primary")
+    backup = ScriptedTransport(then=nk.TransientError("421 closing"), name="backup")
+    with pytest.raises(nk.AllTransportsFailed) as info:
+        failover(clock, primary, backup).send(email())
+    assert [("primary", "transient"), ("backup", "transient")] * 3 == outcomes(info.value.attempts)
+    assert [1.0, 2.0] == clock.sleeps
+
+
+def test_single_transport_keeps_its_backoff(clock: FakeClock) -> None:
+    """With one transport a round is one attempt: retried with 1 s then 2 s waits, as before."""
+    only = ScriptedTransport([nk.TransientError("451 busy")] * 2, name="only")
+    receipt = failover(clock, only).send(email())
+    assert [("only", "transient")] * 2 + [("only", "sent")] == outcomes(receipt.attempts)
+    assert [1.0, 2.0] == clock.sleeps
+
+
+def test_probe_is_a_single_attempt(clock: FakeClock) -> None:
+    """After the cooldown the probe of a failed transport is one attempt, not a retry sequence."""
+    primary = ScriptedTransport(then=nk.TransientError("connection refused"), name="primary")
+    backup = ScriptedTransport(name="backup")
+    composer = failover(clock, primary, backup, cooldown=60)
+    composer.send(email(0))
+    clock.now += 61
+    receipt = composer.send(email(1))
+    assert [("primary", "transient"), ("backup", "sent")] == outcomes(receipt.attempts)
+    assert 2 == len(primary.calls)
+    assert [] == clock.sleeps
+    assert composer.is_resting(primary)
+
+
+def test_probe_caps_the_connect_timeout(clock: FakeClock) -> None:
+    """A probe runs with the composer's probe_timeout as the connect time-out cap; others do not."""
+    from notifykit.transports._timeouts import connect_timeout
+
+    seen: list[float] = []
+
+    class Recording(ScriptedTransport):
+        def _send(self, message: nk.Message) -> nk.Receipt:
+            seen.append(connect_timeout(10.0))
+            return super()._send(message)
+
+    primary = Recording(then=nk.TransientError("refused"), name="primary")
+    composer = failover(clock, primary, ScriptedTransport(name="b"), probe_timeout=1.5)
+    composer.send(email(0))
+    clock.now += 61
+    composer.send(email(1))
+    assert [10.0, 1.5] == seen
 
 
 def test_provider_error_moves_on_without_retry(clock: FakeClock) -> None:
@@ -240,11 +304,12 @@ def test_deadline_bounds_blocking(clock: FakeClock) -> None:
         clock, primary, backup, retry=Retry(attempts=5, initial=1.0, jitter=0.0, deadline=2.5)
     )
     start = clock.now
-    with pytest.raises(nk.AllTransportsFailed):
+    with pytest.raises(nk.AllTransportsFailed) as info:
         composer.send(email())
     assert clock.now - start <= 2.5
-    # primary: wait 1 s, the next 2 s wait would cross the deadline; backup likewise.
-    assert [1.0, 1.0] == clock.sleeps
+    # round 1, wait 1 s, round 2; the next 2 s wait would cross the deadline.
+    assert [1.0] == clock.sleeps
+    assert 4 == len(info.value.attempts)
 
 
 def test_retry_after_is_honoured_within_maximum(clock: FakeClock) -> None:

@@ -338,7 +338,7 @@ def test_bad_keys_are_refused_without_echoing_them(key: Any) -> None:
 
 
 def test_missing_httpx_names_the_extra() -> None:
-    """Without httpx the modules import, pure functions work, and the transport names notifykit[sms]."""
+    """Without httpx the modules import, pure functions work, and the transport names notifykit-py[sms]."""
     code = textwrap.dedent(
         """
         import sys
@@ -351,7 +351,7 @@ def test_missing_httpx_names_the_extra() -> None:
         try:
             fast2sms.Fast2SMSTransport("k-123")
         except nk.MissingDependency as exc:
-            assert 'notifykit[sms]' in str(exc), exc
+            assert 'notifykit-py[sms]' in str(exc), exc
             assert isinstance(exc, ImportError)
             print("ok")
         """

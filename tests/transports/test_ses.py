@@ -805,9 +805,9 @@ def test_email_only() -> None:
 
 
 def test_missing_boto3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without boto3, building the transport is a MissingDependency naming notifykit[ses]."""
+    """Without boto3, building the transport is a MissingDependency naming notifykit-py[ses]."""
     monkeypatch.setitem(sys.modules, "boto3", None)
-    with pytest.raises(nk.MissingDependency, match=r"notifykit\[ses\]") as info:
+    with pytest.raises(nk.MissingDependency, match=r"notifykit-py\[ses\]") as info:
         SESTransport(region=REGION)
     assert "ses" == info.value.extra
 
@@ -842,3 +842,17 @@ def test_envelope_goes_to_destination_and_feedback_address(moto_ses: MotoSES) ->
     assert ("asha@example.com", "ravi@xn--bcher-kva.example") == receipt.accepted
     raw = message_from_bytes(stored.raw_data.encode("utf-8"), policy=policy.default)
     assert "team@lists.example" == raw["To"].addresses[0].addr_spec
+
+
+def test_sender_name_that_looks_like_an_encoded_word_stays_a_name() -> None:
+    """FromEmailAddress encodes an encoded-word look-alike, so SES never decodes it to an address."""
+    from email.header import decode_header, make_header
+
+    look_alike = "=?utf-8?q?ceo=40bank.example?="
+    kwargs = build_send_email_kwargs(
+        email(sender=nk.Recipient("hello@shop.example", name=look_alike))
+    )
+    name, _, addr = kwargs["FromEmailAddress"].rpartition(" ")
+    assert "<hello@shop.example>" == addr
+    assert look_alike not in name
+    assert look_alike == str(make_header(decode_header(name)))

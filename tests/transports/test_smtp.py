@@ -677,7 +677,7 @@ def test_timeout_on_reused_connection_is_not_retried(smtp_server: SMTPServer) ->
 
 
 def test_threads_share_one_transport(plain: SMTPTransport, smtp_server: SMTPServer) -> None:
-    """Eight threads sending through one transport deliver every message exactly once over one connection."""
+    """Eight threads sending through one transport deliver every message exactly once over the pool."""
     emails = [make_email(subject=f"message {i}") for i in range(160)]
     errors: list[BaseException] = []
 
@@ -696,4 +696,4 @@ def test_threads_share_one_transport(plain: SMTPTransport, smtp_server: SMTPServ
     assert [] == errors
     received = sorted(m.message["Subject"] for m in smtp_server.messages)
     assert sorted(e.subject for e in emails) == received
-    assert 1 == smtp_server.connections
+    assert 1 <= smtp_server.connections <= plain.max_connections  # the pool (4 by default)

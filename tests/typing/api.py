@@ -81,3 +81,18 @@ def testing_kit(email: nk.Email) -> None:
     with capture_sent() as outbox:
         nk.MemoryTransport().send(email)
     assert len(outbox) == 1
+
+
+def bulk_pool_and_rate(rows: list[dict[str, Any]]) -> None:
+    smtp = nk.SMTPTransport("smtp.example.com", connect_timeout=5, max_connections=4, rate="14/s")
+    limit: nk.RateLimit | None = smtp.rate_limit
+    notifier = nk.Notifier(email=smtp, templates=nk.TemplateRenderer.from_directory("t/"))
+    results = notifier.send_many(
+        "order_shipped.html",
+        [(row["email"], row) for row in rows],
+        concurrency=4,
+        on_progress=lambda index, result: print(index, isinstance(result, nk.Receipt)),
+    )
+    simulated = [r.simulated for r in results if isinstance(r, nk.Receipt)]
+    failover = nk.FailoverTransport([smtp], probe_timeout=3.0)
+    print(limit, simulated, failover.probe_timeout, nk.ConsoleTransport.simulated)

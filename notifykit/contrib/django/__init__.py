@@ -1,4 +1,4 @@
-"""notifykit for Django (``pip install "notifykit[django]"``).
+"""notifykit for Django (``pip install "notifykit-py[django]"``).
 
 - ``EMAIL_BACKEND = "notifykit.contrib.django.EmailBackend"`` sends Django's
   ``send_mail``/``EmailMessage`` through notifykit's transports and sinks

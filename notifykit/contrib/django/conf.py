@@ -275,7 +275,8 @@ def _renderer(templates: tuple[Path, ...] | Any | None) -> Any:
         return templates  # none, or a renderer given as is
     from notifykit.contrib._folders import FolderRenderer
 
-    return FolderRenderer(templates)
+    # Under DEBUG an edited template shows at the next render, as Django's own do.
+    return FolderRenderer(templates, debug=bool(getattr(settings, "DEBUG", False)))
 
 
 def build_notifier(raw: Mapping[str, Any] | None = None, **overrides: Any) -> Notifier:
