@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 
+from notifykit.config import mask_url
 from notifykit.errors import (
     ConfigurationError,
     DeliveryError,
@@ -312,4 +313,5 @@ def _reason(exc: BaseException) -> str:
         text = str(exc)
     except Exception:
         text = "(no description)"
-    return f"{type(exc).__name__}: {text}"[:2000]
+    # Transports mask their secrets already; an unexpected error may quote a URL.
+    return mask_url(f"{type(exc).__name__}: {text}")[:2000]

@@ -480,3 +480,20 @@ def test_a_late_answer_from_a_worker_that_lost_its_lease(outbox: SQLiteOutbox, n
         (2, "b", False),
     ]
     assert outbox.renew("b", [message_id], 60) == {message_id}  # finished: nothing to renew
+
+
+def test_an_unexpected_error_is_retried_as_maybe_delivered_and_masked(outbox: SQLiteOutbox):
+    class Broken:
+        def send(self, message: object, *, template: str | None = None) -> object:
+            raise RuntimeError("cannot reach redis://:hunter2-secret@10.0.0.5:6379/0")
+
+    message_id = outbox.add(email(sender="s@example.com"))
+    worker = Worker(outbox, Broken(), backoff=FAST)  # type: ignore[arg-type]
+    worker.run_once()
+    entry = outbox.get(message_id)
+    assert entry is not None
+    assert entry.state == "queued"
+    assert entry.maybe_delivered  # nobody knows how far it got
+    assert entry.last_error is not None
+    assert entry.last_error.startswith("RuntimeError: cannot reach")
+    assert "hunter2-secret" not in entry.last_error
