@@ -27,6 +27,7 @@ BENCHMARKS = [
     ("SMS over HTTP", "sms.py"),
     ("Delivery log sinks", "sinks.py"),
     ("Outbox", "outbox.py"),
+    ("Delivery reports (webhooks)", "webhooks.py"),
 ]
 
 

@@ -37,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "TransientError": "notifykit.errors",
     "ProviderError": "notifykit.errors",
     "RejectedError": "notifykit.errors",
+    "Suppressed": "notifykit.errors",
     "AllTransportsFailed": "notifykit.errors",
     # transports
     "Transport": "notifykit.transports.base",
@@ -100,6 +101,7 @@ if TYPE_CHECKING:
     from notifykit.errors import NotifyKitError as NotifyKitError
     from notifykit.errors import ProviderError as ProviderError
     from notifykit.errors import RejectedError as RejectedError
+    from notifykit.errors import Suppressed as Suppressed
     from notifykit.errors import TemplateError as TemplateError
     from notifykit.errors import TransientError as TransientError
     from notifykit.message import SMS as SMS

@@ -308,6 +308,8 @@ def _print_stats(console: _Console, title: str, rows: Sequence[Any]) -> None:
         console.line("  (nothing logged yet)", "dim")
         return
     body: list[list[str | tuple[str, str | None]]] = []
+    # Delivery-report columns only once a provider reported something.
+    reports = any(getattr(r, "delivery_rate", None) is not None for r in rows)
     for r in rows:
         rate = "-" if r.success_rate is None else f"{r.success_rate:.0%}"
         style = None
@@ -321,9 +323,21 @@ def _print_stats(console: _Console, title: str, rows: Sequence[Any]) -> None:
                 str(r.queued),
                 str(r.total),
                 (rate, style),
+                *(_report_rates(r) if reports else []),
             ]
         )
-    console.table(["key", "sent", "failed", "queued", "total", "success"], body, right=range(1, 6))
+    head = ["key", "sent", "failed", "queued", "total", "success"]
+    if reports:
+        head += ["delivered", "bounced", "complaints"]
+    console.table(head, body, right=range(1, len(head)))
+
+
+def _report_rates(row: Any) -> list[str]:
+    """The delivery, bounce and complaint rates of a stats row ("-": no reports)."""
+    return [
+        "-" if rate is None else f"{rate:.1%}"
+        for rate in (row.delivery_rate, row.bounce_rate, row.complaint_rate)
+    ]
 
 
 # -- demo ------------------------------------------------------------------------
@@ -1199,8 +1213,11 @@ def _parse_since(text: str) -> datetime | timedelta:
         return when
     try:
         return when.astimezone()
-    except (OverflowError, ValueError):  # the edge of the calendar (0001-01-01): take it as UTC
-        return when.replace(tzinfo=timezone.utc)
+    except (OverflowError, ValueError):  # the edge of the calendar (0001-01-01)
+        raise ConfigurationError(
+            f"--since {text!r} is too early to convert from local time: "
+            "give a time zone (0001-01-01T00:00+00:00) or a later date"
+        ) from None
 
 
 def cmd_log_stats(args: argparse.Namespace, console: _Console) -> int:
@@ -1221,9 +1238,8 @@ def cmd_log_stats(args: argparse.Namespace, console: _Console) -> int:
 
 def cmd_log_tail(args: argparse.Namespace, console: _Console) -> int:
     """The latest events of the SQLite delivery log, oldest first."""
-    if args.n < 0:
-        raise ConfigurationError("-n must be 0 or more")
-    args.n = min(args.n, 2**63 - 1)  # SQLite's largest integer: "all of them"
+    if not 0 <= args.n < 2**63:  # SQLite's integers are 64-bit
+        raise ConfigurationError(f"-n must be from 0 to {2**63 - 1}, not {args.n}")
     sink = _open_log(args.db)
     try:
         events = sink.tail(args.n)
@@ -1254,7 +1270,16 @@ def cmd_log_tail(args: argparse.Namespace, console: _Console) -> int:
     if not events:
         console.line(f"(no events in {sink.path})", "dim")
         return EXIT_OK
-    styles = {"sent": "green", "failed": "red", "attempt_failed": "yellow"}
+    styles = {
+        "sent": "green",
+        "failed": "red",
+        "attempt_failed": "yellow",
+        "delivered": "green",
+        "bounced": "red",
+        "complained": "red",
+        "rejected_by_provider": "red",
+        "deferred": "yellow",
+    }
     body: list[list[str | tuple[str, str | None]]] = []
     for e in events:
         what = e.template or e.subject or ""
@@ -1266,7 +1291,9 @@ def cmd_log_tail(args: argparse.Namespace, console: _Console) -> int:
                 e.transport or "-",
                 ", ".join(e.recipients),
                 what,
-                _one_line(e.error or ""),
+                _one_line(
+                    f"{e.error_kind}: {e.error or ''}" if e.status == "bounced" else e.error or ""
+                ),
             ]
         )
     console.table(
@@ -1474,6 +1501,135 @@ def _add_outbox_commands(
     p.set_defaults(outbox_parser=p)
 
 
+# -- suppress -------------------------------------------------------------------
+
+
+def _open_suppression(db: str | None, create: bool) -> Any:
+    from notifykit.suppression import SQLiteSuppressionList
+
+    path = db if db is not None else _sqlite_from_env()
+    if "\0" in path:
+        raise ConfigurationError(f"--db {path!r}: a path cannot hold a NUL character")
+    if not create and not os.path.isfile(path):
+        raise ConfigurationError(f"no suppression list at {path} (pass --db)")
+    return SQLiteSuppressionList(path)
+
+
+def cmd_suppress_list(args: argparse.Namespace, console: _Console) -> int:
+    """The suppressed recipients, oldest first."""
+    with _open_suppression(args.db, create=False) as store:
+        entries = store.entries()
+    if args.json:
+        console.json(
+            [
+                {
+                    "recipient": e.recipient,
+                    "reason": e.reason,
+                    "source": e.source,
+                    "created_at": e.created_at.isoformat(),
+                }
+                for e in entries
+            ]
+        )
+        return EXIT_OK
+    if not entries:
+        console.line("(the suppression list is empty)", "dim")
+        return EXIT_OK
+    body: list[list[str | tuple[str, str | None]]] = [
+        [
+            e.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            e.recipient,
+            e.source,
+            _one_line(e.reason),
+        ]
+        for e in entries
+    ]
+    console.table(["since", "recipient", "source", "reason"], body, indent="")
+    return EXIT_OK
+
+
+def cmd_suppress_add(args: argparse.Namespace, console: _Console) -> int:
+    """Suppress recipients by hand."""
+    with _open_suppression(args.db, create=True) as store:
+        for recipient in args.recipients:
+            added = store.add(recipient, args.reason, source="manual")
+            console.line(f"{'added' if added else 'already suppressed'}: {recipient}")
+    return EXIT_OK
+
+
+def cmd_suppress_remove(args: argparse.Namespace, console: _Console) -> int:
+    """Lift suppressions; exit 1 if a recipient was not suppressed."""
+    missing = 0
+    with _open_suppression(args.db, create=False) as store:
+        for recipient in args.recipients:
+            if store.remove(recipient):
+                console.line(f"removed: {recipient}")
+            else:
+                missing += 1
+                console.line(f"not suppressed: {recipient}", "yellow")
+    return EXIT_FAILED if missing else EXIT_OK
+
+
+def cmd_suppress_import(args: argparse.Namespace, console: _Console) -> int:
+    """Suppress every recipient of a file (one a line, or CSV ``recipient,reason``)."""
+    from notifykit.suppression import read_import
+
+    rows = read_import(_read_text(args.file, "import file"))
+    added = 0
+    bad: list[str] = []
+    with _open_suppression(args.db, create=True) as store:
+        for recipient, reason in rows:
+            try:
+                added += bool(store.add(recipient, reason, source="import"))
+            except ConfigurationError:
+                bad.append(recipient)
+    if args.json:
+        console.json({"read": len(rows), "added": added, "invalid": bad})
+    else:
+        console.line(
+            f"{added} added, {len(rows) - added - len(bad)} already suppressed, "
+            f"{len(bad)} invalid ({len(rows)} read)"
+        )
+        for recipient in bad[:20]:
+            console.line(f"  not an address or a number: {_one_line(recipient)}", "yellow")
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def _add_suppress_commands(sub: Any, add_json: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser(
+        "suppress",
+        help="the suppression list: list, add, remove, import",
+        description="Recipients notifykit refuses to send to (hard bounces, complaints).",
+    )
+    p.set_defaults(func=lambda args, console: _usage(p, console, "list, add, remove or import"))
+    cmds = p.add_subparsers(dest="suppress_command", metavar="SUBCOMMAND")
+    db_help = "SQLite file (default: NOTIFYKIT_LOG's sqlite URL, else ./notifykit.db)"
+    c = cmds.add_parser("list", help="the suppressed recipients")
+    c.set_defaults(func=cmd_suppress_list)
+    add_json(c)
+    c.add_argument("--db", metavar="PATH", help=db_help)
+    c = cmds.add_parser("add", help="suppress recipients")
+    c.set_defaults(func=cmd_suppress_add)
+    c.add_argument("recipients", nargs="+", metavar="RECIPIENT")
+    c.add_argument("--reason", default="added by hand", help="why (shown by list)")
+    c.add_argument("--db", metavar="PATH", help=db_help)
+    c = cmds.add_parser("remove", help="lift suppressions")
+    c.set_defaults(func=cmd_suppress_remove)
+    c.add_argument("recipients", nargs="+", metavar="RECIPIENT")
+    c.add_argument("--db", metavar="PATH", help=db_help)
+    c = cmds.add_parser("import", help="suppress each recipient of a file")
+    c.set_defaults(func=cmd_suppress_import)
+    c.add_argument("file", metavar="FILE", help="one recipient a line, or CSV recipient,reason")
+    c.add_argument("--db", metavar="PATH", help=db_help)
+    add_json(c)
+
+
+def _usage(parser: argparse.ArgumentParser, console: _Console, choices: str) -> int:
+    parser.print_usage(console.err)
+    console.err.write(f"error: choose a subcommand: {choices}\n")
+    return EXIT_USAGE
+
+
 # -- the parser -----------------------------------------------------------------
 
 
@@ -1584,6 +1740,7 @@ def _parser() -> argparse.ArgumentParser:
     add_json(tail)
     p.set_defaults(log_parser=p)
     _add_outbox_commands(command)
+    _add_suppress_commands(sub, add_json)
     return parser
 
 

@@ -12,10 +12,13 @@ One URL describes a whole transport, composers included::
     failover(smtp://a.example smtp://b.example console://)?cooldown=30&retry_attempts=2
     roundrobin(ses://?region=eu-west-1 ses://?region=us-east-1)
 
-Credentials are percent-encoded (``p%40ss`` for ``p@ss``). Every malformed URL,
-unknown scheme, bad port or unknown option is a
+Credentials may be percent-encoded (``p%40ss`` for ``p@ss``); written raw, the
+user part runs to the last ``@`` of the URL, so a secret holding ``/``, ``#``,
+``?`` or ``@`` is read whole. Every malformed URL, unknown scheme, bad port,
+unknown option or non-finite number is a
 :class:`~notifykit.errors.ConfigurationError` that says what is wrong and never
-echoes a secret: messages show the URL through :func:`mask_url`.
+echoes a secret: messages show the URL through :func:`mask_url`. Composers nest
+at most :data:`MAX_NESTING` deep.
 """
 
 from __future__ import annotations
@@ -357,8 +360,6 @@ def _from_dsn(url: str, depth: int) -> BaseTransport:
     if not isinstance(url, str) or not url.strip():
         raise ConfigurationError("a transport URL must be a non-empty string")
     url = url.strip()
-    if depth > MAX_NESTING:
-        raise ConfigurationError(f"composers are nested more than {MAX_NESTING} deep")
     from notifykit.ratelimit import split_rate  # ?rate=14/s works on every transport
 
     url, rate = split_rate(url)
@@ -368,6 +369,8 @@ def _from_dsn(url: str, depth: int) -> BaseTransport:
         return limited
     composer = _split_composer(url)
     if composer is not None:
+        if depth > MAX_NESTING:
+            raise ConfigurationError(f"composers are nested more than {MAX_NESTING} deep")
         kind, parts, query = composer
         return _composer(kind, parts, query, mask_url(url), depth)
     parsed = _parse(url)

@@ -13,6 +13,7 @@ and chained with ``raise ... from exc``::
         ├── TransientError                 not delivered, try later (.retry_after, .maybe_delivered)
         ├── ProviderError                  this provider cannot send now: auth, account, quota
         ├── RejectedError                  this message will never be accepted
+        │   └── Suppressed                 a recipient is on the suppression list
         └── AllTransportsFailed            a composer tried everything; lists every cause
 
 Exceptions also inherit from the matching builtin, so ``except ValueError`` in
@@ -49,6 +50,7 @@ __all__ = [
     "NotifyKitError",
     "ProviderError",
     "RejectedError",
+    "Suppressed",
     "TemplateError",
     "TransientError",
     "mask_exception",
@@ -192,7 +194,9 @@ def _mask_one(exc: BaseException, forms: tuple[str, ...]) -> None:
                 except (AttributeError, TypeError):
                     pass
     for name, value in list(vars(exc).items()):
-        if name.startswith("__") or not isinstance(value, (str, bytes, tuple, list, dict)):
+        if name.startswith("__") and name != "__notes__":
+            continue
+        if not isinstance(value, (str, bytes, tuple, list, dict)):
             continue
         try:
             setattr(exc, name, _mask_value(value, forms))
@@ -392,6 +396,14 @@ class RejectedError(DeliveryError):
             message, transport=transport, attempts=attempts, provider_code=provider_code
         )
         self.rejected: dict[str, str] = dict(rejected or {})
+
+
+class Suppressed(RejectedError):
+    """A recipient is on the suppression list (it hard-bounced or complained); nothing was sent.
+
+    ``rejected`` maps each suppressed recipient to the reason it was
+    suppressed. Send with ``ignore_suppression=True`` to override.
+    """
 
 
 class AllTransportsFailed(DeliveryError):

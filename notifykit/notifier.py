@@ -31,6 +31,7 @@ from notifykit.errors import (
     DeliveryError,
     InvalidMessage,
     NotifyKitError,
+    Suppressed,
     TemplateError,
 )
 from notifykit.message import SMS, Email, Message, Recipient
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from notifykit.outbox.base import Outbox
+    from notifykit.suppression import SuppressionStore
     from notifykit.transports.base import Transport
 
 __all__ = ["DUPLICATE", "BulkResult", "Notifier", "redact_recipient"]
@@ -118,6 +120,8 @@ class Notifier:
         redact_recipients: mask recipients in delivery events.
         outbox: where :meth:`enqueue` stores messages, and where ``send`` checks
             idempotency keys (:mod:`notifykit.outbox`).
+        suppression: a suppression list (:mod:`notifykit.suppression`):
+            :meth:`send` refuses a message to any recipient on it.
     """
 
     def __init__(
@@ -133,6 +137,7 @@ class Notifier:
         strict_sinks: bool = False,
         redact_recipients: bool = False,
         outbox: Outbox | None = None,
+        suppression: SuppressionStore | None = None,
     ) -> None:
         if sender is not None:
             # Validate once, here, rather than on every message.
@@ -150,6 +155,7 @@ class Notifier:
         self.strict_sinks = strict_sinks
         self.redact_recipients = redact_recipients
         self.outbox = outbox
+        self.suppression = suppression
         self._sink_failures = 0
         self._count_lock = threading.Lock()
 
@@ -189,11 +195,15 @@ class Notifier:
 
     # -- sending
 
-    def send(self, message: Message, *, template: str | None = None) -> Receipt:
+    def send(
+        self, message: Message, *, template: str | None = None, ignore_suppression: bool = False
+    ) -> Receipt:
         """Send one :class:`Email` or :class:`SMS`, filling in the Notifier's defaults.
 
         Raises the transport's :class:`~notifykit.errors.DeliveryError` when the
         message is not delivered; every attempt is in the sinks either way.
+        Raises :class:`~notifykit.errors.Suppressed` (logged as ``failed``) when
+        a recipient is on the suppression list, unless ``ignore_suppression``.
         """
         message = self._with_defaults(message)
         transport = self._transport_for(message)
@@ -201,6 +211,8 @@ class Notifier:
         if duplicate is not None:
             return duplicate
         self._emit(self._event(message, "queued", template))
+        if self.suppression is not None and not ignore_suppression:
+            self._refuse_suppressed(message, template)
         t0 = time.perf_counter()
         try:
             receipt = transport.send(message)
@@ -262,8 +274,10 @@ class Notifier:
         ``overrides`` are :class:`Email` fields (``cc``, ``attachments``,
         ``tags``, ``subject``…) that win over the rendered values and defaults.
         """
+        ignore = bool(overrides.pop("ignore_suppression", False))
         rendered = self._render(template, context)
-        return self.send(self._email_from(rendered, to, overrides), template=template)
+        email = self._email_from(rendered, to, overrides)
+        return self.send(email, template=template, ignore_suppression=ignore)
 
     def send_sms(
         self,
@@ -281,7 +295,9 @@ class Notifier:
         rendered = self._render(template, context)
         if not rendered.sms:
             raise TemplateError(f"template {template!r} has no sms block", template=template)
-        return self.send(self._sms_from(rendered, to, overrides), template=template)
+        ignore = bool(overrides.pop("ignore_suppression", False))
+        sms = self._sms_from(rendered, to, overrides)
+        return self.send(sms, template=template, ignore_suppression=ignore)
 
     def notify(
         self,
@@ -582,6 +598,21 @@ class Notifier:
                 return message.replace(sender=self.sms_sender)
             return message
         raise InvalidMessage(f"expected an Email or an SMS, got {type(message).__name__}")
+
+    def _refuse_suppressed(self, message: Message, template: str | None) -> None:
+        assert self.suppression is not None
+        hits = self.suppression.check(message.recipients)
+        if not hits:
+            return
+        who = ", ".join(redact_recipient(r) for r in hits)
+        error = Suppressed(f"not sent: on the suppression list: {who}", rejected=hits)
+        self._emit(
+            self._event(
+                message, "failed", template, error=str(error), error_kind="rejected", rejected=hits
+            )
+        )
+        logger.info("notifykit: message %s not sent, suppressed: %s", message.id, who)
+        raise error
 
     def _transport_for(self, message: Message) -> Transport:
         transport = self.email if message.channel == "email" else self.sms

@@ -40,19 +40,20 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from flask import Flask, current_app
+from flask import Blueprint, Flask, current_app
 from werkzeug.local import LocalProxy
 
 from notifykit.contrib._lazy import LazyNotifier
 from notifykit.errors import ConfigurationError
 from notifykit.notifier import Notifier
 from notifykit.sinks.base import LogSink
+from notifykit.webhooks._base import Receiver
 
-__all__ = ["NotifyKit", "current_notifier", "notifier_from_config"]
+__all__ = ["NotifyKit", "current_notifier", "notifier_from_config", "webhook_blueprint"]
 
 EXTENSION = "notifykit"
 
@@ -330,3 +331,43 @@ def _current_notifier() -> Notifier:
 
 #: The current app's Notifier, for use inside an app or request context.
 current_notifier: Notifier = cast(Notifier, LocalProxy(_current_notifier))
+
+
+def webhook_blueprint(
+    receivers: Mapping[str, Receiver], name: str = "notifykit_webhooks"
+) -> Blueprint:
+    """A blueprint with ``POST /<name>`` and ``/<name>/<token>`` for each receiver.
+
+    ::
+
+        app.register_blueprint(
+            webhook_blueprint({"ses": SESReceiver(topics=[...], sinks=[...])}),
+            url_prefix="/hooks",
+        )
+
+    The raw body is read (never parsed by Flask); the answer is the
+    receiver's (see :mod:`notifykit.webhooks.apps`).
+    """
+    from flask import request
+
+    from notifykit.webhooks import MAX_BODY
+    from notifykit.webhooks.apps import respond
+
+    bp = Blueprint(name, __name__)
+
+    def endpoint(receiver: Receiver) -> Callable[..., Any]:
+        def view(token: str | None = None) -> Any:
+            if (request.content_length or 0) > MAX_BODY:
+                return "too large\n", 413
+            token = token or request.args.get("token")
+            data = request.get_data(cache=False)
+            status, headers, body = respond(receiver, data, request.headers.items(), token)
+            return body, status, headers
+
+        return view
+
+    for key, receiver in receivers.items():
+        view = endpoint(receiver)
+        bp.add_url_rule(f"/{key}", f"{key}", view, methods=["POST"])
+        bp.add_url_rule(f"/{key}/<token>", f"{key}_token", view, methods=["POST"])
+    return bp

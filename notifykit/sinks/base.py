@@ -9,6 +9,22 @@ A sink receives plain events, append-only facts about a message:
 ``failed``         it was not delivered, finally
 =================  ==========================================================
 
+After ``sent``, the provider may report what happened next (through
+:mod:`notifykit.webhooks`); these events carry the ``provider_message_id``
+recorded at send time, the affected recipients, and the provider's raw reason
+in ``error``:
+
+========================  ====================================================
+``delivered``             the receiving server (or handset) accepted it
+``bounced``               it bounced; ``error_kind`` is ``"hard"``, ``"soft"``
+                          or ``"undetermined"``
+``complained``            the recipient marked it as spam
+``deferred``              delivery is delayed; the provider keeps trying
+``rejected_by_provider``  the provider accepted the request, then refused to
+                          deliver it (a virus, a blocked or DND number)
+``opened``, ``clicked``   the recipient opened it, or followed a link
+========================  ====================================================
+
 Sinks may project them (a row whose status moves ``queued`` → ``sent``). A sink
 that raises never stops a message from being sent: the
 :class:`~notifykit.Notifier` logs the failure and counts it.
@@ -22,9 +38,27 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["Channel", "DeliveryEvent", "LogSink", "Status"]
+__all__ = ["DELIVERY_STATUSES", "BounceKind", "Channel", "DeliveryEvent", "LogSink", "Status"]
 
-Status = Literal["queued", "attempt_failed", "sent", "failed"]
+Status = Literal[
+    "queued",
+    "attempt_failed",
+    "sent",
+    "failed",
+    "delivered",
+    "bounced",
+    "complained",
+    "deferred",
+    "rejected_by_provider",
+    "opened",
+    "clicked",
+]
+BounceKind = Literal["hard", "soft", "undetermined"]
+
+#: The statuses a provider reports after ``sent`` (see the module docstring).
+DELIVERY_STATUSES: frozenset[str] = frozenset(
+    {"delivered", "bounced", "complained", "deferred", "rejected_by_provider", "opened", "clicked"}
+)
 Channel = Literal["email", "sms"]
 
 
@@ -42,7 +76,10 @@ class DeliveryEvent:
 
     Attributes:
         message_id: the notifykit id of the message.
-        status: ``"queued"``, ``"attempt_failed"``, ``"sent"`` or ``"failed"``.
+        status: ``"queued"``, ``"attempt_failed"``, ``"sent"``, ``"failed"``,
+            or one of the statuses a provider reports later (``"delivered"``,
+            ``"bounced"``, ``"complained"``, ``"deferred"``,
+            ``"rejected_by_provider"``, ``"opened"``, ``"clicked"``).
         channel: ``"email"`` or ``"sms"``.
         transport: the transport of the attempt (``None`` for ``queued``, and for
             a ``failed`` that no single transport owns).
@@ -50,10 +87,14 @@ class DeliveryEvent:
         subject: the e-mail subject (``None`` for SMS).
         template: the template name, when the message was rendered from one.
         attempt: the attempt number, 1-based (0 for ``queued``).
-        error: the error message (secrets masked), for failures.
+        error: the error message (secrets masked), for failures; the
+            provider's raw reason (a DSN diagnostic, a complaint type, a DLR
+            description) for the statuses a provider reports.
         error_kind: ``"transient"``, ``"provider"``, ``"rejected"``, ``"failed"``
-            or ``"invalid"``, for failures.
-        provider_message_id: the provider's id, for ``sent``.
+            or ``"invalid"``, for failures; ``"hard"``, ``"soft"`` or
+            ``"undetermined"`` for ``bounced``.
+        provider_message_id: the provider's id, for ``sent`` and for every
+            status a provider reports (the join key between the two).
         duration: seconds the attempt (or the whole send, for ``sent`` and
             ``failed``) took.
         at: when it happened (UTC).

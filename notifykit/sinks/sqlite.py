@@ -15,12 +15,17 @@ Schema (version 1, kept in ``PRAGMA user_version``)
     ``maybe_delivered`` (0/1), ``rejected`` (JSON object or NULL).
 ``deliveries``
     one row per message, projected from its events: ``message_id`` (primary
-    key), ``channel``, ``status`` (``queued``, ``sent`` or ``failed``),
+    key), ``channel``, ``status`` (``queued``, ``sent`` or ``failed``, then
+    what the provider reports: ``deferred``, ``delivered``, ``bounced``,
+    ``rejected_by_provider``, ``complained``; a report only moves it forward),
     ``recipients``, ``subject``, ``template``, ``transport`` (the last one
     tried, or the one that sent it), ``provider_message_id``, ``attempts`` (the
     highest attempt number seen), ``last_error``, ``error_kind``,
     ``maybe_delivered``, ``rejected``, ``tags``, ``metadata``, ``duration``
     (of the whole send), ``created_at``, ``updated_at``, ``sent_at``.
+    Version 2 adds an index on ``provider_message_id``: a provider's report
+    (``delivered``, ``bounced``...) finds its message by it, and its event row
+    takes that message's id.
 ``attempts`` (a view)
     the events that are attempts: ``attempt_failed`` and ``sent``.
 
@@ -75,14 +80,14 @@ from typing import Any, Literal, NamedTuple
 import attrs
 
 from notifykit.errors import ConfigurationError, NotifyKitError
-from notifykit.sinks.base import DeliveryEvent
+from notifykit.sinks.base import DELIVERY_STATUSES, DeliveryEvent
 
 __all__ = ["SCHEMA_VERSION", "DeliveryRecord", "Durability", "GroupBy", "SQLiteSink", "StatsRow"]
 
 logger = logging.getLogger("notifykit")
 
 #: The schema version this module writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 GroupBy = Literal["template", "transport", "channel"]
 Durability = Literal["batched", "sync", "fsync"]
@@ -138,8 +143,14 @@ CREATE VIEW IF NOT EXISTS attempts AS
     SELECT * FROM events WHERE status IN ('attempt_failed', 'sent');
 """
 
+# Version 2: delivery reports (notifykit.webhooks) find their message by the
+# provider's id.
+_SCHEMA_V2 = """
+CREATE INDEX IF NOT EXISTS deliveries_provider_message_id ON deliveries (provider_message_id);
+"""
+
 # Each entry upgrades the schema from version n - 1 to n, inside one transaction.
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
 _EVENT_COLUMNS = (
     "message_id, status, channel, transport, recipients, subject, template, attempt, error, "
@@ -176,6 +187,55 @@ ON CONFLICT (message_id) DO UPDATE SET
     sent_at = COALESCE(excluded.sent_at, deliveries.sent_at)
 """
 
+# A status a provider reports later (delivered, bounced, ...), see
+# notifykit.sinks.base. Its event row takes the notifykit message id of the
+# message sent with that provider id, when the log has it (the webhook
+# receiver only knows the provider's id); otherwise it keeps its own.
+_INSERT_REPORT_EVENT = f"""
+INSERT INTO events ({_EVENT_COLUMNS}) VALUES (
+    COALESCE((SELECT message_id FROM deliveries WHERE provider_message_id = ?11
+              ORDER BY created_at DESC LIMIT 1), ?1),
+    ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+"""
+
+# How far along a message is: a report only ever moves its row forward, so a
+# late or replayed "delivered" never hides a bounce or a complaint (SNS and
+# the SMS providers do not keep order). opened/clicked never change the status.
+_PROGRESS = """CASE {0}
+    WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'deferred' THEN 2 WHEN 'delivered' THEN 3
+    WHEN 'bounced' THEN 4 WHEN 'rejected_by_provider' THEN 4 WHEN 'complained' THEN 5
+    ELSE {1} END"""
+# A row in another state (failed) is never moved; a report that is not a
+# status (opened, clicked) never moves one. An e-mail can bounce after it was
+# delivered (an asynchronous DSN); an SMS delivered is final (a late "failed"
+# report must not undo it).
+_MOVES = (
+    f"({_PROGRESS.format('?2', -1)}) > ({_PROGRESS.format('status', 9)})"
+    " AND NOT (channel = 'sms' AND status = 'delivered')"
+)
+
+# Parameters: ?1 provider_message_id ?2 status ?3 reason ?4 bounce kind ?5 at.
+_UPDATE_REPORTED = f"""
+UPDATE deliveries SET
+    last_error = CASE WHEN {_MOVES} THEN COALESCE(?3, last_error) ELSE last_error END,
+    error_kind = CASE WHEN {_MOVES} THEN ?4 ELSE error_kind END,
+    status = CASE WHEN {_MOVES} THEN ?2 ELSE status END,
+    updated_at = MAX(updated_at, ?5)
+WHERE provider_message_id = ?1
+"""
+
+# The statuses counted as "went out" in the stats: sent and everything after.
+_OUT = "('sent', 'delivered', 'bounced', 'complained', 'deferred', 'rejected_by_provider')"
+
+# What happened after "sent", per template, channel or transport (messages).
+_STATS_REPORTED = f"""
+SELECT {{column}}, SUM(status IN ('delivered', 'complained')), SUM(status = 'bounced'),
+    SUM(status = 'complained'), SUM(status IN {_OUT}), SUM(status IN {_OUT} AND status != 'sent')
+FROM deliveries
+WHERE ?1 IS NULL OR created_at >= ?1
+GROUP BY {{column}}
+"""
+
 # Tries at writing one batch before its events are counted as dropped.
 _WRITE_TRIES = 3
 
@@ -188,12 +248,12 @@ _DELIVERY_COLUMNS = (
 )
 
 # Message outcomes, by a column of the deliveries row.
-_STATS_BY_MESSAGE = """
-SELECT {column}, SUM(status = 'sent'), SUM(status = 'failed'), SUM(status = 'queued'), COUNT(*)
+_STATS_BY_MESSAGE = f"""
+SELECT {{column}}, SUM(status IN {_OUT}), SUM(status = 'failed'), SUM(status = 'queued'), COUNT(*)
 FROM deliveries
 WHERE ?1 IS NULL OR created_at >= ?1
-GROUP BY {column}
-ORDER BY COUNT(*) DESC, {column}
+GROUP BY {{column}}
+ORDER BY COUNT(*) DESC, {{column}}
 """
 
 # Attempt outcomes, by transport. A final `failed` event that names a transport
@@ -230,6 +290,14 @@ class StatsRow(NamedTuple):
         success_rate: ``sent / (sent + failed)``, from 0.0 to 1.0; ``None``
             when nothing has an outcome yet. In-flight messages are left out so
             that a burst of sending does not look like a burst of failures.
+        delivered: messages the provider reported delivered (a complaint
+            counts as delivered too); by transport, messages it sent.
+        bounced: messages whose latest report is a bounce.
+        complained: messages the recipient marked as spam.
+        delivery_rate, bounce_rate, complaint_rate: each of the three over the
+            messages that went out (``sent`` and every later status); ``None``
+            when none did, or when no provider reported anything for them
+            (a transport without delivery reports: unknown, not 0%).
     """
 
     key: str | None
@@ -238,6 +306,12 @@ class StatsRow(NamedTuple):
     queued: int
     total: int
     success_rate: float | None
+    delivered: int = 0
+    bounced: int = 0
+    complained: int = 0
+    delivery_rate: float | None = None
+    bounce_rate: float | None = None
+    complaint_rate: float | None = None
 
 
 @attrs.frozen
@@ -309,6 +383,8 @@ def _params(event: DeliveryEvent) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         maybe,
         rejected,
     )
+    if status in DELIVERY_STATUSES:
+        return row, (event.provider_message_id, status, event.error, event.error_kind, at)
     final = status in ("sent", "failed")
     delivery = (
         event.message_id,
@@ -693,8 +769,23 @@ class _Writer:
         # process is handled by busy_timeout instead of failing half-way.
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Provider reports after the rest, so a report finds a message
+            # whose "sent" came in the same batch.
+            reports = [i for i, row in enumerate(rows) if row[1] in DELIVERY_STATUSES]
+            if reports:
+                skip = set(reports)
+                rest = [i for i in range(len(rows)) if i not in skip]
+                rows, deliveries, report_rows, updates = (
+                    [rows[i] for i in rest],
+                    [deliveries[i] for i in rest],
+                    [rows[i] for i in reports],
+                    [deliveries[i] for i in reports],
+                )
             conn.executemany(_INSERT_EVENT, rows)
             conn.executemany(_UPSERT_DELIVERY, deliveries)
+            if reports:
+                conn.executemany(_INSERT_REPORT_EVENT, report_rows)
+                conn.executemany(_UPDATE_REPORTED, updates)
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
@@ -891,6 +982,11 @@ class SQLiteSink:
         transport, each ``attempt_failed`` event a failure, so a primary that
         keeps failing over shows up even though every message went out.
 
+        Each row also counts what providers reported after ``sent`` (through
+        :mod:`notifykit.webhooks`): ``delivered``, ``bounced`` and
+        ``complained`` messages and their rates over the messages that went
+        out. These are always per message, by transport the one that sent it.
+
         Args:
             since: only messages created (attempts made) at or after this
                 time; a timedelta means "in the last ...".
@@ -908,12 +1004,39 @@ class SQLiteSink:
                 f"group_by must be 'template', 'transport' or 'channel', not {group_by!r}"
             )
         cutoff = None if since is None else _cutoff(since)
-        rows = self._read(lambda conn: conn.execute(sql, (cutoff,)).fetchall())
+        reported_sql = _STATS_REPORTED.format(column=group_by)
+
+        def query(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+            return (
+                conn.execute(sql, (cutoff,)).fetchall(),
+                conn.execute(reported_sql, (cutoff,)).fetchall(),
+            )
+
+        rows, reported = self._read(query)
+        after = {r[0]: r[1:] for r in reported}
         result = []
         for key, sent, failed, queued, total in rows:
             decided = sent + failed
             rate = sent / decided if decided else None
-            result.append(StatsRow(key, sent, failed, queued, total, rate))
+            delivered, bounced, complained, out, reported = after.get(key, (0, 0, 0, 0, 0))
+            if not reported:  # no provider reports here: rates unknown, not 0
+                out = 0
+            result.append(
+                StatsRow(
+                    key,
+                    sent,
+                    failed,
+                    queued,
+                    total,
+                    rate,
+                    delivered,
+                    bounced,
+                    complained,
+                    delivered / out if out else None,
+                    bounced / out if out else None,
+                    complained / out if out else None,
+                )
+            )
         return result
 
     def history(self, message_id: str) -> list[DeliveryEvent]:

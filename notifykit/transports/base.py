@@ -174,7 +174,9 @@ class BaseTransport:
             # an invalid IDN): this transport cannot be reached as configured, so
             # it is a ProviderError and a composer moves on to the next transport.
             failure = ProviderError(
-                f"cannot reach the provider: {type(exc).__name__}: {exc}", transport=self.name
+                f"cannot reach the provider: the host name cannot be encoded "
+                f"({type(exc).__name__}: {exc})",
+                transport=self.name,
             )
             self._finish_error(failure, started, time.perf_counter() - t0, cause=exc)
             raise failure from exc

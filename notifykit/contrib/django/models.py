@@ -14,7 +14,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-__all__ = ["Delivery", "DeliveryAttempt"]
+__all__ = ["Delivery", "DeliveryAttempt", "SoftBounce", "Suppression"]
 
 
 class Delivery(models.Model):  # type: ignore[misc]
@@ -56,6 +56,20 @@ class Delivery(models.Model):  # type: ignore[misc]
     created_at = models.DateTimeField(_("created"), db_index=True)
     status_changed_at = models.DateTimeField(_("status changed"))
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    #: What the provider reported after ``sent`` (notifykit.webhooks): it only
+    #: moves forward, ``status`` stays ``sent``.
+    report = models.CharField(
+        _("provider report"),
+        max_length=24,
+        blank=True,
+        db_index=True,
+        help_text=_("delivered, bounced, complained, deferred or rejected_by_provider"),
+    )
+    report_reason = models.TextField(_("report reason"), blank=True)
+    report_kind = models.CharField(
+        _("bounce kind"), max_length=16, blank=True, help_text=_("hard, soft or undetermined")
+    )
+    report_at = models.DateTimeField(_("reported"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("delivery")
@@ -111,6 +125,38 @@ class DeliveryAttempt(models.Model):  # type: ignore[misc]
         return f"{self.get_outcome_display()} via {self.transport or '?'} at {when}"
 
 
+class Suppression(models.Model):  # type: ignore[misc]
+    """A recipient notifykit refuses to send to (see :mod:`notifykit.suppression`)."""
+
+    recipient = models.CharField(
+        _("recipient"),
+        max_length=320,
+        unique=True,
+        help_text=_("Normalised: an address in lower case, or a number's digits."),
+    )
+    reason = models.TextField(_("reason"), blank=True)
+    source = models.CharField(_("source"), max_length=16)
+    created_at = models.DateTimeField(_("created"), db_index=True)
+
+    class Meta:
+        verbose_name = _("suppression")
+        verbose_name_plural = _("suppressions")
+        ordering = ("created_at", "recipient")
+
+    def __str__(self) -> str:
+        return f"{self.recipient} ({self.source})"
+
+
+class SoftBounce(models.Model):  # type: ignore[misc]
+    """One soft bounce, counted towards suppressing its recipient."""
+
+    recipient = models.CharField(_("recipient"), max_length=320)
+    at = models.DateTimeField(_("at"))
+
+    class Meta:
+        verbose_name = _("soft bounce")
+        verbose_name_plural = _("soft bounces")
+        indexes = (models.Index(fields=("recipient", "at"), name="notifykit_softbounce_rcpt_at"),)
 # The outbox tables live in their own module; importing them here registers them.
 from notifykit.contrib.django.outbox import OutboxAttempt, OutboxKey, OutboxMessage  # noqa: E402
 

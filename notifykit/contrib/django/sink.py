@@ -43,7 +43,7 @@ from django.core.signals import request_finished
 from django.db import DatabaseError, connections, router, transaction
 from django.utils import timezone
 
-from notifykit.sinks.base import DeliveryEvent
+from notifykit.sinks.base import DELIVERY_STATUSES, DeliveryEvent
 
 __all__ = ["DjangoModelSink", "event_key"]
 
@@ -214,6 +214,11 @@ def _apply(event: DeliveryEvent, db: str) -> None:
     """Project one event; applying the same event twice changes nothing."""
     from notifykit.contrib.django.models import Delivery, DeliveryAttempt
 
+    if event.status in DELIVERY_STATUSES:  # a provider's report (notifykit.webhooks)
+        from notifykit.contrib.django.webhooks import apply_report
+
+        apply_report(event, db, _db_time(event.at))
+        return
     at = _db_time(event.at)
     delivery, _ = Delivery.objects.using(db).get_or_create(
         message_id=event.message_id,

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):  # type: ignore[misc]
     dependencies = [
-        ("notifykit", "0001_initial"),
+        ("notifykit", "0002_delivery_reports"),
     ]
 
     operations = [
