@@ -212,7 +212,11 @@ class Notifier:
             return duplicate
         self._emit(self._event(message, "queued", template))
         if self.suppression is not None and not ignore_suppression:
-            self._refuse_suppressed(message, template)
+            try:
+                self._refuse_suppressed(message, template)
+            except NotifyKitError:
+                self._release_key(message, False)  # refused before sending: free the key
+                raise
         t0 = time.perf_counter()
         try:
             receipt = transport.send(message)

@@ -497,3 +497,21 @@ def test_an_unexpected_error_is_retried_as_maybe_delivered_and_masked(outbox: SQ
     assert entry.last_error is not None
     assert entry.last_error.startswith("RuntimeError: cannot reach")
     assert "hunter2-secret" not in entry.last_error
+
+
+def test_a_suppressed_send_frees_its_key(
+    outbox: SQLiteOutbox, smtp_server: SMTPServer, tmp_path: Path
+):
+    from notifykit.errors import RejectedError
+    from notifykit.suppression import SQLiteSuppressionList
+
+    suppression = SQLiteSuppressionList(tmp_path / "suppression.db")
+    suppression.add("asha@example.com", "hard bounce")
+    notifier = smtp_notifier(smtp_server, outbox)
+    notifier.suppression = suppression
+    with pytest.raises(RejectedError):
+        notifier.send(email("refused", idempotency_key="k5"))
+    suppression.remove("asha@example.com")
+    assert notifier.send(email("later", idempotency_key="k5")).transport != DUPLICATE
+    assert subjects(smtp_server) == ["later"]
+    suppression.close()
