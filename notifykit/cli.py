@@ -1067,6 +1067,38 @@ def cmd_render(args: argparse.Namespace, console: _Console) -> int:
     return EXIT_OK
 
 
+def cmd_preview(args: argparse.Namespace, console: _Console) -> int:
+    """Serve the preview app for a templates folder until interrupted."""
+    from notifykit.preview import PreviewApp, is_loopback, make_preview_server
+
+    if args.templates is not None and not os.path.isdir(args.templates):
+        raise ConfigurationError(f"--templates {args.templates!r} is not a directory")
+    app = PreviewApp(args.templates, send_via=args.send_via, send_from=args.send_from)
+    try:
+        server = make_preview_server(app, args.host, args.port, quiet=not args.verbose)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from None
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    shown = f"[{host}]" if ":" in host else host
+    console.line(f"notifykit preview of {app.root}: http://{shown}:{port}/", "bold")
+    if not is_loopback(args.host):
+        console.line(
+            "  warning: listening beyond this machine; anyone who can reach it sees your "
+            "templates and sample data",
+            "yellow",
+        )
+    console.line("  sending a test: " + ("on" if app.transport else "off (--send-via URL)"), "dim")
+    console.line("  Ctrl-C to stop", "dim")
+    console.out.flush()  # the URL must reach a pipe (a script, a test) before we block
+    try:
+        server.serve_forever(poll_interval=0.5)
+    finally:
+        server.server_close()
+    return EXIT_OK
+
+
 # -- check ----------------------------------------------------------------------
 
 
@@ -1711,6 +1743,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--open", action="store_true", help="open the HTML preview in a browser")
     add_json(p)
+
+    p = command("preview", "serve a live preview of every template in a browser", cmd_preview)
+    p.add_argument("--templates", metavar="DIR", help="template directory (default: bundled)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8025, metavar="N", help="port (default 8025)")
+    p.add_argument("--send-via", metavar="URL", help="enable 'send a test' through this transport")
+    p.add_argument("--send-from", metavar="ADDR", default="notifykit preview <preview@example.com>")
+    p.add_argument("--verbose", action="store_true", help="log each request")
 
     p = command("check", "connect and authenticate to each transport without sending", cmd_check)
     p.add_argument(

@@ -271,15 +271,19 @@ class Notifier:
         template: str,
         to: str | Recipient | Sequence[str | Recipient],
         context: Mapping[str, Any] | None = None,
+        *,
+        locale: str | None = None,
         **overrides: Any,
     ) -> Receipt:
         """Render ``template`` and send it as an e-mail to ``to``.
 
         ``overrides`` are :class:`Email` fields (``cc``, ``attachments``,
         ``tags``, ``subject``…) that win over the rendered values and defaults.
+        ``locale`` (``"hi"``, ``"ta_IN"``) renders that language's version (see
+        ``docs/i18n.md``); the same holds for :meth:`send_sms` and :meth:`notify`.
         """
         ignore = bool(overrides.pop("ignore_suppression", False))
-        rendered = self._render(template, context)
+        rendered = self._render(template, context, locale)
         email = self._email_from(rendered, to, overrides)
         return self.send(email, template=template, ignore_suppression=ignore)
 
@@ -288,6 +292,8 @@ class Notifier:
         template: str,
         to: str | Recipient,
         context: Mapping[str, Any] | None = None,
+        *,
+        locale: str | None = None,
         **overrides: Any,
     ) -> Receipt:
         """Render the ``sms`` block of ``template`` and send it to ``to``.
@@ -296,7 +302,7 @@ class Notifier:
         provider builds the text from them, and the rendered block is only the
         preview kept in the log and the console.
         """
-        rendered = self._render(template, context)
+        rendered = self._render(template, context, locale)
         if not rendered.sms:
             raise TemplateError(f"template {template!r} has no sms block", template=template)
         ignore = bool(overrides.pop("ignore_suppression", False))
@@ -308,6 +314,8 @@ class Notifier:
         template: str,
         to: Recipient,
         context: Mapping[str, Any] | None = None,
+        *,
+        locale: str | None = None,
         **overrides: Any,
     ) -> dict[str, Receipt | NotifyKitError]:
         """Send ``template`` on every channel it defines and ``to`` can be reached on.
@@ -321,7 +329,7 @@ class Notifier:
         unknown = set(overrides) - _EMAIL_FIELDS - _SMS_FIELDS
         if unknown:
             raise InvalidMessage(f"notify() got unknown message fields: {sorted(unknown)}")
-        rendered = self._render(template, context)
+        rendered = self._render(template, context, locale)
         jobs: list[tuple[str, Any]] = []
         if to.email and self.email is not None and (rendered.html or rendered.text):
             jobs.append(("email", lambda: self._email_from(rendered, to, _only(overrides, Email))))
@@ -567,12 +575,18 @@ class Notifier:
 
     # -- helpers
 
-    def _render(self, template: str, context: Mapping[str, Any] | None) -> _Rendered:
+    def _render(
+        self, template: str, context: Mapping[str, Any] | None, locale: str | None = None
+    ) -> _Rendered:
         if self.templates is None:
             raise ConfigurationError(
                 "this Notifier has no templates; pass templates=TemplateRenderer(...)"
             )
-        rendered: _Rendered = self.templates.render(template, context or {})
+        if locale is None:
+            rendered: _Rendered = self.templates.render(template, context or {})
+        else:  # a renderer of your own must then take locale= too
+            renderer: Any = self.templates
+            rendered = renderer.render(template, context or {}, locale=locale)
         return rendered
 
     def _email_from(self, rendered: _Rendered, to: Any, overrides: Mapping[str, Any]) -> Email:

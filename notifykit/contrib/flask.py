@@ -333,6 +333,48 @@ def _current_notifier() -> Notifier:
 current_notifier: Notifier = cast(Notifier, LocalProxy(_current_notifier))
 
 
+def preview_blueprint(
+    templates: str | Path | None = None, *, name: str = "notifykit_preview", **options: Any
+) -> Any:
+    """A blueprint serving the template preview (:class:`notifykit.preview.PreviewApp`).
+
+    Register it with a prefix: ``app.register_blueprint(preview_blueprint("templates/emails"),
+    url_prefix="/_notifykit/preview")``. It answers only while ``app.debug`` is true
+    (404 otherwise), like a development tool should.
+    """
+    from flask import Blueprint, Response, abort, request
+
+    from notifykit.preview import PreviewApp, Request
+
+    preview = PreviewApp(templates, **options)
+    bp = Blueprint(name, __name__)
+
+    @bp.route("/", defaults={"subpath": ""}, methods=["GET", "POST"])
+    @bp.route("/<path:subpath>", methods=["GET", "POST"])
+    def page(subpath: str) -> Response:
+        if not current_app.debug:
+            abort(404)
+        sub = "/" + subpath
+        prefix = request.path[: len(request.path) - len(sub)] if subpath else request.path
+        answer = preview.handle(
+            Request(
+                method=request.method,
+                path=sub,
+                prefix=prefix.rstrip("/"),
+                query=request.args.to_dict(),
+                form=request.form.to_dict() if request.method == "POST" else {},
+            )
+        )
+        return Response(
+            answer.body,
+            status=answer.status,
+            content_type=answer.content_type,
+            headers=answer.headers,
+        )
+
+    return bp
+
+
 def webhook_blueprint(
     receivers: Mapping[str, Receiver], name: str = "notifykit_webhooks"
 ) -> Blueprint:

@@ -50,7 +50,7 @@ from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from notifykit.errors import ConfigurationError, NotifyKitError, TemplateError
-from notifykit.templates import _compile, _inline, _limits, _text
+from notifykit.templates import _compile, _inline, _limits, _text, i18n
 
 __all__ = ["Rendered", "TemplatePlan", "TemplateRenderer"]
 
@@ -170,6 +170,11 @@ class TemplateRenderer:
             ``stat`` each) at most this often, in seconds, not at every render.
         compile: do the CSS and text work once per template where provably
             equivalent (the default). ``False`` forces the per-message path.
+        translations: gettext catalogues for ``{% trans %}``: a folder of
+            ``<locale>/LC_MESSAGES/<domain>.mo`` files, or a callable taking a
+            locale and returning a :class:`gettext.NullTranslations`. Used when
+            :meth:`render` is given a ``locale`` (see ``docs/i18n.md``).
+        domain: the gettext domain of the ``.mo`` files (``"messages"``).
 
     A renderer is thread-safe; it caches what it prepares per template name.
     """
@@ -184,6 +189,8 @@ class TemplateRenderer:
         auto_reload: bool = True,
         reload_interval: float = 1.0,
         compile: bool = True,
+        translations: i18n.TranslationsSource | None = None,
+        domain: str = "messages",
         limits: _limits.TemplateLimits | None = None,
     ) -> None:
         if environment is not None and loader is not None:
@@ -220,8 +227,17 @@ class TemplateRenderer:
             undefined = jinja2.StrictUndefined
         self._base = environment
         self._html_env = environment.overlay(
-            loader=full_loader, autoescape=True, undefined=undefined
+            loader=full_loader,
+            autoescape=True,
+            undefined=undefined,
+            extensions=["jinja2.ext.i18n"],  # {% trans %}; gettext comes with each render
         )
+        self._html_env.filters = ChainMap(  # type: ignore[assignment]
+            environment.filters, i18n.filters()
+        )
+        self._translations = translations
+        self._domain = domain
+        self._localized: dict[tuple[str, str], str] = {}
         self._plain_env = self._html_env.overlay(autoescape=False)
         self._compile_blocker: str | None = None
         if environment.finalize is not None:
@@ -278,12 +294,24 @@ class TemplateRenderer:
 
     # ---------------------------------------------------------------- rendering
     def render(
-        self, name: str, context: Mapping[str, Any] | None = None, /, **extra: Any
+        self,
+        name: str,
+        context: Mapping[str, Any] | None = None,
+        /,
+        *,
+        locale: str | None = None,
+        **extra: Any,
     ) -> Rendered:
         """Render template ``name`` with ``context`` (and keyword variables).
 
+        With ``locale`` (``"hi"``, ``"ta_IN"``): the per-locale file
+        ``welcome.hi.html`` is used when it exists (else ``welcome.html``),
+        ``{% trans %}`` reads that locale's catalogue, and the context gets
+        ``locale``, ``lang`` (``"hi-IN"``) and ``dir`` (``"rtl"`` or ``"ltr"``)
+        unless it has them.
+
         Raises :class:`~notifykit.errors.TemplateError` for an unknown or broken
-        template, a missing variable, or a sandbox violation.
+        template, a missing variable, a bad locale name, or a sandbox violation.
         """
         if context is not None and not isinstance(context, Mapping):
             raise TemplateError(
@@ -292,6 +320,13 @@ class TemplateRenderer:
             )
         variables = dict(context or {})
         variables.update(extra)
+        if locale is not None:
+            name = self._localized_name(name, locale)
+            variables.setdefault("locale", i18n.normalize_locale(locale))
+            variables.setdefault("lang", i18n.language_tag(locale))
+            variables.setdefault("dir", i18n.text_direction(locale))
+        for key, value in i18n.gettext_callables(self._translations, self._domain, locale).items():
+            variables.setdefault(key, value)
         entry = self._entry(name)
         reason: str | None = None
         html: str | None = None
@@ -374,6 +409,30 @@ class TemplateRenderer:
             text_strategy=text_strategy,
             reason=reason,
         )
+
+    def _localized_name(self, name: str, locale: str) -> str:
+        """``welcome.hi.html`` when the loader has it, else ``name`` (looked up once)."""
+        key = (name, locale)
+        found = self._localized.get(key)
+        if found is not None:
+            return found
+        found = name
+        loader = self._html_env.loader
+        if loader is not None:
+            for candidate in i18n.locale_candidates(name, locale):
+                try:
+                    loader.get_source(self._html_env, candidate)
+                except jinja2.TemplateNotFound:
+                    continue
+                except Exception:  # an unreadable file: render() reports it
+                    pass
+                found = candidate
+                break
+        with self._lock:
+            if len(self._localized) >= 4096:  # many made-up locales: start again
+                self._localized.clear()
+            self._localized[key] = found
+        return found
 
     def explain(self, name: str) -> TemplatePlan:
         """How ``name`` will be rendered, and why a part goes per message."""

@@ -1,0 +1,219 @@
+"""Languages: per-locale files, gettext catalogues, Babel filters, RTL, Hindi and Tamil SMS."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from notifykit.errors import TemplateError
+from notifykit.message import SMS, Recipient
+from notifykit.notifier import Notifier
+from notifykit.templates import TemplateRenderer
+from notifykit.templates._inline import normalise
+from notifykit.templates.i18n import locale_candidates, normalize_locale, text_direction
+from notifykit.transports.memory import MemoryTransport
+
+WELCOME = """{% extends "notifykit/layouts/base.html" %}
+{% block subject %}Welcome, {{ name }}{% endblock %}
+{% block html %}<p>Welcome, {{ name }}.</p>{% endblock %}
+{% block sms %}Welcome to Chai & Co., {{ name }}.{% endblock %}
+"""
+WELCOME_HI = """{% extends "notifykit/layouts/base.html" %}
+{% block subject %}स्वागत है, {{ name }}{% endblock %}
+{% block html %}<p>स्वागत है, {{ name }}।</p>{% endblock %}
+{% block sms %}चाय एंड कंपनी में आपका स्वागत है, {{ name }}।{% endblock %}
+"""
+OTP_TA = """{% block sms %}உங்கள் OTP {{ code }}. இதை யாருடனும் பகிர வேண்டாம்.{% endblock %}"""
+OTP = """{% block sms %}Your OTP is {{ code }}. Do not share it.{% endblock %}"""
+
+SHIPPED = """{% extends "notifykit/layouts/base.html" %}
+{% block subject %}{% trans %}Order {{ number }} has shipped{% endtrans %}{% endblock %}
+{% block html %}<p class="nk-muted">{% trans %}Order {{ number }} has shipped{% endtrans %}</p>
+<p>{{ _("Thank you") }}</p>{% endblock %}
+"""
+
+
+def renderer(**options: object) -> TemplateRenderer:
+    return TemplateRenderer.from_dict(
+        {
+            "welcome.html": WELCOME,
+            "welcome.hi.html": WELCOME_HI,
+            "otp.txt": OTP,
+            "otp.ta.txt": OTP_TA,
+            "shipped.html": SHIPPED,
+        },
+        **options,
+    )
+
+
+def test_a_per_locale_file_wins_and_others_fall_back() -> None:
+    """hi and hi_IN use welcome.hi.html; ta has no file and gets welcome.html."""
+    r = renderer()
+    hindi = r.render("welcome.html", {"name": "आशा"}, locale="hi")
+    assert "स्वागत है, आशा" == hindi.subject
+    assert "welcome.hi.html" == hindi.template
+    assert "welcome.hi.html" == r.render("welcome.html", {"name": "A"}, locale="hi-in").template
+    tamil = r.render("welcome.html", {"name": "A"}, locale="ta")
+    assert "Welcome, A" == tamil.subject
+    assert "welcome.html" == tamil.template
+
+
+def test_the_locale_sets_lang_and_dir_in_the_bundled_layout() -> None:
+    """lang is the BCP 47 tag; Arabic (RTL) gets dir="rtl", Hindi dir="ltr"."""
+    r = renderer()
+    hindi = r.render("welcome.html", {"name": "A"}, locale="hi_IN").html
+    assert hindi is not None
+    assert '<html lang="hi-IN" dir="ltr"' in hindi
+    arabic = r.render("welcome.html", {"name": "A"}, locale="ar").html
+    assert arabic is not None
+    assert '<html lang="ar" dir="rtl"' in arabic
+    assert 'aria-roledescription="email" lang="ar" dir="rtl"' in arabic
+    default = r.render("welcome.html", {"name": "A"}).html
+    assert default is not None
+    assert '<html lang="en" dir="ltr"' in default
+
+
+@pytest.mark.parametrize("bad", ["../etc", "hi/../../x", "", "h", "hi_IN_x.html", "hi\0"])
+def test_a_bad_locale_is_a_template_error(bad: str) -> None:
+    """A locale is part of a file name: anything but a locale name is refused."""
+    with pytest.raises(TemplateError, match="not a locale name"):
+        renderer().render("welcome.html", {"name": "A"}, locale=bad)
+
+
+def test_locale_names_and_candidates() -> None:
+    """Normalised names, most specific file first, and the RTL set."""
+    assert "zh_Hant_TW" == normalize_locale("zh-hant-tw")
+    assert ["emails/welcome.ta_IN.html", "emails/welcome.ta.html"] == locale_candidates(
+        "emails/welcome.html", "ta-IN"
+    )
+    assert ["otp.hi"] == locale_candidates("otp", "hi")
+    assert "rtl" == text_direction("ur_PK")
+    assert "ltr" == text_direction("ta")
+
+
+def write_catalogue(localedir: Path, locale: str, messages: dict[str, str]) -> None:
+    """A compiled .mo file made with Babel, as `pybabel compile` would."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.mofile import write_mo
+
+    catalog = Catalog(locale=locale)
+    for source, translated in messages.items():
+        catalog.add(source, translated)
+    folder = localedir / locale / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    with open(folder / "messages.mo", "wb") as fh:
+        write_mo(fh, catalog)
+
+
+@pytest.fixture
+def localedir(tmp_path: Path) -> Path:
+    pytest.importorskip("babel")
+    write_catalogue(
+        tmp_path,
+        "hi",
+        {
+            "Order %(number)s has shipped": "ऑर्डर %(number)s भेज दिया गया है",
+            "Thank you": "धन्यवाद",
+        },
+    )
+    return tmp_path
+
+
+def test_gettext_catalogues_translate_on_the_compiled_path(localedir: Path) -> None:
+    """{% trans %} reads the Hindi catalogue; the CSS is still inlined once per template."""
+    r = renderer(translations=localedir)
+    assert "compiled" == r.explain("shipped.html").strategy
+    hindi = r.render("shipped.html", {"number": "A-1<2>"}, locale="hi")
+    assert "compiled" == hindi.strategy
+    assert "ऑर्डर A-1<2> भेज दिया गया है" == hindi.subject
+    assert hindi.html is not None
+    assert "ऑर्डर A-1&lt;2&gt; भेज दिया गया है" in hindi.html  # variables still escaped
+    assert "धन्यवाद" in hindi.html
+    assert "style=" in hindi.html  # inlined
+    per_message = renderer(translations=localedir, compile=False)
+    reference = per_message.render("shipped.html", {"number": "A-1<2>"}, locale="hi")
+    assert "per_message" == reference.strategy
+    assert reference.html is not None
+    # the same document, as the templates' own equivalence tests compare them
+    assert normalise(reference.html, "premailer") == normalise(hindi.html, "premailer")
+
+
+def test_no_catalogue_or_no_locale_keeps_the_source_text(localedir: Path) -> None:
+    """Tamil has no .mo file and no locale means no translation: the English source."""
+    r = renderer(translations=localedir)
+    assert "Order 7 has shipped" == r.render("shipped.html", {"number": 7}, locale="ta").subject
+    assert "Order 7 has shipped" == r.render("shipped.html", {"number": 7}).subject
+    assert "Order 7 has shipped" == renderer().render("shipped.html", {"number": 7}).subject
+
+
+def test_translations_can_come_from_a_callable(localedir: Path) -> None:
+    """translations= may be a function of the locale (a database, Django's catalogues...)."""
+    import gettext
+
+    seen: list[str] = []
+
+    def load(locale: str) -> gettext.NullTranslations:
+        seen.append(locale)
+        return gettext.translation("messages", localedir, languages=[locale], fallback=True)
+
+    r = renderer(translations=load)
+    assert "धन्यवाद" in (r.render("shipped.html", {"number": 1}, locale="hi").html or "")
+    assert ["hi"] == seen
+
+
+def test_babel_filters_format_for_the_locale() -> None:
+    """₹1,640.00 in en_IN, 1.640,00 ₹ in de_DE; dates in the locale's words."""
+    pytest.importorskip("babel")
+    r = TemplateRenderer.from_dict(
+        {
+            "t.txt": "{% block sms %}{{ total | format_currency('INR') }} "
+            "{{ n | format_number }} {{ day | format_date('long') }}{% endblock %}"
+        }
+    )
+    context = {"total": 1640, "n": 1234567.5, "day": date(2025, 3, 3)}
+    assert "₹1,640.00 12,34,567.5 3 March 2025" == r.render("t.txt", context, locale="en_IN").sms
+    german = r.render("t.txt", context, locale="de_DE").sms
+    assert "1.640,00\xa0₹ 1.234.567,5 3. März 2025" == german
+    hindi = r.render("t.txt", context, locale="hi").sms
+    assert hindi is not None
+    assert "मार्च" in hindi
+    # without a locale: English
+    assert (r.render("t.txt", context).sms or "").startswith("₹1,640.00")
+
+
+def test_a_hindi_and_a_tamil_sms_are_ucs2_with_70_67_segments() -> None:
+    """Both scripts are outside GSM-7: 70 characters fit one part, then 67 per part."""
+    for letter in ("क", "த"):
+        assert "UCS-2" == SMS("+919812345678", letter * 70).encoding
+        assert 1 == SMS("+919812345678", letter * 70).segments
+        assert 2 == SMS("+919812345678", letter * 71).segments
+        assert 2 == SMS("+919812345678", letter * 134).segments
+        assert 3 == SMS("+919812345678", letter * 135).segments
+
+
+def test_the_notifier_sends_in_the_recipients_language() -> None:
+    """send_sms, send_email and notify take locale=; the SMS goes out as rendered."""
+    email, sms = MemoryTransport(), MemoryTransport()
+    notifier = Notifier(
+        email=email, sms=sms, sender="Shop <noreply@shop.example>", templates=renderer()
+    )
+    notifier.send_sms("otp.txt", "+919812345678", {"code": "4821"}, locale="ta")
+    sent = sms.outbox[-1]
+    assert isinstance(sent, SMS)
+    assert "உங்கள் OTP 4821. இதை யாருடனும் பகிர வேண்டாம்." == sent.body
+    assert ("UCS-2", 1) == (sent.encoding, sent.segments)
+    notifier.send_email("welcome.html", "asha@example.com", {"name": "आशा"}, locale="hi")
+    assert "स्वागत है, आशा" == email.outbox[-1].subject  # type: ignore[union-attr]
+    results = notifier.notify(
+        "welcome.html",
+        Recipient(email="asha@example.com", phone="+919812345678"),
+        {"name": "आशा"},
+        locale="hi",
+    )
+    assert {"email", "sms"} == set(results)
+    hindi_sms = sms.outbox[-1]
+    assert isinstance(hindi_sms, SMS)
+    assert hindi_sms.body.startswith("चाय एंड कंपनी")
+    assert "UCS-2" == hindi_sms.encoding
