@@ -19,6 +19,19 @@ Rows:
 
 Targets (issue 4): notifykit ≤ 1.5x raw Jinja for eligible templates, and
 ≤ 3x with ``inliner="css_inline"`` for templates that are not.
+
+Then the **application benchmark** (issue 17): the ten e-mails of
+``benchmarks/templates`` (a shop's, written the way applications write them:
+a layout with optional blocks tested by ``self.block()``, an included shared
+stylesheet, macros, a partial, i18n in English and French, classes chosen by
+Jinja), 20 realistic contexts each, with the **default** install and settings
+(``TemplateRenderer(env)``): the share of messages on the compiled path, the
+time per message as a ratio to raw Jinja (the template rendered by Jinja, plus
+each of its subject/text/sms blocks: what hand-written code renders), median,
+p90 and worst; the per-message path on its own (``compile=False``); and the
+first render in a new process against Jinja's first render, with an empty and
+with a filled compile cache. Targets: ≥ 90 % compiled; median ≤ 1.5x, p90 ≤
+2.5x, worst ≤ 5x; per-message path ≤ 3x; first render ≤ 3x Jinja's.
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ import argparse
 import copy
 import json
 import re
+import statistics
 import sys
 import tempfile
 import timeit
@@ -38,6 +52,12 @@ import jinja2
 
 from notifykit.templates import TemplateRenderer
 from notifykit.templates._text import html_to_text
+
+try:
+    from benchmarks import templates as app
+except ImportError:  # run as a script: benchmarks/ is not a package on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import templates as app
 
 PACKAGE = Path(__file__).resolve().parents[1] / "notifykit" / "templates"
 NAME = "notifykit/bundled/order_confirmation.html"
@@ -56,11 +76,14 @@ def context_with(lines: int) -> dict[str, Any]:
 
 
 def ineligible_source() -> str:
-    """The same e-mail with a class that depends on the loop: per-message inlining."""
+    """The same e-mail with a class made from a variable: per-message inlining.
+
+    (A class chosen among literals, ``loop.cycle('odd', 'even')``, compiles.)
+    """
     source = (PACKAGE / "bundled" / "order_confirmation.html").read_text("utf-8")
     return source.replace(
         "{% for line in order.lines %}\n<tr>",
-        "{% for line in order.lines %}\n<tr class=\"{{ loop.cycle('nk-odd', 'nk-even') }}\">",
+        '{% for line in order.lines %}\n<tr class="nk-line-{{ loop.index }}">',
     )
 
 
@@ -106,7 +129,10 @@ def calibrate(func: Callable[[], object], budget: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds, rougher numbers")
+    parser.add_argument("--app-only", action="store_true", help="only the application benchmark")
     args = parser.parse_args(argv)
+    if args.app_only:
+        return application(quick=args.quick)
     budget = 0.05 if args.quick else 0.6
 
     import premailer  # noqa: F401  (import costs stay out of the timings)
@@ -236,6 +262,173 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Ratios of the 'not eligible' rows are against a raw Jinja render of that variant.")
     print("\n".join(notes))
+    print()
+    return application(quick=args.quick)
+
+
+# ------------------------------------------------------------ the application benchmark
+
+
+def _raw_render(template: jinja2.Template, parts: tuple[str, ...], context: dict[str, Any]) -> str:
+    """What hand-written code renders: the template, then each part block on its own."""
+    out = [template.render(context)]
+    for part in parts:
+        out.append("".join(template.blocks[part](template.new_context(context))))
+    return "".join(out)
+
+
+def _best(func: Callable[[], object], repeat: int) -> float:
+    func()
+    return min(timeit.repeat(func, number=1, repeat=repeat))
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+FIRST_RENDER = """
+import sys, time, json
+sys.path.insert(0, {root!r})
+from benchmarks import templates as app
+import jinja2, css_inline, notifykit.templates  # imports stay out of the timing
+from notifykit.templates import TemplateRenderer
+name, locale, mode = {name!r}, {locale!r}, {mode!r}
+context = app.contexts(name, 1)[0]
+start = time.perf_counter()
+if mode == "jinja":
+    app.environment(locale).get_template(name).render(context)
+else:
+    TemplateRenderer(app.environment(locale)).render(name, context)
+print(time.perf_counter() - start)
+"""
+
+
+def _first_render(name: str, locale: str, mode: str, cache: str) -> float:
+    import os
+    import subprocess
+
+    root = str(Path(__file__).resolve().parents[1])
+    script = FIRST_RENDER.format(root=root, name=name, locale=locale, mode=mode)
+    env = dict(os.environ, NOTIFYKIT_TEMPLATE_CACHE=cache)
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _measure(
+    renderer: TemplateRenderer,
+    per_message: TemplateRenderer,
+    template: jinja2.Template,
+    parts: tuple[str, ...],
+    context: dict[str, Any],
+    repeat: int,
+) -> tuple[float, float, float, float]:
+    """Seconds per message: raw Jinja, notifykit, HTML inlined per message, all per message."""
+    name = template.name or ""
+
+    def raw() -> str:
+        return _raw_render(template, parts, context)
+
+    def ours() -> object:
+        return renderer.render(name, context)
+
+    def inlined() -> object:
+        # what the per-message path does for the HTML (the text compiled or a block)
+        html = per_message.inline(name, template.render(context))
+        return html, ["".join(template.blocks[p](template.new_context(context))) for p in parts]
+
+    def everything() -> object:
+        return per_message.render(name, context)
+
+    few = max(3, repeat // 3)
+    return _best(raw, repeat), _best(ours, repeat), _best(inlined, few), _best(everything, few)
+
+
+def _row(label: str, values: list[float], target: str) -> str:
+    return (
+        f"| {label} | {statistics.median(values):.2f} | {_percentile(values, 0.9):.2f} "
+        f"| {max(values):.2f} | {target} |"
+    )
+
+
+def application(quick: bool = False) -> int:
+    """The application benchmark (see the module docstring)."""
+    count = 5 if quick else 20
+    repeat = 5 if quick else 15
+    ratios: list[float] = []
+    html_per_message: list[float] = []
+    all_per_message: list[float] = []
+    compiled = total = 0
+    reasons: dict[str, int] = {}
+    rows: list[str] = []
+    for locale in ("en", "fr"):
+        env = app.environment(locale)
+        renderer = TemplateRenderer(app.environment(locale))  # the defaults
+        per_message = TemplateRenderer(app.environment(locale), compile=False)
+        for name in app.NAMES:
+            plan = renderer.explain(name)
+            parts = tuple(p for p in plan.parts if p != "html")
+            template = env.get_template(name)
+            mine: list[float] = []
+            for context in app.contexts(name, count):
+                rendered = renderer.render(name, context)
+                total += 1
+                if rendered.strategy == "compiled":
+                    compiled += 1
+                else:
+                    key = rendered.reason or "?"
+                    reasons[key] = reasons.get(key, 0) + 1
+
+                floor, ours, inlined, everything = _measure(
+                    renderer, per_message, template, parts, context, repeat
+                )
+                mine.append(ours / floor)
+                html_per_message.append(inlined / floor)
+                all_per_message.append(everything / floor)
+            ratios.extend(mine)
+            rows.append(
+                f"| {locale} | `{name.split('/')[-1]}` | {plan.strategy} | {plan.text_strategy} "
+                f"| {statistics.median(mine):.2f} | {max(mine):.2f} |"
+            )
+    share = f"{compiled}/{total} ({100 * compiled / total:.0f} %)"
+    print(f"### Application templates (`benchmarks/templates`, {total} messages, defaults)\n")
+    print("| locale | template | html | text | median x raw | worst x raw |")
+    print("|---|---|---|---|---:|---:|")
+    print("\n".join(rows))
+    print()
+    print(f"Messages on the compiled path: **{share}** (target ≥ 90 %).\n")
+    print("| per message, x raw Jinja | median | p90 | worst | target |")
+    print("|---|---:|---:|---:|---:|")
+    print(_row("**notifykit, default settings**", ratios, "1.5 / 2.5 / 5"))
+    print(
+        _row("HTML inlined per message (css-inline, the default engine)", html_per_message, "≤ 3")
+    )
+    print(_row("everything per message (`compile=False`: HTML and text)", all_per_message, "-"))
+    if reasons:
+        print("\nMessages not compiled: " + "; ".join(f"{n} x {r}" for r, n in reasons.items()))
+    print()
+    import tempfile
+
+    samples = app.NAMES if not quick else app.NAMES[:3]
+    cold: list[float] = []
+    warm: list[float] = []
+    for name in samples:
+        jinja_first = min(_first_render(name, "fr", "jinja", "off") for _ in range(2))
+        with tempfile.TemporaryDirectory() as folder:
+            cold.append(_first_render(name, "fr", "notifykit", folder) / jinja_first)
+            warm.append(_first_render(name, "fr", "notifykit", folder) / jinja_first)
+    print("| first render in a new process, x Jinja's first render | median | worst | target |")
+    print("|---|---:|---:|---:|")
+    filled, empty = statistics.median(warm), statistics.median(cold)
+    print(f"| compile cache filled (every later process) | {filled:.2f} | {max(warm):.2f} | ≤ 3 |")
+    print(f"| compile cache empty (the first process) | {empty:.2f} | {max(cold):.2f} | ≤ 3 |")
     return 0
 
 

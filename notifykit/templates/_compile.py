@@ -55,6 +55,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
+from types import CodeType
 from typing import Any, Union
 
 from jinja2 import Environment, Template, meta, nodes
@@ -67,6 +68,7 @@ from notifykit.templates._inline import (
     MARK,
     Engine,
     NaiveElement,
+    SkeletonOutcome,
     find_local_links,
     selector_facts,
     structural_conflict,
@@ -132,11 +134,51 @@ class _Ours:
         return self.text
 
 
-def _refuse_markup(text: str) -> None:
-    if "<" in text or '"' in text or "'" in text or _PARTIAL_ENTITY.search(text):
+def _refuse_markup(text: str, position: str | None = None) -> None:
+    """Refuse markup that could change the document's structure at ``position``.
+
+    ``position``: ``"data"`` (between tags: only a tag or an unfinished entity
+    could), a quote character (inside an attribute quoted with it: the quote
+    too), or ``None`` (not known: any quote too).
+    """
+    if "<" in text or _PARTIAL_ENTITY.search(text):
+        raise NeedsFallback("a variable holds markup")
+    if position is None:
+        if '"' in text or "'" in text:
+            raise NeedsFallback("a variable holds markup")
+    elif position != "data" and position in text:
         raise NeedsFallback("a variable holds markup")
     if SPLIT in text:
         raise NeedsFallback("a variable holds the control character \\x01")
+
+
+def _position_filter(position: str, plain: bool) -> Callable[[Any], Any]:
+    """The filter of a variable whose position in the markup is known (see ``_Analysis``).
+
+    Markup values (a translation from ``_()`` or ``{% trans %}``, ``|safe``)
+    are refused only for what could change the structure *there*: a quote
+    between tags, or the other quote inside an attribute, is harmless.
+    """
+
+    def filter_(value: Any) -> Any:
+        if type(value) is str:
+            if SPLIT in value:
+                raise NeedsFallback("a variable holds the control character \\x01")
+            text = _escape_str(value)
+        elif hasattr(value, "__html__"):
+            text = value.__html__()
+            _refuse_markup(text, position)
+        else:
+            text = str(value)
+            if SPLIT in text:
+                raise NeedsFallback("a variable holds the control character \\x01")
+            text = _escape_str(text)
+        return text if plain else _Ours(text)
+
+    return filter_
+
+
+_POSITIONS = {"data": "data", '"': "dq", "'": "sq"}
 
 
 def html_guard(value: Any) -> Any:
@@ -199,7 +241,7 @@ def _both_text(mode: str) -> Callable[[Any, str], str]:
             markup = _escape_str(value)
         elif hasattr(value, "__html__"):
             markup = value.__html__()
-            _refuse_markup(markup)
+            _refuse_markup(markup, "data")
             text = html_module.unescape(markup)
         else:
             text = str(value)
@@ -242,6 +284,10 @@ def compiled_filters() -> dict[str, Callable[..., Any]]:
         f"notifykit_both_{m}": _make_both(m) for m in ("normal", "pre")
     }
     filters["notifykit_text_attr"] = _text_only
+    filters["notifykit_unguarded"] = _unguarded
+    filters["notifykit_raw"] = _Ours
+    for position, suffix in _POSITIONS.items():
+        filters[f"notifykit_at_{suffix}"] = _position_filter(position, plain=False)
     return filters
 
 
@@ -267,6 +313,9 @@ def plain_filters() -> dict[str, Callable[..., Any]]:
     filters["notifykit_text_attr"] = lambda value: _text_only(value).text
     filters["notifykit_html"] = _plain_html
     filters["notifykit_plain"] = _plain_part
+    filters["notifykit_raw"] = str
+    for position, suffix in _POSITIONS.items():
+        filters[f"notifykit_at_{suffix}"] = _position_filter(position, plain=True)
     return filters
 
 
@@ -350,6 +399,8 @@ class Document:
         self.env = env
         #: the ``subject``/``text``/``sms`` blocks, resolved like the document's
         self.parts = parts or {}
+        #: the blocks ``self.<block>()`` renders: name -> its resolved body
+        self.self_blocks: dict[str, nodes.Block] = {}
 
 
 class _Flattener:
@@ -367,7 +418,10 @@ class _Flattener:
     def parse(self, name: str) -> nodes.Template:
         if name not in self.deps:
             self.deps.append(name)
-        return self.load(name)
+        ast = self.load(name)
+        for node in ast.find_all(nodes.Node):
+            node.nk_file = name  # type: ignore[attr-defined]  # for explain(): file and line
+        return ast
 
     # -- blocks, super(), includes, macro calls
     def block(self, name: str, level: int, depth: int) -> nodes.Block:
@@ -567,11 +621,10 @@ def build_document(
         if len(chain) > _MAX_DEPTH or parent.value in flattener.deps:
             raise Unsupported("{% extends %} loops or nests too deeply")
         chain.append(flattener.parse(parent.value))
-    if any(n.find(nodes.Name) is not None and _uses_self(n) for n in chain):
-        raise Unsupported("the template calls self.<block>()")
     for ast in chain:
         for block in ast.find_all(nodes.Block):
             flattener.defs.setdefault(block.name, []).append(block)
+    self_names = _self_blocks(chain, flattener.defs)
     prelude: list[nodes.Node] = []
     _ok = (nodes.Assign, nodes.AssignBlock, nodes.Import, nodes.FromImport, nodes.Macro)
     for ast in chain[:-1]:
@@ -599,8 +652,10 @@ def build_document(
         base_body = _clone(chain[-1].body, env)
     flattener.collect_macros(prelude, base_body)
     body = flattener.statements(prelude, None, 0) + flattener.statements(base_body, None, 0)
+    self_blocks = {name: flattener.block(name, 0, 0) for name in self_names}
     if flattener.macros:
-        body = _drop_unused_imports(body)
+        body = _drop_unused_imports(body, list(self_blocks.values()))
+    body = _fold_static(_merge_tag_branches(body))
     parts: dict[str, nodes.Block] = {}
     for part in ("subject", "text", "sms"):
         if part in flattener.defs:
@@ -609,16 +664,151 @@ def build_document(
             except Unsupported:
                 parts.clear()
                 break
-    return Document(body, flattener.deps, env, parts)
+    document = Document(body, flattener.deps, env, parts)
+    document.self_blocks = self_blocks
+    return document
 
 
-def _drop_unused_imports(body: list[nodes.Node]) -> list[nodes.Node]:
+def _is_static(body: list[nodes.Node]) -> bool:
+    return all(
+        isinstance(node, nodes.Output)
+        and all(isinstance(child, nodes.TemplateData) for child in node.nodes)
+        for node in body
+    )
+
+
+_LONE_START_TAG = re.compile(
+    r"""(?P<lead>\s*)<(?P<tag>[A-Za-z][A-Za-z0-9-]*)"""
+    r"""(?P<attrs>(?:\s+[^\s"'>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'))?)*)\s*>(?P<trail>\s*)\Z"""
+)
+_QUOTED_ATTR = re.compile(r"""\s+([^\s"'>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'))?""")
+
+
+def _lone_start_tag(body: list[nodes.Node]) -> tuple[re.Match[str], list[re.Match[str]]] | None:
+    if len(body) != 1 or not isinstance(body[0], nodes.Output):
+        return None
+    data = body[0].nodes
+    if len(data) != 1 or not isinstance(data[0], nodes.TemplateData):
+        return None
+    match = _LONE_START_TAG.match(data[0].data)
+    if match is None or match.group("tag").lower() in VOID_ELEMENTS:
+        return None
+    return match, list(_QUOTED_ATTR.finditer(match.group("attrs")))
+
+
+def _merge_tag_branches(body: list[nodes.Node]) -> list[nodes.Node]:
+    """``{% if a %}<td class="x">{% else %}<td class="y">{% endif %}`` → one ``<td>``.
+
+    An ``{% if %}`` whose every branch (an ``{% else %}`` included) is the same
+    start tag with different attribute values becomes that start tag with each
+    differing value chosen by the same tests, ``{{ "x" if a else "y" }}``: a
+    finite choice of literals, which the analysis precomputes the style of
+    (see :func:`_variant_tag`). Tests with calls or filters are left alone (they
+    would be evaluated once per differing attribute).
+    """
+    out: list[nodes.Node] = []
+    for node in body:
+        for field in node.fields:
+            value = getattr(node, field)
+            if isinstance(value, list) and value and isinstance(value[0], nodes.Stmt):
+                setattr(node, field, _merge_tag_branches(value))
+        merged = _merged_if(node) if isinstance(node, nodes.If) else None
+        out.append(node if merged is None else merged)
+    return out
+
+
+def _merged_if(node: nodes.If) -> nodes.Output | None:
+    branches = [node.body] + [b.body for b in node.elif_] + [node.else_]
+    tests = [node.test] + [b.test for b in node.elif_]
+    if not node.else_:
+        return None
+    for test in tests:
+        if next(test.find_all((nodes.Call, nodes.Filter)), None) is not None:
+            return None
+    tags = [_lone_start_tag(branch) for branch in branches]
+    if any(t is None for t in tags):
+        return None
+    first, first_attrs = tags[0]  # type: ignore[misc]
+    for match, attrs in tags[1:]:  # type: ignore[misc]
+        if (match.group("lead"), match.group("trail")) != (
+            first.group("lead"),
+            first.group("trail"),
+        ):
+            return None
+        if match.group("tag").lower() != first.group("tag").lower():
+            return None
+        if [a.group(1).lower() for a in attrs] != [a.group(1).lower() for a in first_attrs]:
+            return None
+    pieces: list[nodes.Expr] = [nodes.TemplateData(f"{first.group('lead')}<{first.group('tag')}")]
+    for index, attr in enumerate(first_attrs):
+        values = [t[1][index].group(2) for t in tags]  # type: ignore[index]
+        if all(v == values[0] for v in values):
+            pieces.append(nodes.TemplateData(attr.group(0)))
+            continue
+        if any(v is None for v in values) or len({v[0] for v in values}) != 1:
+            return None  # a value missing, or quoted differently
+        quote = values[0][0]
+        choice: nodes.Expr = _raw(values[-1][1:-1])
+        for test, value in zip(reversed(tests), reversed(values[:-1]), strict=True):
+            copied = (
+                copy.deepcopy(test) if test.environment is None else _clone(test, test.environment)
+            )
+            choice = nodes.CondExpr(copied, _raw(value[1:-1]), choice)
+        pieces.append(nodes.TemplateData(f" {attr.group(1)}={quote}"))
+        pieces.append(choice)
+        pieces.append(nodes.TemplateData(quote))
+    pieces.append(nodes.TemplateData(f">{first.group('trail')}"))
+    merged = nodes.Output(pieces)
+    merged.lineno = node.lineno
+    for copied in merged.find_all(nodes.Node):
+        copied.nk_file = getattr(node, "nk_file", None)  # type: ignore[attr-defined]
+    return merged
+
+
+def _raw(value: str) -> nodes.Expr:
+    """An attribute value exactly as written (its entities kept): ``notifykit_raw``."""
+    return nodes.Filter(nodes.Const(value), "notifykit_raw", [], [], None, None)
+
+
+def _fold_static(body: list[nodes.Node]) -> list[nodes.Node]:
+    """Splice static blocks and includes into the text around them; merge adjacent outputs.
+
+    ``<style>{% include "mail.css" %}</style>`` and
+    ``<style>{% block css %}…{% endblock %}</style>`` become one piece of static
+    text, which the analysis can edit as a whole. A block or include without
+    variables or tags renders the same wherever it is;
+    consecutive ``Output`` nodes write one after the other either way.
+    """
+    out: list[nodes.Node] = []
+    for node in body:
+        for field in node.fields:
+            value = getattr(node, field)
+            if isinstance(value, list) and value and isinstance(value[0], nodes.Stmt):
+                setattr(node, field, _fold_static(value))
+        pieces: list[nodes.Node] = [node]
+        if isinstance(node, (nodes.Scope, nodes.Block)) and _is_static(node.body):
+            pieces = list(node.body)
+        for piece in pieces:
+            if isinstance(piece, nodes.Output) and out and isinstance(out[-1], nodes.Output):
+                merged = nodes.Output(list(out[-1].nodes) + list(piece.nodes))
+                merged.lineno = out[-1].lineno
+                out[-1] = merged
+            else:
+                out.append(piece)
+    return out
+
+
+def _drop_unused_imports(
+    body: list[nodes.Node], extra: list[nodes.Node] | None = None
+) -> list[nodes.Node]:
     """Remove top-level ``{% from … import %}`` names no expression reads any more.
 
     After macro calls are expanded in place, importing the macro is wasted work
-    per message (a template lookup and a module fetch).
+    per message (a template lookup and a module fetch). ``extra``: more code
+    that will be compiled with ``body`` (the blocks ``self.<block>()`` renders).
     """
-    used = {n.name for n in nodes.Template(body).find_all(nodes.Name) if n.ctx == "load"}
+    everything = nodes.Template(body + list(extra or []))
+    used = {n.name for n in everything.find_all(nodes.Name) if n.ctx == "load"}
     kept: list[nodes.Node] = []
     for node in body:
         if isinstance(node, nodes.FromImport):
@@ -630,8 +820,35 @@ def _drop_unused_imports(body: list[nodes.Node]) -> list[nodes.Node]:
     return kept
 
 
-def _uses_self(ast: nodes.Template) -> bool:
-    return any(n.name == "self" and n.ctx == "load" for n in ast.find_all(nodes.Name))
+def _self_blocks(chain: list[nodes.Template], defs: dict[str, list[nodes.Block]]) -> list[str]:
+    """The blocks the templates render with ``self.<block>()``, e.g. in ``{% if %}`` tests.
+
+    Every other use of ``self`` (``self[name]``, ``self.x`` not called, or
+    called with arguments) is :class:`Unsupported`.
+    """
+    names: list[str] = []
+    for ast in chain:
+        uses = sum(1 for n in ast.find_all(nodes.Name) if n.name == "self" and n.ctx == "load")
+        if not uses:
+            continue
+        calls = 0
+        for call in ast.find_all(nodes.Call):
+            target = call.node
+            if (
+                isinstance(target, nodes.Getattr)
+                and isinstance(target.node, nodes.Name)
+                and target.node.name == "self"
+            ):
+                if call.args or call.kwargs or call.dyn_args or call.dyn_kwargs:
+                    raise Unsupported(f"self.{target.attr}() is called with arguments")
+                if target.attr not in defs:
+                    raise Unsupported(f"self.{target.attr}() names no block")
+                if target.attr not in names:
+                    names.append(target.attr)
+                calls += 1
+        if calls != uses:
+            raise Unsupported("the template uses self other than as self.<block>()")
+    return names
 
 
 # ------------------------------------------------------------------- 2. skeletons
@@ -688,10 +905,11 @@ class _Skeleton:
         self._parts.append(piece.text)
         self._pos = piece.end
 
-    def _marker(self, region: int, kind: str) -> None:
+    def _marker(self, region: int, kind: str, node: nodes.Node | None = None) -> None:
         marker_id = len(self.markers)
         self.markers[marker_id] = (region, kind)
-        self._add(_Piece(kind, f"{MARK_OPEN}{marker_id}{MARK_CLOSE}", self._pos))
+        text = f"{MARK_OPEN}{marker_id}{MARK_CLOSE}"
+        self._add(_Piece(kind, text, self._pos, node=node))
 
     def _walk(self, body: list[nodes.Node]) -> None:
         for node in body:
@@ -711,30 +929,46 @@ class _Skeleton:
             elif isinstance(node, nodes.If):
                 region = self.regions
                 self.regions += 1
-                self._marker(region, "open")
+                self._marker(region, "open", node)
                 self._walk(node.body)
                 for branch in node.elif_:
-                    self._marker(region, "sep")
+                    self._marker(region, "sep", branch)
                     self._walk(branch.body)
-                self._marker(region, "sep")
+                self._marker(region, "sep", node)
                 self._walk(node.else_)
-                self._marker(region, "close")
+                self._marker(region, "close", node)
             elif isinstance(node, nodes.For):
                 if node.recursive:
                     raise Unsupported("recursive loops")
                 region = self.regions
                 self.regions += 1
-                self._marker(region, "open")
+                self._marker(region, "open", node)
                 self._walk(node.body)
-                self._marker(region, "sep")
+                self._marker(region, "sep", node)
                 self._walk(node.else_)
-                self._marker(region, "close")
+                self._marker(region, "close", node)
             elif isinstance(node, (nodes.With, nodes.Scope, nodes.Block)):
                 self._walk(node.body)
             elif isinstance(node, _NO_OUTPUT):
                 continue
             else:
                 raise Unsupported(f"{{% {type(node).__name__.lower()} %}} is not supported")
+
+    def where(self, offset: int) -> str:
+        """`` (file, line N)`` for a skeleton offset, or ``""`` when not known."""
+        if not self.pieces:
+            return ""
+        piece = self.piece_at(min(offset, len(self.text) - 1) if self.text else 0)
+        node = piece.node if piece.node is not None else piece.owner
+        if node is None:
+            return ""
+        line = getattr(node, "lineno", None)
+        if not line:
+            return ""
+        if piece.kind == "static":
+            line += piece.text.count("\n", 0, max(0, offset - piece.start))
+        name = getattr(node, "nk_file", None) or getattr(piece.owner, "nk_file", None)
+        return f" ({name}, line {line})" if name else f" (line {line})"
 
     def piece_at(self, offset: int) -> _Piece:
         """The piece holding the skeleton character at ``offset``."""
@@ -861,10 +1095,20 @@ class _Analysis:
         self.dynamic_parents: set[int | None] = set()
         self.dynamic_attrs: dict[int, set[str]] = {}
         self.in_region: set[int] = set()  # elements inside some region
+        #: where each variable is: "data" (between tags) or the quote of its attribute
+        self.positions: dict[int, str] = {}
+        #: every name the document binds ({% set %}, loops, macro parameters…)
+        self.stored: set[str] = set()
+        self._at = 0  # the skeleton offset being looked at (for the failure's location)
         self._check_prefixes()
         self._walk()
 
+    def where(self, offset: int) -> str:
+        """`` (file, line N)`` for a skeleton offset: where the user wrote it."""
+        return self.sk.where(offset)
+
     def _fail(self, reason: str, *, text: bool = True) -> None:
+        reason += self.where(self._at)
         if self.html_problem is None:
             self.html_problem = reason
         if text and self.text_problem is None:
@@ -875,6 +1119,7 @@ class _Analysis:
         for match in _ANY_TOKEN.finditer(source):
             before = source[max(0, match.start() - 64) : match.start()]
             if _UNSAFE_PREFIX.search(before):
+                self._at = match.start()
                 self._fail("a variable or tag directly follows '<' or an unfinished entity")
                 return
 
@@ -884,6 +1129,7 @@ class _Analysis:
         body_started: set[int | None] = set()
         cdata: str | None = None
         for index, event in enumerate(self.events):
+            self._at = event.start
             parent = stack[-1] if stack else None
             if event.kind in ("start", "startend"):
                 if _TOKEN_CHARS.search(event.tag) or not _tokens_only_in_quoted_values(event.raw):
@@ -891,6 +1137,11 @@ class _Analysis:
                     continue
                 element_id = len(self.elements)
                 attrs = event.attrs
+                for attr_match in _ATTR.finditer(event.raw, len(event.tag) + 1):
+                    value = attr_match.group("value") or ""
+                    if value[:1] in ("'", '"'):
+                        for out_match in _OUT_TOKEN.finditer(value):
+                            self.positions[int(out_match.group(1))] = value[0]
                 dynamic = {k for k, v in attrs if v is not None and _TOKEN_CHARS.search(v)}
                 if dynamic:
                     self.dynamic_attrs[element_id] = dynamic
@@ -928,7 +1179,10 @@ class _Analysis:
                     continue
                 for match in tokens:
                     token = match.group(0)
+                    if token.startswith(OUT_OPEN):
+                        self.positions[int(token[1:-1])] = "data"
                     if token[0] == MARK_OPEN:
+                        self._at = event.start + match.start()
                         self._region_marker(int(token[1:-1]), stack, region_stack)
                     if parent is None or self.elements[parent].tag in ("html", "head"):
                         if parent is not None and self.elements[parent].tag == "head":
@@ -971,6 +1225,15 @@ def _escape_value(value: str) -> str:
 
 
 _EXTRA_OPEN, _EXTRA_CLOSE = "\ue004", "\ue005"
+
+
+def _extra_token(index: int) -> str:
+    """Where an edit puts an expression (negative: the n-th of ``replace(exprs=)``)."""
+    if index >= 0:
+        return f"{_EXTRA_OPEN}{index}{_EXTRA_CLOSE}"
+    return f"{_EXTRA_OPEN}n{-index}{_EXTRA_CLOSE}"
+
+
 _SPLIT_TOKENS = re.compile("\ue000(\\d+)\ue001|\ue004(\\d+)\ue005")
 TextItem = Union[str, nodes.Expr]  # noqa: UP007 (a runtime alias on 3.10)
 
@@ -989,8 +1252,22 @@ class _Editor:
         self.replacements: list[tuple[int, int, str]] = []
         self.insertions: list[tuple[int, list[TextItem]]] = []
         self.wraps: dict[int, str] = {}
+        #: variables' positions (see ``_Analysis.positions``): their guard filter
+        self.positions: dict[int, str] = {}
+        #: expressions that edits insert (placed by :func:`_extra_token`)
+        self.extras: list[nodes.Expr] = []
 
-    def replace(self, start: int, end: int, text: str) -> None:
+    def replace(
+        self, start: int, end: int, text: str, exprs: list[nodes.Expr] | None = None
+    ) -> None:
+        """Replace skeleton characters ``start:end`` (static text of one output) by ``text``.
+
+        ``exprs``: expressions ``text`` places with :func:`_extra_token`.
+        """
+        if exprs:
+            for index, expr in enumerate(exprs):
+                text = text.replace(_extra_token(-1 - index), _extra_token(len(self.extras)))
+                self.extras.append(expr)
         first = self.sk.piece_at(start)
         last = self.sk.piece_at(max(end - 1, start))
         if first.kind != "static" or last.kind != "static":
@@ -1008,6 +1285,7 @@ class _Editor:
 
     def clear_html(self) -> None:
         self.replacements.clear()
+        self.extras.clear()
 
     def clear_text(self) -> None:
         self.insertions.clear()
@@ -1089,7 +1367,7 @@ class _Editor:
             assert owner is not None
             owners[id(owner)] = owner
             mods.setdefault(id(owner), []).append((offset, 0, seq, offset, "", items))
-        wrapped = self.sk.outs if default is not None else self.wraps
+        wrapped = self.sk.outs if default is not None else set(self.wraps) | set(self.positions)
         wrapped_owners = {id(self.sk.outs[o].owner): self.sk.outs[o].owner for o in wrapped}
         for key, owner in wrapped_owners.items():
             assert owner is not None
@@ -1102,7 +1380,7 @@ class _Editor:
             exprs: dict[int, nodes.Node | None] = {
                 int(p.text[1:-1]): p.node for p in pieces if p.kind == "out"
             }
-            extras: list[nodes.Expr] = []
+            extras = self.extras
             ordered = sorted(mods.get(key, []), key=lambda m: (m[0], m[1], m[2]), reverse=True)
             last_start = len(text) + base + 1
             for start, kind, _seq, end, new, items in ordered:
@@ -1134,6 +1412,9 @@ class _Editor:
                     if mode is not None:
                         prefix = [nodes.Const(prefixes[out_id])] if out_id in prefixes else []
                         node = nodes.Filter(node, filters[mode], prefix, [], None, None)
+                    elif out_id in self.positions:
+                        suffix = _POSITIONS[self.positions[out_id]]
+                        node = nodes.Filter(node, f"notifykit_at_{suffix}", [], [], None, None)
                     elif default is not None:
                         node = nodes.Filter(node, default, [], [], None, None)
                     new_nodes.append(node)
@@ -1197,10 +1478,21 @@ def _plan_html(analysis: _Analysis, engine: Engine, editor: _Editor) -> None:
         dynamic_names |= names
     if MARK in facts.attributes:
         raise Unsupported(f"a selector reads {MARK}")
-    clash = dynamic_names & facts.attributes
-    if clash:
+    choices: dict[int, list[str]] = {}  # variable -> the values it can render
+    for element_id, names in analysis.dynamic_attrs.items():
+        for key in sorted(names & facts.attributes):
+            value = next((v for k, v in elements[element_id].attrs if k == key), None) or ""
+            found = _choice_tokens(value, skeleton)
+            if found is None:
+                raise Unsupported(
+                    f"a selector reads the attribute {key!r}, which holds a variable"
+                    + analysis.where(analysis.element_events[element_id].start)
+                )
+            choices.update(found)
+    combos = list(itertools.product(*choices.values()))
+    if len(combos) > _MAX_VARIANTS:
         raise Unsupported(
-            f"a selector reads the attribute {sorted(clash)[0]!r}, which holds a variable"
+            f"{len(combos)} combinations of classes chosen by Jinja (at most {_MAX_VARIANTS})"
         )
     if facts.content_dependent and (skeleton.outs or skeleton.regions):
         raise Unsupported("a selector depends on content (:empty, :has…)")
@@ -1225,9 +1517,32 @@ def _plan_html(analysis: _Analysis, engine: Engine, editor: _Editor) -> None:
         last = cut
     marked.append(source[last:])
     engine_input = re.sub("\ue002\\d+\ue003", "", "".join(marked))
-    outcome = engine.skeleton(engine_input, elements)
-    if outcome.problem:
-        raise Unsupported(outcome.problem)
+    outcomes: list[SkeletonOutcome] = []
+    for combo in combos:
+        chosen = dict(zip(choices, combo, strict=True))
+        text = _OUT_TOKEN.sub(
+            lambda m, c=chosen: c.get(int(m.group(1)), m.group(0)),  # type: ignore[misc]
+            engine_input,
+        )
+        result = engine.skeleton(text, elements)
+        if result.problem:
+            raise Unsupported(result.problem)
+        outcomes.append(result)
+    outcome = outcomes[0]
+    for other in outcomes[1:]:
+        if (other.styles, other.head_style, other.drops_tail, other.tbody) != (
+            outcome.styles,
+            outcome.head_style,
+            outcome.drops_tail,
+            outcome.tbody,
+        ):
+            raise Unsupported("a class chosen by Jinja changes what stays in <style>")
+    if outcome.head_style is not None:
+        # inserted first (a zero-length edit), so that it composes with an edit
+        # of the start tag it follows or of the element it precedes
+        start, end, after_edge = _head_insertion(analysis)
+        at = end if after_edge else start
+        editor.replace(at, at, f"<style>{outcome.head_style}</style>")
     handled: set[int] = set()
     for element_id, new_text in outcome.styles.items():
         start_event = analysis.element_events[element_id]
@@ -1248,25 +1563,221 @@ def _plan_html(analysis: _Analysis, engine: Engine, editor: _Editor) -> None:
             attrs = outcome.after.get(element_id)
             tag = start_event.raw if attrs is None else _start_tag(start_event.raw, attrs)
             editor.replace(start_event.start, end, f"{tag}{new_text}</style>")
-    for element_id, after in outcome.after.items():
+    for table_id, tbody_attrs in outcome.tbody.items():
+        _write_implied_tbody(analysis, editor, table_id, tbody_attrs)
+    for element_id in outcome.after:
         if element_id in handled:
             continue
-        before = outcome.before[element_id]
-        if after == before:
+        dynamic = analysis.dynamic_attrs.get(element_id, set())
+        original = {k: v or "" for k, v in elements[element_id].attrs if k in dynamic}
+        afters: list[list[tuple[str, str]]] = []
+        changed = False
+        for result in outcomes:
+            before, after = result.before[element_id], result.after[element_id]
+            changed = changed or after != before
+            old, new = dict(before), dict(after)
+            for key in dynamic:
+                if old.get(key) != new.get(key):
+                    raise Unsupported(
+                        f"the engine rewrites the attribute {key!r}, which holds a variable"
+                    )
+            # the chosen values back to the template's own (with its variables)
+            afters.append([(k, original.get(k, v)) for k, v in after])
+        if not changed:
             continue
-        old, new = dict(before), dict(after)
-        for key in analysis.dynamic_attrs.get(element_id, set()):
-            if old.get(key) != new.get(key):
-                raise Unsupported(
-                    f"the engine rewrites the attribute {key!r}, which holds a variable"
-                )
         event = analysis.element_events[element_id]
-        editor.replace(event.start, event.end, _start_tag(event.raw, after))
-    if outcome.head_style is not None:
-        start, end, after_edge = _head_insertion(analysis)
-        style = f"<style>{outcome.head_style}</style>"
-        edge = skeleton.text[start:end]
-        editor.replace(start, end, edge + style if after_edge else style + edge)
+        if all(a == afters[0] for a in afters[1:]):
+            editor.replace(event.start, event.end, _start_tag(event.raw, afters[0]))
+            continue
+        tag, expr = _variant_tag(analysis, element_id, choices, combos, afters)
+        editor.replace(event.start, event.end, tag, [expr])
+
+
+def _write_implied_tbody(
+    analysis: _Analysis, editor: _Editor, table_id: int, attrs: list[tuple[str, str]]
+) -> None:
+    """Write out the ``<tbody>`` css-inline's parser adds to a table, with its style.
+
+    Per message, css-inline parses ``<table><tr>…`` as ``<table><tbody><tr>…``
+    and a ``*`` rule styles that ``<tbody>``. The compiled template writes the
+    same element: ``<tbody style=…>`` right before the first row and
+    ``</tbody>`` right before ``</table>``, when every child of the table is a row
+    and no ``{% if %}``/``{% for %}`` boundary lies between the table's edges
+    and its rows (so the rows stay together in one ``<tbody>``).
+    """
+    table = analysis.elements[table_id]
+    rows = [e for e in analysis.elements.values() if e.parent == table_id]
+    source = analysis.sk.text
+    where = analysis.where(analysis.element_events[table_id].start)
+    problem = Unsupported(f"css-inline styles the <tbody> its parser adds to <table>{where}")
+    if table.tag != "table" or not rows or any(r.tag != "tr" for r in rows):
+        raise problem
+    first, last = analysis.element_events[rows[0].id], analysis.end_events.get(rows[-1].id)
+    table_end = analysis.end_events.get(table_id)
+    if last is None or table_end is None:
+        raise problem
+    table_start = analysis.element_events[table_id]
+    last_close = last.start + len(last.raw.split(">", 1)[0]) + 1
+    if MARK_OPEN in source[table_start.end : first.start] + source[last_close : table_end.start]:
+        raise problem
+    if _TOKEN_CHARS.search(source[table_start.end : first.start]):
+        raise problem
+    if _TOKEN_CHARS.search(source[last_close : table_end.start]):
+        raise problem
+    editor.replace(first.start, first.start, _start_tag("<tbody>", attrs))
+    # the parser keeps the whitespace after the last row inside the <tbody>
+    editor.replace(table_end.start, table_end.start, "</tbody>")
+
+
+#: At most this many engine runs over one skeleton (combinations of chosen classes).
+_MAX_VARIANTS = 32
+
+
+def _choices(node: nodes.Node) -> list[str] | None:
+    """The HTML each value of a finite choice of literals renders as, or ``None``.
+
+    A choice: a string literal, ``a if test else b`` of choices (``test``
+    without calls, so evaluating it twice gives the same), or
+    ``loop.cycle("a", "b")``.
+    """
+    if isinstance(node, nodes.Const) and isinstance(node.value, str):
+        return [str(escape(node.value))]
+    if isinstance(node, nodes.Filter) and node.name == "notifykit_raw":
+        inner = node.node
+        if isinstance(inner, nodes.Const) and isinstance(inner.value, str):
+            return [inner.value]
+        return None
+    if isinstance(node, nodes.CondExpr) and node.expr2 is not None:
+        if next(node.test.find_all((nodes.Call, nodes.Filter)), None) is not None:
+            return None
+        first, second = _choices(node.expr1), _choices(node.expr2)
+        if first is None or second is None:
+            return None
+        return list(dict.fromkeys(first + second))
+    if _is_loop_cycle(node):
+        assert isinstance(node, nodes.Call)
+        return list(dict.fromkeys(str(escape(a.value)) for a in node.args))  # type: ignore[attr-defined]
+    return None
+
+
+def _map_choices(node: nodes.Node, leaf: Callable[[str], nodes.Expr]) -> nodes.Expr:
+    """``node`` (a choice) with each literal replaced by ``leaf(its HTML)``."""
+    if isinstance(node, nodes.Const):
+        return leaf(str(escape(node.value)))
+    if isinstance(node, nodes.Filter):
+        assert isinstance(node.node, nodes.Const)
+        return leaf(node.node.value)
+    if isinstance(node, nodes.CondExpr):
+        assert node.expr2 is not None
+        test = (
+            copy.deepcopy(node.test)
+            if node.test.environment is None
+            else _clone(node.test, node.test.environment)
+        )
+        return nodes.CondExpr(test, _map_choices(node.expr1, leaf), _map_choices(node.expr2, leaf))
+    assert isinstance(node, nodes.Call)
+    callee = (
+        copy.deepcopy(node.node)
+        if node.node.environment is None
+        else _clone(node.node, node.node.environment)
+    )
+    args: list[nodes.Expr] = [leaf(str(escape(a.value))) for a in node.args]  # type: ignore[attr-defined]
+    return nodes.Call(callee, args, [], None, None)
+
+
+def _choice_tokens(value: str, skeleton: _Skeleton) -> dict[int, list[str]] | None:
+    """The choice variables of an attribute value, or ``None`` if it holds anything else."""
+    if MARK_OPEN in value:
+        return None
+    found: dict[int, list[str]] = {}
+    for match in _OUT_TOKEN.finditer(value):
+        out_id = int(match.group(1))
+        options = _choices(skeleton.outs[out_id].node)  # type: ignore[arg-type]
+        if options is None:
+            return None
+        found[out_id] = options
+    return found
+
+
+def _variant_tag(
+    analysis: _Analysis,
+    element_id: int,
+    choices: dict[int, list[str]],
+    combos: list[tuple[str, ...]],
+    afters: list[list[tuple[str, str]]],
+) -> tuple[str, nodes.Expr]:
+    """The start tag of an element whose inlined attributes depend on its own chosen class.
+
+    Attributes the same in every variant are written out; the others are one
+    expression that makes the same choice as the element's variable and writes
+    that variant's attributes. Styles that depend on another element's choice
+    (``.sale td``) are :class:`Unsupported`.
+    """
+    event = analysis.element_events[element_id]
+    tag_name = analysis.elements[element_id].tag
+    problem = Unsupported(
+        f"the inlined style of <{tag_name}> depends on more than 3 classes chosen by Jinja, "
+        "or on one chosen in another loop or scope" + analysis.where(event.start)
+    )
+    tokens = list(choices)
+    usable = [i for i, t in enumerate(tokens) if _same_choice_here(analysis, t, event.start)]
+    found: tuple[tuple[int, ...], dict[tuple[str, ...], list[tuple[str, str]]]] | None = None
+    for size in (1, 2, 3):
+        for subset in itertools.combinations(usable, size):
+            table: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+            if all(
+                table.setdefault(tuple(combo[i] for i in subset), after) == after
+                for combo, after in zip(combos, afters, strict=True)
+            ):
+                found = (subset, table)
+                break
+        if found is not None:
+            break
+    if found is None:
+        raise problem
+    subset, table = found
+    variants = list(table.values())
+    common = [item for item in variants[0] if all(item in v for v in variants[1:])]
+    varying = {
+        key: "".join(f' {k}="{_escape_value(v)}"' for k, v in attrs if (k, v) not in common)
+        for key, attrs in table.items()
+    }
+
+    def build(level: int, prefix: tuple[str, ...]) -> nodes.Expr:
+        if level == len(subset):
+            return nodes.Const(varying[prefix])
+        node = analysis.sk.outs[tokens[subset[level]]].node
+        assert node is not None
+        return _map_choices(node, lambda value: build(level + 1, (*prefix, value)))
+
+    expr = nodes.Filter(build(0, ()), "notifykit_raw", [], [], None, None)
+    start = _start_tag(event.raw, common)
+    closing = "/>" if start.endswith("/>") else ">"
+    return start[: -len(closing)] + _extra_token(-1) + closing, expr
+
+
+def _same_choice_here(analysis: _Analysis, token: int, offset: int) -> bool:
+    """Whether variable ``token``'s choice, evaluated again at ``offset``, is the same.
+
+    True in the variable's own start tag; and at a later element when no
+    ``{% if %}``/``{% for %}`` boundary lies between them (the same loop
+    iteration, so the loop variables are the same) and the document never
+    rebinds a name the choice reads otherwise (``{% set %}``, ``{% with %}``,
+    macro parameters).
+    """
+    piece = analysis.sk.outs[token]
+    if offset <= piece.start < analysis.sk.text.find(">", offset):  # its own start tag
+        return True
+    if piece.start > offset:
+        return False
+    if MARK_OPEN in analysis.sk.text[piece.start : offset]:
+        return False
+    node = piece.node
+    assert node is not None
+    read = {n.name for n in node.find_all(nodes.Name) if n.ctx == "load"}
+    if isinstance(node, nodes.Name):
+        read.add(node.name)
+    return not (read & analysis.stored)
 
 
 def _head_insertion(analysis: _Analysis) -> tuple[int, int, bool]:
@@ -1392,6 +1903,12 @@ class Compiled:
         self.parts = parts
         #: whether the HTML links local stylesheets (to expand per message)
         self.local_links = True
+        #: messages the plan does not hold for (a translation that holds a tag)
+        self.caveat: str | None = None
+        #: whether ``template`` was compiled without autoescape (see :func:`_escape_free`)
+        self.plain = False
+        #: the code object of ``template`` (stored by the compile cache)
+        self.code: CodeType | None = None
 
 
 def compile_document(
@@ -1422,7 +1939,18 @@ def compile_document(
     if SPLIT in skeleton.text:
         raise Unsupported("the template contains the control character \\x01")
     analysis = _Analysis(skeleton)
+    loop_targets = {
+        id(n)
+        for loop in nodes.Template(body).find_all(nodes.For)
+        for n in [loop.target, *loop.target.find_all(nodes.Name)]
+    }
+    analysis.stored = {
+        n.name
+        for n in nodes.Template(body).find_all(nodes.Name)
+        if n.ctx in ("store", "param") and id(n) not in loop_targets
+    }
     editor = _Editor(skeleton)
+    editor.positions = analysis.positions
     if engine is not None and html_reason is None:
         try:
             _plan_html(analysis, engine, editor)
@@ -1460,12 +1988,75 @@ def compile_document(
             body.append(nodes.Output([nodes.TemplateData(PART_SPLIT)]))
             body.append(block)
         extra = tuple(document.parts)
-    template = _compile(plain_env if plain and plain_env else env, body, f"{name}#compiled")
+    if document.self_blocks:
+        body.append(_unreached_blocks(document))
+    template, code = _compile_code(
+        plain_env if plain and plain_env else env, body, f"{name}#compiled"
+    )
     compiled = Compiled(
         template, html_reason is None, text_reason is None, html_reason, text_reason, extra
     )
     compiled.local_links = links
+    compiled.caveat = _translation_caveat(document.body)
+    compiled.plain = bool(plain and plain_env)
+    compiled.code = code
     return compiled
+
+
+_GETTEXT = frozenset(["_", "gettext", "ngettext", "pgettext", "npgettext"])
+
+
+def _translation_caveat(body: list[nodes.Node]) -> str | None:
+    """What :meth:`explain` must add when the template prints translations.
+
+    A translation is markup the template itself produces (``_()`` and
+    ``{% trans %}`` return ``Markup``): quotes in it are harmless, but a tag in
+    it adds an element the analysis never saw, so such a message is inlined
+    per message — which the plan then says.
+    """
+    for output in nodes.Template(body).find_all(nodes.Output):
+        for call in output.find_all(nodes.Call):
+            if isinstance(call.node, nodes.Name) and call.node.name in _GETTEXT:
+                where = ""
+                if getattr(call, "nk_file", None):
+                    where = f" ({call.nk_file}, line {call.lineno})"  # type: ignore[attr-defined]
+                return (
+                    f"a message in which a translation{where} holds a tag or an unfinished "
+                    "entity is inlined per message"
+                )
+    return None
+
+
+def _unreached_blocks(document: Document) -> nodes.Node:
+    """``{% if false %}`` around the blocks ``self.<block>()`` renders, under their own names.
+
+    They are the template's own blocks (layout, ``super()``, includes and macros
+    resolved as in the document), not edited by the analysis: ``self.footer()``
+    gives what it gives per message. Jinja makes each a block function of the
+    compiled template; the ``if`` is never true, so they never render in place.
+    Their variables skip the compiled path's markup guard (the value is only
+    ever tested or trimmed here, never part of the document).
+    """
+    blocks: list[nodes.Node] = []
+    for name, resolved in document.self_blocks.items():
+        copied = _clone(resolved, document.env)
+        for output in copied.find_all(nodes.Output):
+            output.nodes = [
+                n
+                if isinstance(n, nodes.TemplateData)
+                else nodes.Filter(n, "notifykit_unguarded", [], [], None, None)
+                for n in output.nodes
+            ]
+        block = nodes.Block(name, [copied], False, False)
+        blocks.append(block)
+    return nodes.If(nodes.Const(False), blocks, [], [])
+
+
+def _unguarded(value: Any) -> _Ours:
+    """Autoescaping of one value, without :func:`html_guard` (see :func:`_unreached_blocks`)."""
+    if hasattr(value, "__html__"):
+        return _Ours(value.__html__())
+    return _Ours(_escape_str(value if type(value) is str else str(value)))
 
 
 def _parts_mergeable(body: list[nodes.Node], parts: dict[str, nodes.Block]) -> bool:
@@ -1496,8 +2087,17 @@ def _parts_mergeable(body: list[nodes.Node], parts: dict[str, nodes.Block]) -> b
     return True
 
 
-def _compile(env: Environment, body: list[nodes.Node], name: str) -> Template:
+def _compile(
+    env: Environment, body: list[nodes.Node], name: str, filename: str | None = None
+) -> Template:
+    return _compile_code(env, body, name, filename)[0]
+
+
+def _compile_code(
+    env: Environment, body: list[nodes.Node], name: str, filename: str | None = None
+) -> tuple[Template, CodeType]:
+    """A template from an AST, and its code object (what the compile cache stores)."""
     template = nodes.Template(body, lineno=1)
     template.set_environment(env)
-    code = env.compile(template, name=name)
-    return env.template_class.from_code(env, code, env.globals)
+    code = env.compile(template, name=name, filename=filename)
+    return env.template_class.from_code(env, code, env.globals), code

@@ -33,14 +33,17 @@ Semantics, in one place:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 import posixpath
 import re
 import textwrap
 import threading
 import time
 from collections import ChainMap
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -50,7 +53,7 @@ from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from notifykit.errors import ConfigurationError, NotifyKitError, TemplateError
-from notifykit.templates import _compile, _inline, _limits, _text, i18n
+from notifykit.templates import _cache, _compile, _inline, _limits, _text, i18n
 
 __all__ = ["Rendered", "TemplatePlan", "TemplateRenderer"]
 
@@ -63,6 +66,32 @@ NONE = "none"
 BLOCK = "block"
 
 _PARTS = ("subject", "html", "text", "sms")
+_NO_PARTS = "defines none of the blocks subject, html, text, sms"
+#: What ``warm()`` never takes for a template when it lists a loader's files.
+_NOT_TEMPLATES = frozenset(
+    [
+        ".css",
+        ".js",
+        ".json",
+        ".map",
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".gif",
+        ".svg",
+        ".ico",
+        ".webp",
+        ".woff",
+        ".woff2",
+        ".ttf",
+        ".po",
+        ".mo",
+        ".pot",
+        ".md",
+        ".py",
+        ".pyc",
+    ]
+)
 _TOP_LEVEL = (nodes.Assign, nodes.AssignBlock, nodes.Import, nodes.FromImport, nodes.Macro)
 
 
@@ -104,6 +133,9 @@ class TemplatePlan:
     reason: str | None
     text_strategy: str
     text_reason: str | None
+    #: when ``strategy`` is ``"compiled"``: the messages it does not hold for,
+    #: e.g. those in which a translation holds a tag (inlined per message)
+    caveat: str | None = None
 
 
 def _bundled_loader() -> jinja2.BaseLoader:
@@ -135,6 +167,17 @@ class _Entry:
         self.blocks_need_prelude = False
         self.block_parts: tuple[str, ...] = ()
         self.checked_at = time.monotonic()
+        #: the template and the layouts it extends, most derived first
+        self.chain_names: list[str] = [name]
+        #: whether the template has top-level imports, macros or ``{% set %}``
+        self.has_top = False
+        #: html_chain, plain_chain and the preludes are compiled on first need
+        self.html_ready = False
+        self.plain_ready = False
+        #: every source read while preparing: name -> digest (None: looked for, absent)
+        self.deps: dict[str, str | None] = {}
+        #: whether this entry was loaded from the persistent compile cache
+        self.from_disk = False
 
     def uptodate(self, interval: float) -> bool:
         """Whether no source changed; looks at the files at most every ``interval`` s."""
@@ -162,9 +205,10 @@ class TemplateRenderer:
             keeps its own behaviour (Jinja's, without the limits).
         limits: the :class:`~notifykit.templates.TemplateLimits` of
             ``sandboxed=True`` (default: ``TemplateLimits()``).
-        inliner: the CSS inliner: ``"premailer"`` (default), ``"css_inline"``
-            (faster, ``pip install "notifykit-py[fast]"``), ``"auto"`` (css_inline
-            when installed) or ``None`` (no inlining).
+        inliner: the CSS inliner: ``"auto"`` (the default: css-inline, a core
+            dependency, or premailer if css-inline cannot be imported on this
+            platform), ``"css_inline"``, ``"premailer"`` or ``None`` (no
+            inlining).
         auto_reload: re-read templates whose source changed (Jinja's option).
         reload_interval: with ``auto_reload``, look at a template's files (a
             ``stat`` each) at most this often, in seconds, not at every render.
@@ -175,6 +219,11 @@ class TemplateRenderer:
             locale and returning a :class:`gettext.NullTranslations`. Used when
             :meth:`render` is given a ``locale`` (see ``docs/i18n.md``).
         domain: the gettext domain of the ``.mo`` files (``"messages"``).
+        cache_dir: the folder of the persistent compile cache, which spares
+            later processes the analysis of each template. ``None`` (default):
+            the folder in ``$NOTIFYKIT_TEMPLATE_CACHE``, else the platform's
+            cache folder; ``False``: no persistent cache.
+            ``NOTIFYKIT_TEMPLATE_CACHE=off`` turns it off everywhere.
 
     A renderer is thread-safe; it caches what it prepares per template name.
     """
@@ -185,13 +234,14 @@ class TemplateRenderer:
         *,
         loader: jinja2.BaseLoader | None = None,
         sandboxed: bool = False,
-        inliner: str | None = "premailer",
+        inliner: str | None = "auto",
         auto_reload: bool = True,
         reload_interval: float = 1.0,
         compile: bool = True,
         translations: i18n.TranslationsSource | None = None,
         domain: str = "messages",
         limits: _limits.TemplateLimits | None = None,
+        cache_dir: str | os.PathLike[str] | bool | None = None,
     ) -> None:
         if environment is not None and loader is not None:
             raise ConfigurationError("pass either environment= or loader=, not both")
@@ -237,6 +287,9 @@ class TemplateRenderer:
         )
         self._translations = translations
         self._domain = domain
+        # An environment that installed its own gettext (install_gettext_translations,
+        # possibly newstyle) keeps it, unless translations= asks notifykit to supply them.
+        self._supply_gettext = translations is not None or "gettext" not in environment.globals
         self._localized: dict[tuple[str, str], str] = {}
         self._plain_env = self._html_env.overlay(autoescape=False)
         self._compile_blocker: str | None = None
@@ -252,6 +305,9 @@ class TemplateRenderer:
         )
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        self._chain_lock = threading.RLock()
+        folder = _cache.resolve_folder(cache_dir)
+        self._disk = None if folder is None else _cache.CompileCache(folder)
 
     # ---------------------------------------------------------------- constructors
     @classmethod
@@ -325,8 +381,10 @@ class TemplateRenderer:
             variables.setdefault("locale", i18n.normalize_locale(locale))
             variables.setdefault("lang", i18n.language_tag(locale))
             variables.setdefault("dir", i18n.text_direction(locale))
-        for key, value in i18n.gettext_callables(self._translations, self._domain, locale).items():
-            variables.setdefault(key, value)
+        if self._supply_gettext:
+            callables = i18n.gettext_callables(self._translations, self._domain, locale)
+            for key, value in callables.items():
+                variables.setdefault(key, value)
         entry = self._entry(name)
         reason: str | None = None
         html: str | None = None
@@ -459,7 +517,86 @@ class TemplateRenderer:
             reason=why,
             text_strategy=text_strategy,
             text_reason=text_why,
+            caveat=compiled.caveat if compiled is not None and strategy == COMPILED else None,
         )
+
+    def warm(self, names: Iterable[str] | None = None) -> list[TemplatePlan]:
+        """Prepare templates now, at start-up, rather than at their first message.
+
+        Compiles each template (the analysis of the compiled path, or its
+        result from the persistent compile cache, and Jinja's own compile of
+        the template and its layouts), so that no request pays for it.
+
+        Args:
+            names: the templates to prepare; by default every template the
+                loader lists (``list_templates()``) except stylesheets, scripts,
+                images and other files that are not templates, and partials and
+                layouts, which are recognised as defining none of the blocks
+                ``subject``, ``html``, ``text``, ``sms``, or as extended by
+                another template.
+
+        Returns:
+            the :class:`TemplatePlan` of each notification template prepared,
+            which says whether it takes the compiled path and why not.
+
+        Raises:
+            TemplateError: after trying every template, when any failed (a
+                syntax error, an unknown layout or filter…): the message lists
+                each failure with its template and line; ``.template`` and
+                ``.lineno`` are those of the first.
+            ConfigurationError: ``names`` is not given and the loader cannot
+                list its templates.
+        """
+        if names is None:
+            loader = self._base.loader
+            if loader is None:
+                return []
+            try:
+                listed = loader.list_templates()
+            except TypeError as exc:
+                raise ConfigurationError(
+                    f"{type(loader).__name__} cannot list its templates: "
+                    "pass the names to warm(names=[...])"
+                ) from exc
+            candidates = [
+                n for n in listed if posixpath.splitext(n)[1].lower() not in _NOT_TEMPLATES
+            ]
+            explicit = False
+        else:
+            candidates = list(names)
+            explicit = True
+        plans: list[TemplatePlan] = []
+        failures: list[TemplateError] = []
+        for name in candidates:
+            try:
+                entry = self._entry(name)
+                self._chains(entry)
+            except TemplateError as exc:
+                if not explicit and _NO_PARTS in str(exc):
+                    continue  # a partial or a layout: prepared with the templates using it
+                failures.append(exc)
+                continue
+            plans.append(self.explain(name))
+        if not explicit:  # a layout another template extends is not a notification
+            layouts = {n for p in plans for n in self._entries[p.template].chain_names[1:]}
+            plans = [p for p in plans if p.template not in layouts]
+        compiled = sum(p.strategy == COMPILED for p in plans)
+        _log.info(
+            "notifykit prepared %d template(s): %d compiled, %d per message, %d failed",
+            len(plans),
+            compiled,
+            len(plans) - compiled,
+            len(failures),
+        )
+        if failures:
+            first = failures[0]
+            listing = "; ".join(str(f) for f in failures)
+            raise TemplateError(
+                f"{len(failures)} template(s) failed to compile: {listing}",
+                template=first.template,
+                lineno=first.lineno,
+            ) from first
+        return plans
 
     def inline(self, name: str, html: str) -> str:
         """Inline ``html`` per message, as the renderer would for template ``name``.
@@ -489,6 +626,7 @@ class TemplateRenderer:
         )
 
     def _plain_html(self, entry: _Entry, variables: dict[str, Any]) -> str:
+        self._chains(entry, plain=False)
         with _errors(entry.name):
             if entry.has_layout:
                 template = entry.html_chain[0]
@@ -497,6 +635,7 @@ class TemplateRenderer:
             return _concat(context.blocks["html"][0](context))
 
     def _block_context(self, entry: _Entry, variables: dict[str, Any]) -> jinja2.runtime.Context:
+        self._chains(entry, html=False)
         prelude = entry.plain_prelude if entry.blocks_need_prelude else None
         with _errors(entry.name):
             return self._chain_context(entry.plain_chain, prelude, variables)
@@ -538,7 +677,10 @@ class TemplateRenderer:
                 ) from exc
 
     def _css_loader(
-        self, name: str, checks: list[Callable[[], bool]] | None
+        self,
+        name: str,
+        checks: list[Callable[[], bool]] | None,
+        deps: dict[str, str | None] | None = None,
     ) -> Callable[[str], str]:
         def load(href: str) -> str:
             href = href.split("?", 1)[0].split("#", 1)[0]
@@ -551,9 +693,13 @@ class TemplateRenderer:
                         self._html_env, candidate
                     )
                 except jinja2.TemplateNotFound:
+                    if deps is not None:
+                        deps.setdefault(candidate, None)
                     continue
                 if checks is not None and uptodate is not None:
                     checks.append(uptodate)
+                if deps is not None:
+                    deps[candidate] = _cache.source_digest(source)
                 return source
             raise TemplateError(
                 f"stylesheet {href!r} linked from template {name!r} was not found", template=name
@@ -573,22 +719,34 @@ class TemplateRenderer:
             self._entries[name] = entry
             return entry
 
-    def _load_ast(self, name: str, checks: list[Callable[[], bool]]) -> nodes.Template:
+    def _load_ast(
+        self,
+        name: str,
+        checks: list[Callable[[], bool]],
+        deps: dict[str, str | None] | None = None,
+    ) -> nodes.Template:
         source, filename, uptodate = self._html_env.loader.get_source(  # type: ignore[union-attr]
             self._html_env, name
         )
         if uptodate is not None:
             checks.append(uptodate)
+        if deps is not None:
+            deps[name] = _cache.source_digest(source)
         return self._html_env.parse(source, name, filename)
 
     def _build(self, name: str) -> _Entry:
         entry = _Entry(name)
         with _errors(name):
-            ast = self._load_ast(name, entry.checks)
-            html_template = self._html_env.get_template(name)
-            plain_template = self._plain_env.get_template(name)
-            entry.html_chain = [html_template]
-            entry.plain_chain = [plain_template]
+            source, filename, uptodate = self._html_env.loader.get_source(  # type: ignore[union-attr]
+                self._html_env, name
+            )
+            if uptodate is not None:
+                entry.checks.append(uptodate)
+            key = None if self._disk is None else self._cache_key(name, source)
+            if key is not None and self._load_cached(entry, key):
+                return entry
+            entry.deps[name] = _cache.source_digest(source)
+            ast = self._html_env.parse(source, name, filename)
             entry.has_layout = ast.find(nodes.Extends) is not None
             block_names = {b.name for b in ast.find_all(nodes.Block)}
             current = ast
@@ -601,24 +759,22 @@ class TemplateRenderer:
                 if parent.value in seen or len(seen) > 20:
                     break
                 seen.add(parent.value)
-                current = self._load_ast(parent.value, entry.checks)
+                current = self._load_ast(parent.value, entry.checks, entry.deps)
                 block_names |= {b.name for b in current.find_all(nodes.Block)}
-                entry.html_chain.append(self._html_env.get_template(parent.value))
-                entry.plain_chain.append(self._plain_env.get_template(parent.value))
+                entry.chain_names.append(parent.value)
             entry.parts = {p for p in ("subject", "text", "sms") if p in block_names}
             entry.block_parts = tuple(p for p in ("subject", "text", "sms") if p in entry.parts)
             if entry.has_layout or "html" in block_names:
                 entry.parts.add("html")
             if not entry.parts:
                 raise TemplateError(
-                    f"template {name!r} defines none of the blocks subject, html, text, sms: "
+                    f"template {name!r} {_NO_PARTS}: "
                     "write its parts as {% block html %}...{% endblock %} (see docs/templates.md)",
                     template=name,
                 )
             top = [n for n in ast.body if isinstance(n, _TOP_LEVEL)]
             if top:
-                entry.plain_prelude = _compile._compile(self._plain_env, list(top), name)
-                entry.html_prelude = _compile._compile(self._html_env, list(top), name)
+                entry.has_top = True
                 bound = _bound_names(top)
                 used: set[str] = set()
                 for block in _blocks_named(ast, ("subject", "text", "sms")):
@@ -626,7 +782,152 @@ class TemplateRenderer:
                 entry.blocks_need_prelude = bool(bound & used)
         if "html" in entry.parts:
             self._prepare_fast_path(entry)
+        if key is not None:
+            self._store_cached(entry, key)
         return entry
+
+    def _chains(self, entry: _Entry, html: bool = True, plain: bool = True) -> None:
+        """Compile what the per-message (``html``) and block (``plain``) paths need, once."""
+        if (not html or entry.html_ready) and (not plain or entry.plain_ready):
+            return
+        with self._chain_lock, _errors(entry.name):
+            top: list[nodes.Node] | None = None
+            if entry.has_top:
+                ast = self._load_ast(entry.name, [])
+                top = [n for n in ast.body if isinstance(n, _TOP_LEVEL)]
+            for wanted, env, kind in (
+                (html, self._html_env, "html"),
+                (plain, self._plain_env, "plain"),
+            ):
+                if not wanted or getattr(entry, f"{kind}_ready"):
+                    continue
+                chain = [env.get_template(n) for n in entry.chain_names]
+                if top is not None:
+                    prelude = _compile._compile(env, list(top), entry.name, chain[0].filename)
+                    setattr(entry, f"{kind}_prelude", prelude)
+                setattr(entry, f"{kind}_chain", chain)
+                setattr(entry, f"{kind}_ready", True)
+
+    # ------------------------------------------------------ the persistent compile cache
+    def _cache_key(self, name: str, source: str) -> str:
+        env = self._html_env
+        settings = [
+            _cache.code_fingerprint(),
+            type(self._base).__module__ + "." + type(self._base).__qualname__,
+            repr(getattr(self._base, "limits", None)),
+            self.inliner,
+            self._compile_enabled,
+            self._compile_blocker,
+            [
+                env.block_start_string,
+                env.block_end_string,
+                env.variable_start_string,
+                env.variable_end_string,
+                env.comment_start_string,
+                env.comment_end_string,
+                env.line_statement_prefix,
+                env.line_comment_prefix,
+                env.trim_blocks,
+                env.lstrip_blocks,
+                env.newline_sequence,
+                env.keep_trailing_newline,
+                env.optimized,
+                env.undefined.__qualname__,
+            ],
+            sorted(env.extensions),
+            sorted((n, _pass_arg(f)) for n, f in env.filters.items()),
+            sorted(env.tests),
+            name,
+            source,
+        ]
+        return hashlib.sha256(json.dumps(settings, default=repr).encode("utf-8")).hexdigest()
+
+    def _load_cached(self, entry: _Entry, key: str) -> bool:
+        assert self._disk is not None
+        found = self._disk.load(key)
+        if found is None:
+            return False
+        meta, code = found
+        try:
+            checks: list[Callable[[], bool]] = []
+            loader = self._html_env.loader
+            assert loader is not None
+            for dep, digest in meta["deps"].items():
+                if dep == entry.name:
+                    continue
+                try:
+                    source, _filename, uptodate = loader.get_source(self._html_env, dep)
+                except jinja2.TemplateNotFound:
+                    if digest is None:
+                        continue
+                    return False
+                if digest is None or _cache.source_digest(source) != digest:
+                    return False
+                if uptodate is not None:
+                    checks.append(uptodate)
+            compiled_meta = meta["compiled"]
+            if (compiled_meta is None) != (code is None):
+                return False
+            entry.chain_names = list(meta["chain"])
+            entry.parts = set(meta["parts"])
+            entry.has_layout = bool(meta["has_layout"])
+            entry.block_parts = tuple(meta["block_parts"])
+            entry.blocks_need_prelude = bool(meta["blocks_need_prelude"])
+            entry.has_top = bool(meta["has_top"])
+            entry.html_reason = meta["html_reason"]
+            entry.text_reason = meta["text_reason"]
+            entry.deps = dict(meta["deps"])
+            if compiled_meta is not None:
+                env = self._plain_fast_env if compiled_meta["plain"] else self._fast_env
+                template = env.template_class.from_code(env, code, env.globals)
+                compiled = _compile.Compiled(
+                    template,
+                    bool(compiled_meta["html_inlined"]),
+                    bool(compiled_meta["text_included"]),
+                    compiled_meta["html_reason"],
+                    compiled_meta["text_reason"],
+                    tuple(compiled_meta["parts"]),
+                )
+                compiled.local_links = bool(compiled_meta["local_links"])
+                compiled.caveat = compiled_meta["caveat"]
+                compiled.plain = bool(compiled_meta["plain"])
+                compiled.code = code
+                entry.compiled = compiled
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return False
+        entry.checks.extend(checks)
+        entry.from_disk = True
+        return True
+
+    def _store_cached(self, entry: _Entry, key: str) -> None:
+        assert self._disk is not None
+        compiled = entry.compiled
+        if compiled is not None and compiled.code is None:
+            return
+        meta: dict[str, Any] = {
+            "deps": entry.deps,
+            "chain": entry.chain_names,
+            "parts": sorted(entry.parts),
+            "has_layout": entry.has_layout,
+            "block_parts": list(entry.block_parts),
+            "blocks_need_prelude": entry.blocks_need_prelude,
+            "has_top": entry.has_top,
+            "html_reason": entry.html_reason,
+            "text_reason": entry.text_reason,
+            "compiled": None
+            if compiled is None
+            else {
+                "html_inlined": compiled.html_inlined,
+                "text_included": compiled.text_included,
+                "html_reason": compiled.html_reason,
+                "text_reason": compiled.text_reason,
+                "parts": list(compiled.parts),
+                "local_links": compiled.local_links,
+                "caveat": compiled.caveat,
+                "plain": compiled.plain,
+            },
+        }
+        self._disk.store(key, meta, None if compiled is None else compiled.code)
 
     def _prepare_fast_path(self, entry: _Entry) -> None:
         if not self._compile_enabled:
@@ -638,7 +939,7 @@ class TemplateRenderer:
 
         def load(template_name: str) -> nodes.Template:
             try:
-                return self._load_ast(template_name, entry.checks)
+                return self._load_ast(template_name, entry.checks, entry.deps)
             except jinja2.TemplateError as exc:
                 raise _compile.Unsupported(f"template {template_name!r}: {exc}") from exc
 
@@ -653,7 +954,7 @@ class TemplateRenderer:
                 engine,
                 self._fast_env,
                 entry.name,
-                self._css_loader(entry.name, entry.checks),
+                self._css_loader(entry.name, entry.checks, entry.deps),
                 self._plain_fast_env,
                 derive_text="text" not in entry.parts,
             )
@@ -690,6 +991,14 @@ def _one_line(subject: str) -> str:
 def _clean_text(text: str) -> str:
     lines = [line.rstrip() for line in text.splitlines()]
     return textwrap.dedent("\n".join(lines)).strip("\n")
+
+
+def _pass_arg(func: Any) -> str | None:
+    """How Jinja passes context to a filter (part of the compile cache key)."""
+    from jinja2.utils import _PassArg
+
+    kind = _PassArg.from_obj(func)
+    return None if kind is None else kind.name
 
 
 def _bound_names(statements: Sequence[nodes.Node]) -> set[str]:
@@ -750,7 +1059,39 @@ class _errors:
     ) -> None:
         if exc is None or not isinstance(exc, Exception) or isinstance(exc, NotifyKitError):
             return
-        raise _translate(exc, self.name) from exc
+        raise _translate(exc, self.name) from _template_traceback(exc)
+
+
+def _template_traceback(exc: Exception) -> Exception:
+    """``exc`` with each frame of template code shown at its template's file and line.
+
+    Jinja does this in ``Template.render``; notifykit calls the render functions
+    itself, so without this a traceback would show the line of the Python code
+    Jinja generated ("line 61" of an 11-line template).
+    """
+    try:
+        from jinja2.debug import fake_traceback
+    except ImportError:  # pragma: no cover - a Jinja without it: keep the raw traceback
+        return exc
+    stack: list[TracebackType] = []
+    tb = exc.__traceback__
+    try:
+        while tb is not None:
+            template = tb.tb_frame.f_globals.get("__jinja_template__")
+            if template is not None:
+                lineno = template.get_corresponding_lineno(tb.tb_lineno)
+                filename = template.filename or template.name or "<template>"
+                stack.append(fake_traceback(exc, tb, filename, lineno))
+            else:
+                stack.append(tb)
+            tb = tb.tb_next
+    except Exception:  # pragma: no cover - never let the rewrite hide the error
+        return exc
+    following: TracebackType | None = None
+    for frame in reversed(stack):
+        frame.tb_next = following
+        following = frame
+    return exc.with_traceback(following)
 
 
 def _translate(exc: Exception, name: str) -> TemplateError:

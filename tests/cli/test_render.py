@@ -79,7 +79,7 @@ def test_render_user_template_with_a_context_file(
     assert {"html", "text", "sms"} == set(doc["files"])
     assert str(tmp_path / "out" / "shipped.preview.html") == doc["files"]["html"]
     html = Path(doc["files"]["html"]).read_text(encoding="utf-8")
-    assert '<p style="color:#333">Hi Ravi, order B-7 is on its way.</p>' == html.strip()
+    assert '<p style="color: #333;">Hi Ravi, order B-7 is on its way.</p>' == html.strip()
     assert "Order B-7 shipped.\n" == Path(doc["files"]["sms"]).read_text(encoding="utf-8")
 
 

@@ -164,14 +164,18 @@ def _nested(depth: int) -> str:
 @pytest.mark.parametrize("compile", [True, False])
 def test_premailer_never_sends_html_it_would_truncate(compile: bool) -> None:
     """A |safe body 300 <div>s deep: premailer would drop its end, so the render fails."""
-    renderer = TemplateRenderer.from_dict({"t": DEEP_TEMPLATE}, compile=compile)
+    renderer = TemplateRenderer.from_dict(
+        {"t": DEEP_TEMPLATE}, compile=compile, inliner="premailer"
+    )
     with pytest.raises(TemplateError, match="more than 255 deep"):
         renderer.render("t", body=_nested(300))
 
 
 def test_premailer_keeps_html_just_under_the_limit() -> None:
     """200 deep is inlined whole, every element and the text after it kept."""
-    rendered = TemplateRenderer.from_dict({"t": DEEP_TEMPLATE}).render("t", body=_nested(200))
+    rendered = TemplateRenderer.from_dict({"t": DEEP_TEMPLATE}, inliner="premailer").render(
+        "t", body=_nested(200)
+    )
     html = rendered.html or ""
     assert 200 == html.count("<div")
     assert "DEEPEST" in html
@@ -187,7 +191,7 @@ def test_a_failed_deep_message_is_not_sent() -> None:
     memory = nk.MemoryTransport()
     notifier = nk.Notifier(
         email=memory,
-        templates=TemplateRenderer.from_dict({"t": DEEP_TEMPLATE}),
+        templates=TemplateRenderer.from_dict({"t": DEEP_TEMPLATE}, inliner="premailer"),
         sender="shop@example.com",
     )
     with pytest.raises(TemplateError):
@@ -397,7 +401,9 @@ def test_css_work_through_a_variable_is_bounded() -> None:
 
 def test_css_within_the_limits_is_inlined() -> None:
     """200 rules on 200 elements is inlined as usual in the sandbox."""
-    rendered = TemplateRenderer.from_dict({"t": _css_bomb(200, 200)}, sandboxed=True).render("t")
+    rendered = TemplateRenderer.from_dict(
+        {"t": _css_bomb(200, 200)}, sandboxed=True, inliner="premailer"
+    ).render("t")
     assert 'style="color:red"' in (rendered.html or "")
 
 

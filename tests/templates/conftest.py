@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,12 @@ import pytest
 from notifykit.templates import TemplateRenderer
 from notifykit.templates._inline import normalise
 from notifykit.templates._text import html_to_text
+
+# The renderers of these tests use the persistent compile cache, as by default,
+# but in a fresh folder: never entries left by another version of the code.
+os.environ.setdefault(
+    "NOTIFYKIT_TEMPLATE_CACHE", tempfile.mkdtemp(prefix="notifykit-test-template-cache-")
+)
 
 #: Real-world e-mail templates (read-only test data): the copy in
 #: ``tests/templates/corpus`` (see its README), or the folder ``NOTIFYKIT_CORPUS`` names.
@@ -41,9 +48,13 @@ def reference_text(renderer: TemplateRenderer, name: str, context: Mapping[str, 
 
 
 def assert_equivalent(
-    renderer: TemplateRenderer, name: str, context: Mapping[str, Any], engine: str = "premailer"
+    renderer: TemplateRenderer, name: str, context: Mapping[str, Any], engine: str | None = None
 ) -> None:
-    """The renderer's html and text equal the per-message reference (normalised)."""
+    """The renderer's html and text equal the per-message reference (normalised).
+
+    ``engine`` (whose parser normalises both sides) defaults to the renderer's own.
+    """
+    engine = engine or renderer.inliner or "premailer"
     rendered = renderer.render(name, context)
     assert rendered.html is not None
     assert normalise(reference_html(renderer, name, context), engine) == normalise(

@@ -155,6 +155,33 @@ TEMPLATES: dict[str, str] = {
         "<table>\n  {%- for item in items %}\n  <tr>\n    <td>{{ item.name }}</td>\n  </tr>\n  {%- endfor %}\n</table>"
         "\n<p>\n  {{- name -}}\n</p>"
     ),
+    # Constructs applications write (issue 17), compiled.
+    "choice_class.html": page(
+        "<style>.a{color:#111111} .b{color:#222222} .a td{padding:1px} .odd{font-weight:bold}</style>"
+        "<table>{% for item in items %}<tr class=\"{{ 'a' if item.on else 'b' }}\">"
+        '<td class=\'{{ loop.cycle("odd", "even") }}\'>{{ item.name }}</td><td>{{ item.qty }}</td></tr>'
+        "{% endfor %}</table><p class=\"{{ 'lead warn' if flag else ('lead' if level else 'x') }}\">{{ name }}</p>"
+    ),
+    "branch_tag.html": page(
+        "{% if flag %}<p class='warn' title='a&amp;b'>{% elif level > 1 %}<p class='lead' title='a&amp;b'>"
+        "{% else %}<p class='' title='a&amp;b'>{% endif %}{{ name }} <b>{{ note }}</b></p>"
+        "<table>{% for item in items %}<tr>{% if item.on %}\n<td class='num'>\n{% else %}\n<td class=''>\n{% endif %}"
+        "{{ item.qty }}</td></tr>{% endfor %}</table>"
+    ),
+    "styles.css": ".lead { color: #333333; } p { margin: 0 0 10px; }",
+    "self_layout.html": (
+        "<!DOCTYPE html><html><head><style>{% include 'styles.css' %}{% block extra_style %}{% endblock %}"
+        "</style></head><body>{% block html %}{% endblock %}"
+        "{% if self.footer() %}<p class='footer'>{% block footer %}{% endblock %}</p>{% endif %}"
+        "{% if self.reason()|trim %}<p class='lead'>{% block reason %} {% endblock %}</p>{% endif %}"
+        "</body></html>"
+    ),
+    "self_child.html": (
+        '{% extends "self_layout.html" %}{% block extra_style %}.warn { color: #aa0000; }{% endblock %}'
+        "{% block html %}<p class='warn'>{{ name }}</p>{% endblock %}"
+        "{% block footer %}{% if flag %}{{ note }}{% endif %}{% endblock %}"
+        "{% block reason %}{{ super() }}{% if level %}{{ title }}{% endif %}{% endblock %}"
+    ),
     # Jinja where the analysis cannot follow the HTML: html and text both per message.
     "attr_condition.html": page(
         '<p {% if flag %}class="warn"{% endif %}>Hi {{ name }}</p><p class="lead">{{ note }}</p>'
@@ -180,6 +207,9 @@ EXPECTED_STRATEGY = {
     "macros_includes.html": "compiled",
     "text_features.html": "compiled",
     "trimmed.html": "compiled",
+    "choice_class.html": "compiled",
+    "branch_tag.html": "compiled",
+    "self_child.html": "compiled",
     "attr_condition.html": "per_message",
     "split_element.html": "per_message",
     "comment_var.html": "per_message",
@@ -193,7 +223,7 @@ TEXT_PER_MESSAGE = {
     "entity_var.html",
 }
 
-RENDERER = TemplateRenderer.from_dict(TEMPLATES)
+RENDERER = TemplateRenderer.from_dict(TEMPLATES, inliner="premailer")
 
 
 def _markup_in(context: dict[str, Any]) -> bool:
@@ -261,7 +291,8 @@ def _wrap(source: str) -> str:
 
 CORPUS_FILES = _corpus_files(CORPUS) if CORPUS.is_dir() else []
 CORPUS_RENDERER = TemplateRenderer.from_dict(
-    {str(p.relative_to(CORPUS)): _wrap(p.read_text(encoding="utf-8")) for p in CORPUS_FILES}
+    {str(p.relative_to(CORPUS)): _wrap(p.read_text(encoding="utf-8")) for p in CORPUS_FILES},
+    inliner="premailer",
 )
 CORPUS_CONTEXT = st.fixed_dictionaries({"first_name": VALUE, "greeting": TEXT})
 
@@ -275,11 +306,26 @@ def test_real_world_templates(path: str, context: dict[str, Any]) -> None:
     assert_equivalent(CORPUS_RENDERER, path, context)
 
 
+CORPUS_DEFAULT_RENDERER = TemplateRenderer.from_dict(
+    {str(p.relative_to(CORPUS)): _wrap(p.read_text(encoding="utf-8")) for p in CORPUS_FILES}
+)
+
+
+@pytest.mark.skipif(not CORPUS_FILES, reason=f"the template corpus is not at {CORPUS}")
+@pytest.mark.parametrize("path", [str(p.relative_to(CORPUS)) for p in CORPUS_FILES])
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(context=CORPUS_CONTEXT)
+def test_real_world_templates_with_the_default_engine(path: str, context: dict[str, Any]) -> None:
+    """The same with the default engine (css-inline): compiled == css-inline per message."""
+    assert_equivalent(CORPUS_DEFAULT_RENDERER, path, context)
+
+
 def test_most_real_world_templates_compile(corpus: Path) -> None:
     """The analysis is not so conservative that real e-mails never compile."""
-    plans = [CORPUS_RENDERER.explain(str(p.relative_to(corpus))) for p in CORPUS_FILES]
-    compiled = sum(plan.strategy == "compiled" for plan in plans)
-    assert compiled >= len(plans) * 2 // 3, [plan.reason for plan in plans]
+    for renderer in (CORPUS_RENDERER, CORPUS_DEFAULT_RENDERER):
+        plans = [renderer.explain(str(p.relative_to(corpus))) for p in CORPUS_FILES]
+        compiled = sum(plan.strategy == "compiled" for plan in plans)
+        assert compiled >= len(plans) * 2 // 3, [plan.reason for plan in plans]
 
 
 CSS_INLINE_RENDERER = TemplateRenderer.from_dict(TEMPLATES, inliner="auto")
@@ -294,3 +340,50 @@ def test_css_inline_compiled_output_equals_its_per_message_output(
     """With inliner="css_inline", compiled output equals css-inline per message (normalised)."""
     pytest.importorskip("css_inline")
     assert_equivalent(CSS_INLINE_RENDERER, name, context, engine="css_inline")
+
+
+# ------------------------------------------------------------ the benchmark application
+
+from benchmarks.templates import NAMES as APP_NAMES  # noqa: E402
+from benchmarks.templates import context as app_context  # noqa: E402
+from benchmarks.templates import environment as app_environment  # noqa: E402
+
+#: What the analysis must compile (the rest is listed with its reason in explain()).
+APP_PER_MESSAGE: set[str] = set()
+APP_RENDERERS = {
+    (locale, engine): TemplateRenderer(app_environment(locale), inliner=engine)
+    for locale in ("en", "fr")
+    for engine in ("css_inline", "premailer")
+}
+
+
+def _stir(value: Any, rng: Any, texts: list[str]) -> Any:
+    """Replace some strings of a realistic context with hypothesis' nastier ones."""
+    if isinstance(value, dict):
+        return {k: _stir(v, rng, texts) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stir(v, rng, texts) for v in value]
+    if isinstance(value, str) and texts and rng.random() < 0.3:
+        return texts[rng.randrange(len(texts))]
+    return value
+
+
+@pytest.mark.parametrize("key", sorted(APP_RENDERERS), ids=lambda k: f"{k[0]}-{k[1]}")
+@pytest.mark.parametrize("name", APP_NAMES)
+@settings(
+    max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(rng=st.randoms(use_true_random=False), texts=st.lists(TEXT, max_size=4))
+def test_benchmark_templates_equal_per_message_inlining(
+    name: str, key: tuple[str, str], rng: Any, texts: list[str]
+) -> None:
+    """Every benchmark template, both locales, both engines: compiled == per message."""
+    renderer = APP_RENDERERS[key]
+    context = _stir(app_context(name, rng), rng, texts)
+    assert_equivalent(renderer, name, context)
+    expected = "per_message" if name in APP_PER_MESSAGE else "compiled"
+    plan = renderer.explain(name)
+    assert expected == plan.strategy, plan.reason
+    if expected == "compiled" and not _markup_in(context):
+        rendered = renderer.render(name, context)
+        assert "compiled" == rendered.strategy, rendered.reason

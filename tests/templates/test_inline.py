@@ -22,7 +22,7 @@ def doc(body: str, css: str = "", head: str = "") -> str:
 def test_rules_are_inlined_and_the_style_block_removed() -> None:
     """A <style> rule becomes a style attribute; a block with nothing left is removed."""
     renderer = TemplateRenderer.from_dict(
-        {"t": doc("<p class='lead'>{{ x }}</p>", ".lead{color:red}")}
+        {"t": doc("<p class='lead'>{{ x }}</p>", ".lead{color:red}")}, inliner="premailer"
     )
     rendered = renderer.render("t", {"x": "hi"})
     assert "compiled" == rendered.strategy
@@ -33,7 +33,7 @@ def test_rules_are_inlined_and_the_style_block_removed() -> None:
 def test_media_queries_stay_in_the_head_and_become_important() -> None:
     """@media rules are kept in a <style> in <head>, made !important so they beat inline styles."""
     css = "p{color:red} @media (max-width: 600px){p{color:blue}}"
-    renderer = TemplateRenderer.from_dict({"t": doc("<p>{{ x }}</p>", css)})
+    renderer = TemplateRenderer.from_dict({"t": doc("<p>{{ x }}</p>", css)}, inliner="premailer")
     html = renderer.render("t", {"x": "hi"}).html or ""
     head = html[: html.index("</head>")]
     assert "@media (max-width: 600px)" in head
@@ -45,7 +45,7 @@ def test_important_declarations_win_over_more_specific_ones() -> None:
     """!important is respected: it beats a more specific selector and stays in the inline style."""
     css = "p{color:red !important} p.x{color:blue} p.x{font-weight:bold}"
     html = (
-        TemplateRenderer.from_dict({"t": doc('<p class="x">{{ x }}</p>', css)})
+        TemplateRenderer.from_dict({"t": doc('<p class="x">{{ x }}</p>', css)}, inliner="premailer")
         .render("t", {"x": 1})
         .html
         or ""
@@ -65,7 +65,7 @@ def test_linked_local_stylesheets_are_inlined(tmp_path: Path) -> None:
         '<div class="box">{{ x }}</div>', head='<link rel="stylesheet" href="css/mail.css">'
     )
     (tmp_path / "mail" / "welcome.html").write_text(template, encoding="utf-8")
-    renderer = TemplateRenderer.from_directory(tmp_path)
+    renderer = TemplateRenderer.from_directory(tmp_path, inliner="premailer")
     rendered = renderer.render("mail/welcome.html", {"x": "hi"})
     html = rendered.html or ""
     assert "compiled" == rendered.strategy
@@ -78,7 +78,9 @@ def test_linked_local_stylesheets_are_inlined(tmp_path: Path) -> None:
 def test_remote_stylesheets_are_left_alone() -> None:
     """A link to a remote stylesheet (web fonts) stays as it is and is never fetched."""
     link = '<link rel="stylesheet" href="https://fonts.example/css?family=Roboto">'
-    renderer = TemplateRenderer.from_dict({"t": doc("<p>{{ x }}</p>", "p{margin:0}", head=link)})
+    renderer = TemplateRenderer.from_dict(
+        {"t": doc("<p>{{ x }}</p>", "p{margin:0}", head=link)}, inliner="premailer"
+    )
     html = renderer.render("t", {"x": 1}).html or ""
     assert link.replace(">", "") in html
     assert '<p style="margin:0">1</p>' in html
@@ -122,7 +124,7 @@ def test_templates_that_cannot_be_inlined_once_fall_back_per_message(
 ) -> None:
     """Dynamic classes, structural selectors over loops, tags inside tags, bad nesting: per message, same output."""
     templates = {"t": doc(body, css), "part": "<i>{{ c }}</i>{% block x %}{% endblock %}"}
-    renderer = TemplateRenderer.from_dict(templates)
+    renderer = TemplateRenderer.from_dict(templates, inliner="premailer")
     plan = renderer.explain("t")
     assert "per_message" == plan.strategy
     if reason is not None:
@@ -190,8 +192,39 @@ def test_linked_stylesheets_are_also_inlined_per_message(tmp_path: Path) -> None
     (tmp_path / "t.html").write_text(
         doc(body, head='<link rel="stylesheet" href="mail.css">'), "utf-8"
     )
-    renderer = TemplateRenderer.from_directory(tmp_path)
+    renderer = TemplateRenderer.from_directory(tmp_path, inliner="premailer")
     rendered = renderer.render("t.html", {"c": "a", "x": "hi"})
     assert "per_message" == rendered.strategy
     assert '<p class="a" style="margin:0; color:red">hi</p>' in (rendered.html or "")
     assert_equivalent(renderer, "t.html", {"c": "b", "x": "<i>"})
+
+
+def test_premailer_gives_the_same_outputs_under_eight_threads() -> None:
+    """premailer (and cssutils) keep module state: notifykit serialises them, so 8 threads agree.
+
+    Without the lock, a dozen or more of these 400 outputs differed from the serial ones.
+    """
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    renderer = TemplateRenderer.from_dict({"t": doc("")}, inliner="premailer")
+    documents = []
+    for i in range(400):
+        css = (
+            f"p{{color:#{i % 50:06d};margin:{i % 9}px}} .c{i % 13}{{font-size:{i % 20}px}} "
+            f"a{{color:red}} td.n{{text-align:right}} @media (max-width:600px){{.c{i % 13}{{font-size:1px}}}}"
+        )
+        documents.append(
+            f"<html><head><style>{css}</style></head><body><p class='c{i % 13}' "
+            f"style='padding:{i % 5}px'>x{i}</p><a href='#' style='color:blue'>a</a>"
+            "<table><tr><td class='n'>1</td></tr></table></body></html>"
+        )
+    serial = [renderer.inline("t", d) for d in documents]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            threaded = list(pool.map(lambda d: renderer.inline("t", d), documents))
+    finally:
+        sys.setswitchinterval(interval)
+    assert serial == threaded

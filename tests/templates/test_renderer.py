@@ -420,7 +420,9 @@ def test_concurrent_renders_agree_and_compile_once() -> None:
         calls.append(name)
         return source
 
-    renderer = TemplateRenderer(loader=jinja2.FunctionLoader(load), auto_reload=False)
+    renderer = TemplateRenderer(
+        loader=jinja2.FunctionLoader(load), auto_reload=False, inliner="premailer"
+    )
     barrier = threading.Barrier(8)
 
     def work(i: int) -> str:
@@ -456,7 +458,7 @@ def test_cssutils_noise_is_quieted_unless_the_host_chose_a_level(
         + (f"logging.getLogger('CSSUTILS').setLevel({host_level})\n" if host_level else "")
         + "r = notifykit.TemplateRenderer.from_dict({'t': '{% block html %}<style>"
         "p{mso-line-height-rule:exactly;-webkit-text-size-adjust:none}</style>"
-        '<p class="{{ c }}">x</p>{% endblock %}\'})\n'
+        '<p class="{{ c }}">x</p>{% endblock %}\'}, inliner="premailer")\n'
         "r.render('t', {'c': 'a'})\n"
         "print(logging.getLogger('CSSUTILS').level)"
     )
@@ -492,7 +494,7 @@ def test_compile_false_forces_the_per_message_path() -> None:
 def test_markup_values_take_the_per_message_path_for_that_message() -> None:
     """A Markup value could add elements the analysis never saw: that message is inlined per message."""
     templates = {"t": "{% block html %}<style>b{color:red}</style><p>{{ x }}</p>{% endblock %}"}
-    renderer = TemplateRenderer.from_dict(templates)
+    renderer = TemplateRenderer.from_dict(templates, inliner="premailer")
     plain = renderer.render("t", {"x": "<b>no</b>"})
     markup = renderer.render("t", {"x": Markup("<b>yes</b>")})
     assert "compiled" == plain.strategy
