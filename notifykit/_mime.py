@@ -16,7 +16,8 @@ itself, with guarantees the tests check on arbitrary input:
 - international domains are written in IDNA (punycode) when the local part
   is ASCII; raw UTF-8 headers (RFC 6532) only with ``utf8=True``, for SMTPUTF8.
 
-Bodies are quoted-printable (7bit when plain ASCII), attachments base64,
+Bodies are quoted-printable (7bit when plain ASCII; raw UTF-8 ``8bit`` with
+``eight_bit=True``, for servers that offer 8BITMIME), attachments base64,
 ``message/rfc822`` attachments as they are. ``Email.to_mime()`` parses these
 bytes back when a caller wants an ``EmailMessage``.
 """
@@ -24,8 +25,10 @@ bytes back when a caller wants an ``EmailMessage``.
 from __future__ import annotations
 
 import binascii
+import functools
+import itertools
+import secrets
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from email.utils import format_datetime
@@ -130,6 +133,12 @@ def display_name(name: str) -> str:
     return " ".join(_encoded_words(name))
 
 
+@functools.lru_cache(maxsize=64)
+def _from_header(sender: str, utf8: bool) -> str:
+    """``From: ...``; a Notifier's sender is the same on every message: built once."""
+    return _address_header("From", [sender], utf8)
+
+
 def _address_header(name: str, addresses: Sequence[str], utf8: bool) -> str:
     tokens: list[str] = []
     for i, address in enumerate(addresses):
@@ -180,22 +189,35 @@ def _content_type(mimetype: str, extra: Sequence[str] = ()) -> str:
     )
 
 
-def _text_part(text: str, mimetype: str) -> list[str]:
-    normalised = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = normalised.split("\n")
+@functools.lru_cache(maxsize=128)
+def _text_content_type(mimetype: str, charset: str) -> str:
+    """``Content-Type: text/...; charset=...``: the same few per process, built once each."""
     base, params = mimetype_params(mimetype)
     own = [f"{k}={v}" for k, v in params.items() if k != "charset"]
-    if text.isascii() and all(len(line) <= 998 for line in lines):
+    return _content_header("Content-Type", base, [*own, f'charset="{charset}"'])
+
+
+def _text_part(text: str, mimetype: str, eight_bit: bool = False) -> list[str]:
+    normalised = text.replace("\r\n", "\n").replace("\r", "\n")
+    if text.isascii() and all(len(line) <= 998 for line in normalised.split("\n")):
         return [
-            _content_header("Content-Type", base, [*own, 'charset="us-ascii"']),
+            _text_content_type(mimetype, "us-ascii"),
             "Content-Transfer-Encoding: 7bit",
             "",
-            CRLF.join(lines),
+            normalised.replace("\n", CRLF),
         ]
     data = normalised.encode("utf-8")
+    if eight_bit and max(map(len, data.split(b"\n"))) <= 998:
+        # RFC 6152: raw UTF-8 lines of at most 998 octets, for a server that offers 8BITMIME.
+        return [
+            _text_content_type(mimetype, "utf-8"),
+            "Content-Transfer-Encoding: 8bit",
+            "",
+            normalised.replace("\n", CRLF),
+        ]
     body = binascii.b2a_qp(data, istext=True).decode("ascii").replace("\n", CRLF)
     return [
-        _content_header("Content-Type", base, [*own, 'charset="utf-8"']),
+        _text_content_type(mimetype, "utf-8"),
         "Content-Transfer-Encoding: quoted-printable",
         "",
         body,
@@ -207,9 +229,9 @@ def _base64_body(content: bytes) -> str:
     return CRLF.join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
 
 
-def _alternative_part(alt: Alternative) -> list[str]:
+def _alternative_part(alt: Alternative, eight_bit: bool) -> list[str]:
     if isinstance(alt.content, str):
-        return _text_part(alt.content, alt.mimetype)
+        return _text_part(alt.content, alt.mimetype, eight_bit)
     return [
         _content_type(alt.mimetype),
         "Content-Transfer-Encoding: base64",
@@ -269,9 +291,14 @@ def _date_header() -> str:
     return cached[1]
 
 
+# A random prefix per process and a counter: unique without a random draw per message.
+_BOUNDARY_PREFIX = f"=_nk_{secrets.token_hex(12)}_"
+_boundary_count = itertools.count()
+
+
 def _boundary(parts: Iterable[str]) -> str:
     while True:
-        boundary = f"=_nk_{uuid.uuid4().hex}"
+        boundary = f"{_BOUNDARY_PREFIX}{next(_boundary_count):x}"
         # QP and base64 output can never contain "=_"; 7bit text could, in theory.
         if not any(boundary in p for p in parts):
             return boundary
@@ -287,11 +314,15 @@ def _multipart(subtype: str, children: list[list[str]], extra: str = "") -> list
     return out
 
 
-def email_to_bytes(email: Email, *, utf8: bool = False) -> bytes:
-    """The complete message, CRLF line ends, ready for SMTP DATA or SES raw."""
+def email_to_bytes(email: Email, *, utf8: bool = False, eight_bit: bool = False) -> bytes:
+    """The complete message, CRLF line ends, ready for SMTP DATA or SES raw.
+
+    ``eight_bit``: non-ASCII text parts as raw UTF-8 (``8bit``, for an
+    8BITMIME server) when their lines fit in 998 octets, else quoted-printable.
+    """
     if email.sender is None:
         raise InvalidMessage("the Email has no sender; pass sender=... or set Notifier(sender=...)")
-    headers = [_address_header("From", [email.sender], utf8)]
+    headers = [_from_header(email.sender, utf8)]
     if email.to:
         headers.append(_address_header("To", email.to, utf8))
     if email.cc:
@@ -317,9 +348,9 @@ def email_to_bytes(email: Email, *, utf8: bool = False) -> bytes:
     renderings: list[list[str]] = []
     text = email.body_text
     if text is not None and (text or not (email.html or email.alternatives)):
-        renderings.append(_text_part(text, "text/plain"))
+        renderings.append(_text_part(text, "text/plain", eight_bit))
     if email.html:
-        html_part = _text_part(email.html, "text/html")
+        html_part = _text_part(email.html, "text/html", eight_bit)
         if inline:
             html_part = _multipart(
                 "related",
@@ -327,7 +358,7 @@ def email_to_bytes(email: Email, *, utf8: bool = False) -> bytes:
                 ' type="text/html";',
             )
         renderings.append(html_part)
-    renderings.extend(_alternative_part(a) for a in email.alternatives)
+    renderings.extend(_alternative_part(a, eight_bit) for a in email.alternatives)
     body = renderings[0] if len(renderings) == 1 else _multipart("alternative", renderings)
     if files:
         body = _multipart("mixed", [body, *(_attachment_part(a, "attachment") for a in files)])

@@ -280,8 +280,8 @@ def _sqlite_from_env() -> str:
 
     for url in _environ().get("NOTIFYKIT_LOG", "").split():
         if url.lower().startswith("sqlite:"):
-            # The path only: opening a sink here would create an empty log file.
-            return _sqlite_or_jsonl_path(url, "sqlite")
+            # The path only (no ?durability=): opening a sink here would create an empty log file.
+            return _sqlite_or_jsonl_path(url.partition("?")[0], "sqlite")
     return _DEFAULT_DB
 
 
@@ -708,7 +708,30 @@ def _send_notifier(args: argparse.Namespace, *, dry_run: bool = False) -> Notifi
     notifier = notifier_from_env(environ=env)
     if args.template is not None and notifier.templates is None:
         notifier.templates = _bundled_renderer()
+    if args.template is not None and notifier.templates is not None:
+        _template_exists(notifier.templates, args.template, env.get("NOTIFYKIT_TEMPLATES"))
     return notifier
+
+
+def _template_exists(renderer: Any, name: str, directory: str | None) -> None:
+    """Refuse an unknown ``--template`` up front, saying where it was looked for."""
+    import jinja2
+
+    candidates = [name] if name.endswith(".html") else [f"{name}.html", name]
+    environment = renderer.environment
+    for candidate in candidates:
+        try:
+            environment.get_template(candidate)
+        except jinja2.TemplateNotFound:
+            continue
+        except Exception:
+            return  # it exists; rendering reports its own errors
+        return
+    where = f"the directory {directory!r}" if directory else "the bundled templates"
+    raise ConfigurationError(
+        f"unknown template {name!r}: not in {where}; "
+        "pass --templates DIR or set NOTIFYKIT_TEMPLATES"
+    )
 
 
 def _read_attachments(paths: Sequence[str] | None) -> list[Any]:
@@ -1673,7 +1696,7 @@ def _parser() -> argparse.ArgumentParser:
         "failed, 2 usage or configuration error, 3 (send) only a console/file/memory transport "
         "took a message after a real one failed.",
     )
-    parser.add_argument("--version", action="version", version=f"notifykit {__version__}")
+    parser.add_argument("--version", action="version", version=f"notifykit-py {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help: str, func: Callable[..., int]) -> argparse.ArgumentParser:

@@ -28,8 +28,8 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from typing import TYPE_CHECKING, Any, Literal, cast
+from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 from notifykit.errors import ConfigurationError
 
@@ -245,6 +245,7 @@ _SES_OPTIONS: dict[str, Callable[[str], Any]] = {
     "tags_from_message": _bool,
     "endpoint_url": _http_url,
     "timeout": _positive_float,
+    "connect_timeout": _positive_float,
 }
 _MSG91_OPTIONS: dict[str, Callable[[str], Any]] = {
     "sender": _text,
@@ -602,13 +603,35 @@ def _sqlite_or_jsonl_path(url: str, scheme: str) -> str:
 
 
 def sink_from_url(url: str) -> LogSink:
-    """Build a sink from ``sqlite:///path``, ``jsonl:///path``, ``logging://[logger]`` or ``memory://``."""
+    """Build a sink from ``sqlite:///path``, ``jsonl:///path``, ``logging://[logger]`` or ``memory://``.
+
+    ``sqlite:///path?durability=sync`` (or ``fsync``, ``batched``: the default)
+    picks :class:`~notifykit.sinks.sqlite.SQLiteSink`'s ``durability``.
+    """
     url = url.strip()
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "sqlite":
         from notifykit.sinks.sqlite import SQLiteSink
 
-        return SQLiteSink(_sqlite_or_jsonl_path(url, scheme))
+        # sqlite:///path?durability=sync|fsync|batched (the one option)
+        base, _, query = url.partition("?")
+        durability = "batched"
+        for key, values in parse_qs(query, keep_blank_values=True).items():
+            if key != "durability":
+                raise ConfigurationError(
+                    f"{mask_url(url)}: unknown option {key!r}"
+                    " (a sqlite:// log URL takes durability=)"
+                )
+            durability = values[-1]
+            if durability not in ("batched", "sync", "fsync"):
+                raise ConfigurationError(
+                    f"{mask_url(url)}: durability must be batched, sync or fsync, "
+                    f"not {durability!r}"
+                )
+        return SQLiteSink(
+            _sqlite_or_jsonl_path(base, scheme),
+            durability=cast("Literal['batched', 'sync', 'fsync']", durability),
+        )
     if scheme == "jsonl":
         from notifykit.sinks.jsonl import JSONLSink
 

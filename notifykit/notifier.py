@@ -405,6 +405,11 @@ class Notifier:
                     f"send_many() takes (to, context) pairs, got {type(pair).__name__}"
                 )
             jobs.append(job(*pair))
+        batch = getattr(self.sms, "send_batch", None) if channel == "sms" else None
+        valid = type(concurrency) is int and concurrency >= 1  # else _send_jobs refuses it
+        if batch is not None and len(jobs) > 1 and self.templates is not None and valid:
+            # The provider takes many numbers per request (MSG91, Fast2SMS).
+            return self._send_sms_batch(jobs, batch, on_progress)
         return self._send_jobs(jobs, concurrency=concurrency, on_progress=on_progress)
 
     def _send_jobs(
@@ -453,11 +458,90 @@ class Notifier:
                     raise
         return [r for r in results if r is not None]
 
-    def _send_job(self, job: _Job) -> BulkResult:
-        """Build and send one message; a failure is the result (and a ``failed`` event)."""
+    def _send_sms_batch(
+        self,
+        jobs: Sequence[_Job],
+        send_batch: Callable[[Sequence[SMS]], Sequence[BulkResult]],
+        on_progress: Callable[[int, BulkResult], None] | None,
+    ) -> list[BulkResult]:
+        """``send_many`` for an SMS transport with a batch endpoint: render all, send in batches.
+
+        The same events as :meth:`send` (``queued``, then ``sent`` or
+        ``failed``) for each message, and ``on_progress`` for each in order.
+        """
+        results: list[BulkResult | None] = [None] * len(jobs)
+        pending: list[tuple[int, SMS]] = []
+        for index, job in enumerate(jobs):
+            built = self._build_job(job)
+            if isinstance(built, NotifyKitError):
+                results[index] = built
+                continue
+            assert isinstance(built, SMS)  # channel="sms" builds SMS
+            message = self._with_defaults(built)
+            assert isinstance(message, SMS)
+            self._emit(self._event(message, "queued", job.template))
+            pending.append((index, message))
+        t0 = time.perf_counter()
+        outcomes = send_batch([m for _, m in pending]) if pending else []
+        for (index, message), outcome in zip(pending, outcomes, strict=True):
+            results[index] = outcome
+            self._record_outcome(message, outcome, jobs[index].template, t0)
+        done = [r for r in results if r is not None]
+        if on_progress is not None:
+            for index, result in enumerate(done):
+                try:
+                    on_progress(index, result)
+                except Exception:
+                    logger.exception("notifykit: the on_progress callback failed")
+        return done
+
+    def _record_outcome(
+        self, message: Message, outcome: BulkResult, template: str | None, t0: float
+    ) -> None:
+        """The ``sent`` or ``failed`` event of a message sent outside :meth:`send`."""
+        duration = time.perf_counter() - t0
+        if isinstance(outcome, Receipt):
+            self._report_attempts(message, outcome.attempts[:-1], template)
+            event = self._event(
+                message,
+                "sent",
+                template,
+                transport=outcome.transport,
+                attempt=_count_tries(outcome.attempts),
+                provider_message_id=outcome.provider_message_id,
+                duration=duration,
+                rejected=outcome.rejected,
+            )
+        elif isinstance(outcome, DeliveryError):
+            self._report_attempts(message, outcome.attempts, template)
+            event = self._event(
+                message,
+                "failed",
+                template,
+                transport=outcome.transport,
+                attempt=_count_tries(outcome.attempts),
+                error=str(outcome),
+                error_kind=outcome.kind,
+                duration=duration,
+                maybe_delivered=outcome.maybe_delivered,
+                rejected=getattr(outcome, "rejected", None) or {},
+            )
+        else:
+            event = self._event(
+                message,
+                "failed",
+                template,
+                error=str(outcome),
+                error_kind="invalid",
+                duration=duration,
+            )
+        self._emit(event)
+
+    def _build_job(self, job: _Job) -> Message | NotifyKitError:
+        """Build one message of a bulk send; a failure is logged (``failed``) and returned."""
         t0 = time.perf_counter()
         try:
-            message = job.build()
+            return job.build()
         except NotifyKitError as exc:
             recipients = job.to
             if self.redact_recipients:
@@ -475,6 +559,12 @@ class Notifier:
                 )
             )
             return exc
+
+    def _send_job(self, job: _Job) -> BulkResult:
+        """Build and send one message; a failure is the result (and a ``failed`` event)."""
+        message = self._build_job(job)
+        if isinstance(message, NotifyKitError):
+            return message
         try:
             return self.send(message, template=job.template)
         except NotifyKitError as exc:

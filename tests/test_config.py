@@ -156,6 +156,49 @@ def test_sink_urls(tmp_path: Path) -> None:
         sink_from_url("postgres://x")
 
 
+@pytest.mark.parametrize("durability", ["sync", "fsync", "batched"])
+def test_sqlite_url_durability(tmp_path: Path, durability: str) -> None:
+    """sqlite:///path?durability=... picks the sink's durability; the path has no query."""
+    from notifykit.sinks.sqlite import SQLiteSink
+
+    sink = sink_from_url(f"sqlite:///{tmp_path}/log.db?durability={durability}")
+    try:
+        assert isinstance(sink, SQLiteSink)
+        assert durability == sink.durability
+        assert str(tmp_path / "log.db") == str(sink.path)
+    finally:
+        sink.close()
+    plain = sink_from_url(f"sqlite:///{tmp_path}/plain.db")
+    try:
+        assert isinstance(plain, SQLiteSink)
+        assert "batched" == plain.durability
+    finally:
+        plain.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "match"), [("durability=later", "durability must be"), ("mode=ro", "unknown option")]
+)
+def test_sqlite_url_bad_option(tmp_path: Path, query: str, match: str) -> None:
+    """A wrong durability or an unknown option is a clear ConfigurationError."""
+    with pytest.raises(nk.ConfigurationError, match=match):
+        sink_from_url(f"sqlite:///{tmp_path}/log.db?{query}")
+
+
+def test_from_env_sqlite_durability(tmp_path: Path) -> None:
+    """NOTIFYKIT_LOG takes the same option."""
+    from notifykit.sinks.sqlite import SQLiteSink
+
+    env = {
+        "NOTIFYKIT_EMAIL_URL": "memory://",
+        "NOTIFYKIT_LOG": f"sqlite:///{tmp_path}/n.db?durability=sync",
+    }
+    with notifier_from_env(environ=env, dotenv=None) as notifier:
+        (sink,) = notifier.sinks
+        assert isinstance(sink, SQLiteSink)
+        assert "sync" == sink.durability
+
+
 def test_notifier_from_env(tmp_path: Path) -> None:
     """NOTIFYKIT_* variables configure transports, senders, region and sinks."""
     env = {

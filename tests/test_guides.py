@@ -252,3 +252,37 @@ def test_the_flask_guide_runs_as_written(
     os.utime(template, (later, later))
     post(f"{base}/orders/A-1043/ship", email="asha@example.com")
     assert "Order A-1043 is on its way" == subjects(smtp_server)[-1]
+
+
+def test_the_cli_guide_send_and_render_examples_run_as_written(
+    project: Path, smtp_server: SMTPServer
+) -> None:
+    """docs/cli.md: the files it creates, every `notifykit send` line, then `render`."""
+    pytest.importorskip("aiosmtpd")
+    dead = closed_port()
+    bash = blocks("docs/cli.md", "bash")
+    [setup] = [b for b in bash if "> report.html" in b]
+    [sends] = [b for b in bash if b.startswith("export NOTIFYKIT_EMAIL_URL")]
+    [renders] = [b for b in bash if b.startswith("notifykit render")]
+    env = environment(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    setup_script = setup.replace("python -c", f"{shlex.quote(sys.executable)} -c")
+    run(["bash", "-c", setup_script], project, env)
+
+    lines = local(sends, smtp_server, dead).replace("\\\n", " ").splitlines()
+    export = shlex.split(lines[0].removeprefix("export "))
+    env.update(dict(item.split("=", 1) for item in export))
+    commands = [line for line in lines[1:] if line.startswith("notifykit ")]
+    assert 7 == len(commands), commands
+    for command in commands:
+        run(notifykit(command), project, env)
+    got = subjects(smtp_server)
+    assert 8 == len(got), got  # the dry run sends nothing
+    assert {"Backup finished", "Report", "Your invoice", "Order A-10042 confirmed"} <= set(got)
+    assert 4 == sum(s.startswith("Order A-104") and s.endswith("has shipped") for s in got)
+    invoice = next(m for m in smtp_server.messages if m.message["Subject"] == "Your invoice")
+    assert ["invoice.pdf"] == [a.get_filename() for a in invoice.message.iter_attachments()]
+
+    env["BROWSER"] = "true"  # --open runs the browser command: a no-op here
+    for command in renders.splitlines():
+        run(notifykit(command), project, env)
+    assert (project / "previews" / "order_shipped.preview.html").is_file()

@@ -89,7 +89,7 @@ def import_httpx() -> ModuleType:
     try:
         import httpx
     except ImportError as exc:
-        raise MissingDependency("httpx", "sms", "the MSG91 and Fast2SMS transports") from exc
+        raise MissingDependency("httpx", "sms", "each SMS transport (MSG91, Fast2SMS)") from exc
     return httpx
 
 

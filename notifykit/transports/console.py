@@ -34,8 +34,10 @@ def format_email(message: Email) -> str:
     lines.append(f"Subject: {message.subject}")
     lines.extend(f"{k}: {v}" for k, v in message.headers.items())
     lines.append(f"X-NotifyKit-Id: {message.id}")
-    if message.text is not None:
-        lines += ["", "--- text/plain ---", message.text]
+    text = message.body_text  # the text part as sent: derived from the HTML when there is none
+    if text is not None:
+        label = "text/plain" if message.text is not None else "text/plain (derived from the HTML)"
+        lines += ["", f"--- {label} ---", text]
     if message.html:
         lines += ["", "--- text/html ---", message.html]
     for att in message.attachments:

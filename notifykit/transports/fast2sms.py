@@ -17,7 +17,7 @@ Every documented ``status_code`` is mapped in :data:`STATUS_CODES`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from notifykit.errors import (
@@ -28,6 +28,7 @@ from notifykit.errors import (
     RejectedError,
 )
 from notifykit.message import SMS
+from notifykit.transports._batch import DEFAULT_BATCH_SIZE, BatchResult, send_batch
 from notifykit.transports._http import (
     CheckResult,
     HTTPRequest,
@@ -221,6 +222,10 @@ def build_request(
     )
 
 
+def _merge_numbers(first: dict[str, object], bodies: list[dict[str, object]]) -> dict[str, object]:
+    return {**first, "numbers": ",".join(str(body["numbers"]) for body in bodies)}
+
+
 def _text(value: object) -> str:
     if isinstance(value, list):
         return "; ".join(str(v) for v in value)
@@ -374,6 +379,32 @@ class Fast2SMSTransport(HTTPTransport):
 
     def _parse(self, response: HTTPResponse) -> str | None:
         return parse_response(*response)
+
+    #: The most numbers put in one bulkV2 request by :meth:`send_batch`.
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+    def send_batch(self, messages: Sequence[SMS]) -> list[BatchResult]:
+        """Send many SMS in as few bulkV2 requests as possible; one result per message.
+
+        bulkV2 takes one text (or DLT message id and variables) for many
+        ``numbers``, so only messages whose requests are identical apart from
+        the number share a request (at most :attr:`batch_size` numbers, never
+        the same number twice); messages with their own variables go one by
+        one. Each message gets a :class:`~notifykit.receipt.Receipt` (the
+        request id is shared by the group) or the error it met, in order;
+        nothing is raised. Fast2SMS accepts or refuses a request as a whole:
+        when it rejects a group (code 411, invalid numbers), each message of
+        the group is sent on its own to find out which; another failure is
+        every message's error and nothing is resent. A rate limit counts one
+        slot per request.
+        """
+        return send_batch(
+            self,
+            messages,
+            recipient_field="numbers",
+            merge=_merge_numbers,
+            batch_size=self.batch_size,
+        )
 
     def check(self) -> CheckResult:
         """Check the API key without sending: ``GET /dev/wallet`` gives the balance.

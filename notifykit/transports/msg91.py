@@ -14,7 +14,7 @@ status is never trusted alone: the body's ``type`` decides, and the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from notifykit.errors import (
@@ -26,6 +26,7 @@ from notifykit.errors import (
     TransientError,
 )
 from notifykit.message import SMS
+from notifykit.transports._batch import DEFAULT_BATCH_SIZE, BatchResult, send_batch
 from notifykit.transports._http import (
     CheckResult,
     HTTPRequest,
@@ -238,6 +239,17 @@ def parse_balance(status: int, headers: Mapping[str, str], body: bytes) -> str:
     raise malformed(status, "no balance in the answer")
 
 
+def _merge_recipients(
+    first: dict[str, object], bodies: list[dict[str, object]]
+) -> dict[str, object]:
+    recipients: list[object] = []
+    for body in bodies:
+        part = body["recipients"]
+        assert isinstance(part, list)  # build_request always writes a list
+        recipients.extend(part)
+    return {**first, "recipients": recipients}
+
+
 def _optional_str(value: object, what: str) -> str | None:
     if value is None:
         return None
@@ -313,6 +325,31 @@ class MSG91Transport(HTTPTransport):
 
     def _parse(self, response: HTTPResponse) -> str | None:
         return parse_response(*response)
+
+    #: The most recipients put in one Flow request by :meth:`send_batch`.
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+    def send_batch(self, messages: Sequence[SMS]) -> list[BatchResult]:
+        """Send many SMS in as few Flow requests as possible; one result per message.
+
+        Messages with the same flow, sender and options go in one request
+        (its ``recipients`` list, each recipient with its own variables), at
+        most :attr:`batch_size` per request. Each message gets a
+        :class:`~notifykit.receipt.Receipt` (the request id is shared by the
+        group) or the error it met, in order; nothing is raised. MSG91 accepts
+        or refuses a request as a whole, so when it rejects a group (a bad
+        number, variables that do not match), each message of the group is
+        sent on its own to find out which one; another failure is every
+        message's error and nothing is resent. A rate limit counts one slot
+        per request.
+        """
+        return send_batch(
+            self,
+            messages,
+            recipient_field="recipients",
+            merge=_merge_recipients,
+            batch_size=self.batch_size,
+        )
 
     def check(self) -> CheckResult:
         """Check the auth key without sending: ask MSG91 for the transactional balance.

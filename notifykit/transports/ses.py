@@ -47,6 +47,7 @@ from notifykit.errors import (
 )
 from notifykit.message import address_parts
 from notifykit.receipt import Receipt
+from notifykit.transports._timeouts import DEFAULT_CONNECT_TIMEOUT
 from notifykit.transports.base import BaseTransport
 
 if TYPE_CHECKING:
@@ -452,7 +453,11 @@ class SESTransport(BaseTransport):
             usual chain (environment, shared files, instance role) is used.
             They never appear in ``str()``, ``repr()`` or an error message.
         endpoint_url: another SES endpoint (a VPC endpoint, a local emulator).
-        timeout: connect and read timeout of each request, in seconds.
+        timeout: seconds to wait for SES's answer to each request (botocore's
+            ``read_timeout``).
+        connect_timeout: seconds to open the connection (TCP and TLS; botocore's
+            ``connect_timeout``); default 5, or ``timeout`` when shorter, so an
+            unreachable endpoint fails fast and a failover moves on.
     """
 
     channels: frozenset[str] = frozenset({"email"})
@@ -469,11 +474,15 @@ class SESTransport(BaseTransport):
         session_token: str | None = None,
         endpoint_url: str | None = None,
         timeout: float = 10.0,
+        connect_timeout: float | None = None,
     ) -> None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise ConfigurationError(
-                f"SESTransport timeout must be a positive number, not {timeout!r}"
-            )
+        for label, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+            if value is None and label == "connect_timeout":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigurationError(
+                    f"SESTransport {label} must be a positive number, not {value!r}"
+                )
         if (access_key_id is None) != (secret_access_key is None):
             raise ConfigurationError(
                 "SESTransport needs both access_key_id and secret_access_key, or neither "
@@ -491,6 +500,11 @@ class SESTransport(BaseTransport):
             _check_http_url(endpoint_url, "SESTransport endpoint_url")
         self.endpoint_url = endpoint_url or None
         self.timeout = float(timeout)
+        self.connect_timeout = float(
+            connect_timeout
+            if connect_timeout is not None
+            else min(DEFAULT_CONNECT_TIMEOUT, self.timeout)
+        )
         self._access_key_id = access_key_id
         self._secret_access_key = secret_access_key
         self._session_token = session_token
@@ -535,7 +549,7 @@ class SESTransport(BaseTransport):
         from botocore.config import Config
 
         config = Config(
-            connect_timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
             read_timeout=self.timeout,
             # One request per send(): notifykit's Retry decides what to retry.
             retries={"total_max_attempts": 1, "mode": "standard"},

@@ -111,6 +111,10 @@ def test_default_log_is_notifykit_log_then_notifykit_db(
     monkeypatch.setenv("NOTIFYKIT_LOG", "logging:// sqlite:///elsewhere.db")
     assert 2 == main(["log", "tail"])
     assert "no delivery log at elsewhere.db" in capsys.readouterr().err
+    # The sink's options are not part of the file name.
+    monkeypatch.setenv("NOTIFYKIT_LOG", "sqlite:///notifykit.db?durability=sync")
+    assert 0 == main(["log", "tail", "-n", "1", "--json"])
+    assert "failed" == json.loads(capsys.readouterr().out)[0]["status"]
 
 
 def test_log_without_a_subcommand(capsys: pytest.CaptureFixture[str]) -> None:

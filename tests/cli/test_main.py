@@ -43,9 +43,9 @@ def test_help_imports_nothing_heavy() -> None:
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    """--version prints the package version."""
+    """--version prints the distribution name (what pip installs) and the version."""
     assert 0 == main(["--version"])
-    assert f"notifykit {notifykit.__version__}\n" == capsys.readouterr().out
+    assert f"notifykit-py {notifykit.__version__}\n" == capsys.readouterr().out
 
 
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

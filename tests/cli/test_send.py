@@ -428,5 +428,22 @@ def test_send_unknown_template_stops_before_any_row(
     )
     captured = capsys.readouterr()
     assert 2 == code
-    assert "notifykit: TemplateError: unknown template 'nosuch'\n" == captured.err
+    assert captured.err.startswith(
+        "notifykit: error: unknown template 'nosuch': not in the bundled"
+    )
+    assert "pass --templates DIR or set NOTIFYKIT_TEMPLATES" in captured.err
     assert [] == smtp_server.messages
+
+
+def test_unknown_template_names_the_folder_also_in_a_dry_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--dry-run and --templates DIR: the error says which folder was searched."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "rows.csv").write_text("email\na@example.com\n")
+    argv = ["send", "--csv", "rows.csv", "--template", "order_shipped", "--from", SENDER]
+    assert 2 == main([*argv, "--dry-run"])
+    assert "not in the bundled templates" in capsys.readouterr().err
+    assert 2 == main([*argv, "--dry-run", "--templates", "tpl"])
+    assert "not in the directory 'tpl'" in capsys.readouterr().err

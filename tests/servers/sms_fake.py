@@ -14,6 +14,12 @@ It behaves like the providers as ``reference/providers.md`` describes them
 - balances (``msg91_balance`` in SMS credits, ``fast2sms_balance`` in rupees,
   ``fast2sms_price`` per SMS).
 
+Batch requests are answered as the providers do: MSG91 takes several
+``recipients`` (each with its own variables), Fast2SMS comma-separated
+``numbers`` (one text for all; the same number twice is 995, spam); either
+accepts or refuses the whole request, with one request id, and a request
+counts against the balance once per number.
+
 MSG91 answers some errors with HTTP 200 and ``{"type": "error"}``, as the real
 API may: a client that trusts the status alone is caught.
 
@@ -320,6 +326,8 @@ class SMSFakeServer:
         if not raw_numbers:
             return _f2s_error(400, 405, "Numbers missing")
         numbers = raw_numbers.split(",")
+        if len(set(numbers)) != len(numbers):
+            return _f2s_error(400, 995, "Spamming detected (same number repeatedly)")
         for number in numbers:
             if not (len(number) == 10 and number.isdigit() and number[0] in "6789"):
                 return _f2s_error(400, 411, "Invalid Numbers")

@@ -191,6 +191,8 @@ class _Handler:
         if reply is not None:
             return [reply]
         session.host_name = hostname
+        if not self.owner.eightbitmime:
+            return [r for r in responses if "8BITMIME" not in r.upper()]
         return responses
 
     async def handle_HELO(
@@ -272,6 +274,7 @@ class SMTPServer:
             ``security="starttls"`` AUTH is offered only after STARTTLS.
         auth_required: answer ``530`` to MAIL until the client authenticated.
         smtputf8: offer SMTPUTF8.
+        eightbitmime: offer 8BITMIME (``False``: a 7-bit-only server).
         port: 0 picks a free port; :meth:`restart` keeps the one it got.
         idle_timeout: seconds after which the server hangs up on a silent client.
 
@@ -286,6 +289,7 @@ class SMTPServer:
         users: Mapping[str, str] | None = None,
         auth_required: bool = False,
         smtputf8: bool = True,
+        eightbitmime: bool = True,
         port: int = 0,
         hostname: str = "smtp.test",
         idle_timeout: float = 60.0,
@@ -297,6 +301,7 @@ class SMTPServer:
         self.users = dict(users or {})
         self.auth_required = auth_required
         self.smtputf8 = smtputf8
+        self.eightbitmime = eightbitmime
         self.host = HOST
         self.port = port
         self.hostname = hostname

@@ -334,6 +334,24 @@ def test_client_config_leaves_retries_to_notifykit() -> None:
     transport.close()
 
 
+def test_connect_timeout_is_separate_from_the_read_timeout() -> None:
+    """Connect fails fast by default (5 s, like SMTP and HTTP); the read time-out stays 10 s."""
+    transport = make_transport()
+    assert 5.0 == transport.client.meta.config.connect_timeout
+    assert 10.0 == transport.client.meta.config.read_timeout
+    transport.close()
+    transport = make_transport(timeout=20, connect_timeout=1.5)
+    assert 1.5 == transport.client.meta.config.connect_timeout
+    assert 20.0 == transport.client.meta.config.read_timeout
+    transport.close()
+    from_url = nk.from_dsn("ses://?region=eu-west-1&connect_timeout=2&timeout=8")
+    assert isinstance(from_url, SESTransport)
+    assert 2.0 == from_url.connect_timeout
+    assert 8.0 == from_url.timeout
+    with pytest.raises(nk.ConfigurationError, match="connect_timeout"):
+        make_transport(connect_timeout=0)
+
+
 def test_failover_from_ses_to_memory(moto_ses: MotoSES) -> None:
     """A FailoverTransport moves on from an SES account that cannot send to the next transport."""
     memory = nk.MemoryTransport()
