@@ -124,7 +124,20 @@ def test_empty_values_merge_layout_breaks_like_the_per_message_path() -> None:
 # --- the fast path (single-pass tokenizer + memo of markup runs) against the old converter
 
 _TAGS = ["p", "div", "td", "tr", "table", "a", "ul", "ol", "li", "br", "hr", "pre", "span", "b"]
-_TAGS += ["head", "body", "h1", "img", "P", "Td", "BR", "style", "script", "title", "textarea", "pre"]
+_TAGS += [
+    "head",
+    "body",
+    "h1",
+    "img",
+    "P",
+    "Td",
+    "BR",
+    "style",
+    "script",
+    "title",
+    "textarea",
+    "pre",
+]
 _ATTRS = [
     "",
     ' href="https://x.example/?a=1&amp;b=2"',
@@ -153,7 +166,15 @@ _OTHER += ["<!--<![endif]-->", "</ p>", "</p x>", "<p/>", "<br />", "<style/>", 
 
 # pieces that send a document to html.parser
 _UNUSUAL = {' title="a>b"', ' title="<"', ' a="x"b="y"', " href=x/", "\xa0href=x", "<!---->"}
-_UNUSUAL |= {"<!-- a -- b -->", "<?xml x?>", "<![CDATA[x]]>", "<!-->", "</ p>", "</p x>", "<style/>"}
+_UNUSUAL |= {
+    "<!-- a -- b -->",
+    "<?xml x?>",
+    "<![CDATA[x]]>",
+    "<!-->",
+    "</ p>",
+    "</p x>",
+    "<style/>",
+}
 _UNUSUAL |= {"<a<b>", "<!--"}
 
 
@@ -214,5 +235,7 @@ def test_the_fast_converter_equals_the_old_one_on_real_e_mails(corpus: Path) -> 
 def test_the_memo_of_markup_runs_is_bounded() -> None:
     """Many distinct documents replace the memo instead of growing it without end."""
     for i in range(_text._Memo.LIMIT // 4 + 50):
-        html_to_text(f"<p class=c{i}>x</p><div id=d{i}><b>y</b></div><i n={i}>z</i><u v={i}>w</u><s>")
+        html_to_text(
+            f"<p class=c{i}>x</p><div id=d{i}><b>y</b></div><i n={i}>z</i><u v={i}>w</u><s>"
+        )
     assert len(_text._MEMO.runs) <= _text._Memo.LIMIT + 5
