@@ -133,7 +133,8 @@ def test_reports_on_the_delivery_model() -> None:
     row.refresh_from_db()
     assert (row.status, row.report, row.report_kind) == ("bounced", "bounced", "hard")
     assert "550 5.1.1" in row.report_reason
-    assert row.sent_at is not None and row.report_at is not None
+    assert row.sent_at is not None
+    assert row.report_at is not None
     # a replayed "sent" event (a rolled-back transaction) does not undo the report
     DjangoModelSink().record(
         nk.DeliveryEvent(
