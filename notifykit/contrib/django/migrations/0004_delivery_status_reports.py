@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):  # type: ignore[misc]
     dependencies: list[tuple[str, str]] = [
-        ("notifykit", "0002_delivery_reports"),
+        ("notifykit", "0003_outbox"),
     ]
 
     operations = [
