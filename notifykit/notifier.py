@@ -286,7 +286,7 @@ class Notifier:
         if not rendered.sms:
             raise TemplateError(f"template {template!r} has no sms block", template=template)
         ignore = bool(overrides.pop("ignore_suppression", False))
-        sms = self._sms_from(rendered, to, overrides)
+        sms = self._sms_from(rendered, to, overrides, locale)
         return self.send(sms, template=template, ignore_suppression=ignore)
 
     def notify(
@@ -314,7 +314,9 @@ class Notifier:
         if to.email and self.email is not None and (rendered.html or rendered.text):
             jobs.append(("email", lambda: self._email_from(rendered, to, _only(overrides, Email))))
         if to.phone and self.sms is not None and rendered.sms:
-            jobs.append(("sms", lambda: self._sms_from(rendered, to, _only(overrides, SMS))))
+            jobs.append(
+                ("sms", lambda: self._sms_from(rendered, to, _only(overrides, SMS), locale))
+            )
         if not jobs:
             raise ConfigurationError(
                 f"template {template!r} cannot reach {to!r}: it needs a channel the template "
@@ -338,6 +340,7 @@ class Notifier:
         channel: Literal["email", "sms"] = "email",
         concurrency: int = 4,
         on_progress: Callable[[int, BulkResult], None] | None = None,
+        locale: str | None = None,
         **overrides: Any,
     ) -> list[BulkResult]:
         """Render ``template`` for each ``(to, context)`` pair and send them concurrently.
@@ -356,6 +359,11 @@ class Notifier:
         finishes, one call at a time (it need not be thread-safe); an exception
         it raises is logged and ignored.
 
+        ``locale`` renders every message in that language (see
+        ``docs/i18n.md``); a row whose context has a ``"locale"`` key is
+        rendered in that one instead, so one call can send each recipient in
+        their own language.
+
         Raises :class:`ConfigurationError` before sending anything when this
         Notifier cannot send ``channel`` or has no templates.
         """
@@ -367,14 +375,15 @@ class Notifier:
 
         def job(to: Any, context: Mapping[str, Any] | None) -> _Job:
             def build() -> Message:
-                rendered = self._render(template, context)
+                row_locale = (context or {}).get("locale") or locale
+                rendered = self._render(template, context, row_locale)
                 if channel == "email":
                     return self._email_from(rendered, to, overrides)
                 if not rendered.sms:
                     raise TemplateError(
                         f"template {template!r} has no sms block", template=template
                     )
-                return self._sms_from(rendered, to, overrides)
+                return self._sms_from(rendered, to, overrides, row_locale)
 
             return _Job(build, template, channel, _addresses(to))
 
@@ -570,14 +579,15 @@ class Notifier:
         context: Mapping[str, Any] | None = None,
         *,
         task: Any,
+        locale: str | None = None,
         **overrides: Any,
     ) -> dict[str, Any]:
-        """Render ``template`` now and enqueue one message per channel on ``task``
-        (see :func:`notifykit.contrib.celery.notify_later`).
+        """Render ``template`` now (in ``locale``, if given) and enqueue one message
+        per channel on ``task`` (see :func:`notifykit.contrib.celery.notify_later`).
         """
         from notifykit.contrib.celery import notify_later
 
-        return notify_later(task, self, template, to, context, **overrides)
+        return notify_later(task, self, template, to, context, locale=locale, **overrides)
 
     # -- helpers
 
@@ -606,9 +616,22 @@ class Notifier:
         fields.update(overrides)
         return _build(Email, fields)
 
-    def _sms_from(self, rendered: _Rendered, to: Any, overrides: Mapping[str, Any]) -> SMS:
+    def _sms_from(
+        self,
+        rendered: _Rendered,
+        to: Any,
+        overrides: Mapping[str, Any],
+        locale: str | None = None,
+    ) -> SMS:
         fields: dict[str, Any] = {"to": to, "body": rendered.sms or "", "sender": self.sms_sender}
         fields.update(overrides)
+        metadata = fields.get("metadata") or {}
+        if locale is not None and isinstance(metadata, Mapping):
+            # The transports pick the DLT template of this language from it
+            # (templates={"otp.hi": ...}); it also travels in a Celery payload.
+            from notifykit.templates.i18n import normalize_locale
+
+            fields["metadata"] = {"locale": normalize_locale(locale), **metadata}
         fields.setdefault("default_region", self.default_region)
         return _build(SMS, fields)
 
