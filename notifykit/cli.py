@@ -755,6 +755,8 @@ def cmd_send(args: argparse.Namespace, console: _Console) -> int:
         raise ConfigurationError("give --to or --csv, not both")
     if args.template is None and not args.subject:
         raise ConfigurationError("--subject is required with --text and --html-file")
+    if args.locale is not None and args.template is None:
+        raise ConfigurationError("--locale chooses a template's language: give --template too")
     if args.concurrency < 1:
         raise ConfigurationError("--concurrency must be at least 1")
     rate = None

@@ -416,3 +416,11 @@ def test_cli_send_renders_in_the_locale(
     received = smtp_server.messages  # type: ignore[attr-defined]
     subjects = sorted(str(m.message["Subject"]) for m in received)
     assert ["Welcome, Ravi", "स्वागत है, Asha"] == subjects
+
+    assert 2 == len(received)
+    code = main(
+        ["send", "--to", "asha@example.com", "--text", "hi", "--subject", "x", "--locale", "hi"]
+    )
+    assert 0 != code
+    assert "--locale" in capsys.readouterr().err
+    assert 2 == len(received)  # nothing sent
