@@ -8,6 +8,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from notifykit.errors import TemplateError
 from notifykit.message import SMS, Recipient
@@ -309,6 +311,17 @@ def test_fast2sms_sends_the_dlt_template_of_the_locale(sms_fake: SMSFakeServer) 
     assert isinstance(tamil, SMS)
     assert ("ta", "UCS-2", 1) == (tamil.metadata["locale"], tamil.encoding, tamil.segments)
     assert tamil.body.startswith("உங்கள் OTP 4821")
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(locale=st.one_of(st.none(), st.integers(), st.text(max_size=20)))
+def test_a_locale_only_ever_picks_a_configured_id(locale: object) -> None:
+    """Whatever metadata["locale"] holds, the id sent is one of templates= or the name itself."""
+    from notifykit.transports._http import localized_template
+
+    chosen = localized_template(MSG91_IDS, "otp", locale)
+    assert chosen in MSG91_IDS.values()
+    assert "unknown" == localized_template(MSG91_IDS, "unknown", locale)
 
 
 def test_a_locale_given_in_metadata_is_kept() -> None:
