@@ -26,6 +26,7 @@ BENCHMARKS = [
     ("Template rendering", "render.py"),
     ("SMS over HTTP", "sms.py"),
     ("Delivery log sinks", "sinks.py"),
+    ("Outbox", "outbox.py"),
     ("Delivery reports (webhooks)", "webhooks.py"),
 ]
 

@@ -68,6 +68,9 @@ _EXPORTS: dict[str, str] = {
     "from_dsn": "notifykit.config",
     "from_env": "notifykit.config",
     "mask_url": "notifykit.config",
+    # the outbox
+    "Outbox": "notifykit.outbox.base",
+    "SQLiteOutbox": "notifykit.outbox.sqlite",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -111,6 +114,8 @@ if TYPE_CHECKING:
     from notifykit.message import normalize_phone as normalize_phone
     from notifykit.message import parse_addresses as parse_addresses
     from notifykit.notifier import Notifier as Notifier
+    from notifykit.outbox.base import Outbox as Outbox
+    from notifykit.outbox.sqlite import SQLiteOutbox as SQLiteOutbox
     from notifykit.ratelimit import RateLimit as RateLimit
     from notifykit.receipt import Attempt as Attempt
     from notifykit.receipt import Receipt as Receipt

@@ -1362,6 +1362,203 @@ def cmd_log_tail(args: argparse.Namespace, console: _Console) -> int:
     return EXIT_OK
 
 
+# -- the outbox: worker and outbox list|retry|purge --------------------------------
+
+
+def _outbox_path(args: argparse.Namespace) -> str:
+    path = args.outbox or os.environ.get("NOTIFYKIT_OUTBOX", "").strip()
+    if not path:
+        raise ConfigurationError("no outbox: pass --outbox PATH or set NOTIFYKIT_OUTBOX")
+    return str(path)
+
+
+def _open_outbox(args: argparse.Namespace, *, must_exist: bool = True) -> Any:
+    from pathlib import Path
+
+    from notifykit.outbox import SQLiteOutbox
+
+    path = _outbox_path(args)
+    if must_exist and not Path(path).is_file():
+        raise ConfigurationError(f"no outbox at {path!r}")
+    return SQLiteOutbox(path)
+
+
+def _duration(text: str, option: str) -> float:
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*", text)
+    if not match:
+        raise ConfigurationError(
+            f"{option} {text!r}: use a duration such as 500ms, 30s, 5m, 2h, 7d"
+        )
+    unit = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    return float(match[1]) * unit[match[2]]
+
+
+def cmd_worker(args: argparse.Namespace, console: _Console) -> int:
+    """Deliver the outbox's due messages until SIGTERM or Ctrl-C (then finish the one in hand)."""
+    import signal
+    import threading
+
+    from notifykit.config import notifier_from_env
+    from notifykit.outbox import Backoff, Worker
+
+    backoff = Backoff(
+        initial=_duration(args.retry_initial, "--retry-initial"),
+        maximum=_duration(args.retry_max, "--retry-max"),
+        max_age=_duration(args.max_age, "--max-age"),
+        max_attempts=args.max_attempts,
+    )
+    outbox = _open_outbox(args, must_exist=False)
+    notifier = notifier_from_env()
+    worker = Worker(
+        outbox,
+        notifier,
+        poll_interval=_duration(args.poll_interval, "--poll-interval"),
+        lease=_duration(args.lease, "--lease"),
+        batch=args.batch,
+        backoff=backoff,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    console.line(f"notifykit worker {worker.name} on {outbox.path}", "dim")
+    try:
+        worker.run(stop)
+    finally:
+        notifier.close()
+        outbox.close()
+    console.line(f"stopped: {worker.sent} sent, {worker.retried} retried, {worker.dead} dead")
+    return EXIT_OK
+
+
+def cmd_outbox_list(args: argparse.Namespace, console: _Console) -> int:
+    """The latest rows of the outbox, newest first, with their state and last error."""
+    if args.n < 0:
+        raise ConfigurationError("-n must be 0 or more")
+    outbox = _open_outbox(args)
+    try:
+        rows = outbox.list(args.state, limit=args.n)
+        counts = outbox.counts()
+    finally:
+        outbox.close()
+    if args.json:
+        console.json({"counts": counts, "rows": [_entry_document(e) for e in rows]})
+        return EXIT_OK
+    console.line(", ".join(f"{k}: {v}" for k, v in counts.items()), "bold")
+    styles = {"sent": "green", "dead": "red", "queued": "yellow", "leased": "cyan"}
+    body: list[list[str | tuple[str, str | None]]] = [
+        [
+            e.id,
+            (e.state, styles.get(e.state)),
+            str(e.priority),
+            str(e.attempts),
+            e.due_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            ", ".join(e.recipients),
+            e.template or e.subject or "",
+            ("maybe" if e.maybe_delivered else ""),
+            _one_line(e.last_error or ""),
+        ]
+        for e in rows
+    ]
+    console.table(
+        ["id", "state", "prio", "tries", "due", "to", "template/subject", "dup?", "last error"],
+        body,
+        right=(2, 3),
+        indent="",
+    )
+    return EXIT_OK
+
+
+def _entry_document(entry: Any) -> dict[str, Any]:
+    import attrs
+
+    return {
+        k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in attrs.asdict(entry).items()
+    }
+
+
+def cmd_outbox_retry(args: argparse.Namespace, console: _Console) -> int:
+    """Queue dead-lettered rows again (named ids, or --all)."""
+    if not args.ids and not args.all:
+        raise ConfigurationError(
+            "name the rows to retry (ids from 'notifykit outbox list') or --all"
+        )
+    outbox = _open_outbox(args)
+    try:
+        count = outbox.retry(None if args.all else args.ids)
+    finally:
+        outbox.close()
+    if args.json:
+        console.json({"retried": count})
+    else:
+        console.line(f"{count} dead row(s) queued again")
+    return EXIT_OK if count or args.all else EXIT_FAILED
+
+
+def cmd_outbox_purge(args: argparse.Namespace, console: _Console) -> int:
+    """Delete finished rows: sent (default), dead or both, older than --older-than."""
+    states = ("sent", "dead") if args.state == "all" else (args.state,)
+    older = _duration(args.older_than, "--older-than")
+    outbox = _open_outbox(args)
+    try:
+        count = outbox.purge(states, older_than=older)
+    finally:
+        outbox.close()
+    if args.json:
+        console.json({"purged": count})
+    else:
+        console.line(f"{count} row(s) deleted")
+    return EXIT_OK
+
+
+def cmd_outbox_help(args: argparse.Namespace, console: _Console) -> int:
+    """``notifykit outbox`` without a subcommand: say which ones exist."""
+    args.outbox_parser.print_usage(console.err)
+    console.err.write("notifykit outbox: error: choose a subcommand: list, retry or purge\n")
+    return EXIT_USAGE
+
+
+def _add_outbox_commands(
+    command: Callable[[str, str, Callable[..., int]], argparse.ArgumentParser],
+) -> None:
+    path_help = "the SQLite outbox file (default: NOTIFYKIT_OUTBOX)"
+    p = command(
+        "worker", "deliver the outbox's due messages (transports from NOTIFYKIT_*)", cmd_worker
+    )
+    p.add_argument("--outbox", metavar="PATH", help=path_help)
+    p.add_argument("--poll-interval", default="1s", metavar="T", help="idle poll (default 1s)")
+    p.add_argument("--lease", default="60s", metavar="T", help="row lease (default 60s)")
+    p.add_argument("--batch", type=int, default=10, metavar="N", help="rows per claim (10)")
+    p.add_argument("--retry-initial", default="1m", metavar="T", help="first retry wait (1m)")
+    p.add_argument("--retry-max", default="1h", metavar="T", help="longest retry wait (1h)")
+    p.add_argument("--max-age", default="2d", metavar="T", help="dead-letter after (2d)")
+    p.add_argument("--max-attempts", type=int, metavar="N", help="dead-letter after N tries")
+
+    p = command("outbox", "list, re-drive or purge the rows of the outbox", cmd_outbox_help)
+    sub = p.add_subparsers(dest="outbox_command", metavar="SUBCOMMAND")
+    ls = sub.add_parser("list", help="the latest rows and their state")
+    ls.set_defaults(func=cmd_outbox_list)
+    ls.add_argument("--state", choices=("queued", "leased", "sent", "dead"))
+    ls.add_argument("-n", type=int, default=50, metavar="N", help="how many (default 50)")
+    retry = sub.add_parser("retry", help="queue dead rows again")
+    retry.set_defaults(func=cmd_outbox_retry)
+    retry.add_argument("ids", nargs="*", metavar="ID")
+    retry.add_argument("--all", action="store_true", help="every dead row")
+    purge = sub.add_parser("purge", help="delete finished rows")
+    purge.set_defaults(func=cmd_outbox_purge)
+    purge.add_argument("--state", choices=("sent", "dead", "all"), default="sent")
+    purge.add_argument("--older-than", default="7d", metavar="T", help="default 7d")
+    for q in (ls, retry, purge):
+        q.add_argument("--outbox", metavar="PATH", help=path_help)
+        q.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(outbox_parser=p)
+
+
 # -- suppress -------------------------------------------------------------------
 
 
@@ -1611,6 +1808,7 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
     add_json(tail)
     p.set_defaults(log_parser=p)
+    _add_outbox_commands(command)
     _add_suppress_commands(sub, add_json)
     return parser
 

@@ -39,10 +39,17 @@ from notifykit.receipt import Receipt
 from notifykit.sinks.base import DeliveryEvent, LogSink
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from notifykit.outbox.base import Outbox
     from notifykit.suppression import SuppressionStore
     from notifykit.transports.base import Transport
 
-__all__ = ["BulkResult", "Notifier", "redact_recipient"]
+__all__ = ["DUPLICATE", "BulkResult", "Notifier", "redact_recipient"]
+
+#: The ``transport`` of the :class:`Receipt` that :meth:`Notifier.send` returns,
+#: without sending, for a message whose ``idempotency_key`` another message holds.
+DUPLICATE = "duplicate"
 
 logger = logging.getLogger("notifykit")
 
@@ -111,6 +118,8 @@ class Notifier:
         default_region: the region for national phone numbers (``"IN"``).
         strict_sinks: raise when a sink fails instead of logging it (for tests).
         redact_recipients: mask recipients in delivery events.
+        outbox: where :meth:`enqueue` stores messages, and where ``send`` checks
+            idempotency keys (:mod:`notifykit.outbox`).
         suppression: a suppression list (:mod:`notifykit.suppression`):
             :meth:`send` refuses a message to any recipient on it.
     """
@@ -127,6 +136,7 @@ class Notifier:
         *,
         strict_sinks: bool = False,
         redact_recipients: bool = False,
+        outbox: Outbox | None = None,
         suppression: SuppressionStore | None = None,
     ) -> None:
         if sender is not None:
@@ -144,6 +154,7 @@ class Notifier:
         self.default_region = default_region
         self.strict_sinks = strict_sinks
         self.redact_recipients = redact_recipients
+        self.outbox = outbox
         self.suppression = suppression
         self._sink_failures = 0
         self._count_lock = threading.Lock()
@@ -196,13 +207,21 @@ class Notifier:
         """
         message = self._with_defaults(message)
         transport = self._transport_for(message)
+        duplicate = self._idempotent_duplicate(message)
+        if duplicate is not None:
+            return duplicate
         self._emit(self._event(message, "queued", template))
         if self.suppression is not None and not ignore_suppression:
-            self._refuse_suppressed(message, template)
+            try:
+                self._refuse_suppressed(message, template)
+            except NotifyKitError:
+                self._release_key(message, False)  # refused before sending: free the key
+                raise
         t0 = time.perf_counter()
         try:
             receipt = transport.send(message)
         except DeliveryError as exc:
+            self._release_key(message, exc.maybe_delivered or _maybe_any(exc.attempts))
             self._report_attempts(message, exc.attempts, template)
             self._emit(
                 self._event(
@@ -220,6 +239,7 @@ class Notifier:
             )
             raise
         except (InvalidMessage, ConfigurationError) as exc:
+            self._release_key(message, False)
             self._emit(
                 self._event(
                     message,
@@ -559,6 +579,70 @@ class Notifier:
         except NotifyKitError as exc:
             return exc
 
+    # -- later, from the outbox (notifykit.outbox)
+
+    def enqueue(
+        self,
+        message_or_template: Message | str,
+        to: str | Recipient | Sequence[str | Recipient] | None = None,
+        context: Mapping[str, Any] | None = None,
+        *,
+        send_at: datetime | None = None,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        channel: str = "email",
+        **overrides: Any,
+    ) -> str:
+        """Store a message in the :attr:`outbox`; its id, once durably committed.
+
+        ``message_or_template`` is an :class:`Email` or :class:`SMS`, or the name of a
+        template rendered now (with ``to``, ``context`` and ``overrides``, as
+        :meth:`send_email`, or :meth:`send_sms` with ``channel="sms"``). A
+        worker sends it at ``send_at`` (a timezone-aware datetime; default:
+        now), higher ``priority`` first. A second message with the same
+        ``idempotency_key`` within the outbox's window is not stored: the first
+        one's id is returned.
+        """
+        if self.outbox is None:
+            raise ConfigurationError("this Notifier has no outbox; pass outbox=SQLiteOutbox(...)")
+        template: str | None = None
+        message = message_or_template
+        if isinstance(message, str):
+            template = message
+            if to is None:
+                raise InvalidMessage("enqueue(template, to=...) needs a recipient")
+            rendered = self._render(template, context)
+            if channel == "sms":
+                if not rendered.sms:
+                    raise TemplateError(
+                        f"template {template!r} has no sms block", template=template
+                    )
+                message = self._sms_from(rendered, to, overrides)
+            elif channel == "email":
+                message = self._email_from(rendered, to, overrides)
+            else:
+                raise InvalidMessage(f"channel: expected 'email' or 'sms', got {channel!r}")
+        elif to is not None or context is not None or overrides:
+            raise InvalidMessage("enqueue(message) takes no to, context or fields: set them on it")
+        message = self._with_defaults(message)
+        if idempotency_key is not None:
+            message = message.replace(idempotency_key=idempotency_key)
+        return self.outbox.add(message, send_at=send_at, priority=priority, template=template)
+
+    def _idempotent_duplicate(self, message: Message) -> Receipt | None:
+        key = message.idempotency_key
+        if key is None or self.outbox is None:
+            return None
+        holder = self.outbox.reserve_key(key, message.id)
+        if holder == message.id:
+            return None
+        logger.info("notifykit: message %s not sent: key already used by %s", message.id, holder)
+        return Receipt(message_id=holder, transport=DUPLICATE)
+
+    def _release_key(self, message: Message, maybe_delivered: bool) -> None:
+        if message.idempotency_key is not None and self.outbox is not None and not maybe_delivered:
+            self.outbox.release_key(message.idempotency_key, message.id)
+
     # -- later, on a task queue (notifykit.contrib.celery)
 
     def send_later(
@@ -763,6 +847,10 @@ class Notifier:
 
     def __repr__(self) -> str:
         return f"<Notifier email={self.email} sms={self.sms} sinks={len(self.sinks)}>"
+
+
+def _maybe_any(attempts: Iterable[Any]) -> bool:
+    return any(a.maybe_delivered for a in attempts)
 
 
 def _count_tries(attempts: Iterable[Any]) -> int:

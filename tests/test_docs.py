@@ -114,6 +114,12 @@ NOT_EXECUTED: dict[tuple[str, str], str] = {
     ),
     ("docs/sms.md", "msg91.parse_response("): "ends by raising ProviderError, as it says",
     ("docs/logging.md", 'nk.JSONLSink("/var/log/'): "writes to /var/log",
+    ("docs/outbox.md", "transaction.atomic()"): (
+        "needs a configured Django project (tests/contrib/django_tests/test_outbox.py runs it)"
+    ),
+    ("docs/outbox.md", "OutboxHandOff(send"): (
+        "runs a worker forever against a Redis broker (tests/outbox/test_celery_handoff.py)"
+    ),
     ("README.md", 'from_directory("templates/")'): (
         "needs the README's template file (tests/test_guides.py runs it against a local server)"
     ),

@@ -59,6 +59,7 @@ from notifykit.retry import Retry, waits_disabled
 __all__ = [
     "DEFAULT_BACKOFF",
     "NotifierCache",
+    "OutboxHandOff",
     "SendTask",
     "make_send_task",
     "notify_later",
@@ -285,3 +286,53 @@ def notify_later(
         assert collector is not None  # notify() only uses channels with a transport
         queued[channel] = send_later(task, collector.messages[-1], template=template)
     return queued
+
+
+class OutboxHandOff:
+    """Hands outbox rows to a Celery ``task`` instead of sending them: the scale-out path.
+
+    Give it to an outbox worker in place of a Notifier::
+
+        outbox.run(OutboxHandOff(send))    # or Worker(outbox, OutboxHandOff(send))
+
+    Each due row is enqueued on ``task`` (from :func:`make_send_task`, e.g. the
+    ready ``notifykit.send``) with :func:`send_later`, and marked ``sent`` with
+    ``transport="celery:<task name>"`` and the Celery task id as the provider
+    message id: from then on the broker and the task's retries own the message.
+    A broker that cannot be reached is a :class:`~notifykit.errors.TransientError`,
+    and the row is retried with the outbox's backoff. ``options`` go to
+    ``apply_async`` (``queue``, ``priority``...).
+
+    At least once: a worker killed between the hand-off and its record hands
+    the row over again (recorded ``maybe_delivered``), with the same message id.
+    """
+
+    def __init__(self, task: Any, **options: Any) -> None:
+        self.task = task
+        self.options = options
+
+    def send(self, message: Message, *, template: str | None = None) -> Receipt:
+        """Enqueue ``message`` on the task; a Receipt naming the Celery task id."""
+        name = str(getattr(self.task, "name", "task"))
+        try:
+            result = send_later(self.task, message, template=template, **self.options)
+        except NotifyKitError:
+            raise
+        except Exception as exc:  # the broker's own errors (kombu, redis, amqp...)
+            from kombu.exceptions import OperationalError
+
+            from notifykit.config import mask_url
+
+            raise TransientError(
+                f"celery:{name}: could not hand the message to the broker "
+                f"({type(exc).__name__}: {mask_url(str(exc))})",  # a broker URL may hold a password
+                transport=f"celery:{name}",
+                # A refused connection sent nothing; any other failure may have published.
+                maybe_delivered=not isinstance(exc, OperationalError),
+            ) from exc
+        return Receipt(
+            message_id=message.id, transport=f"celery:{name}", provider_message_id=result.id
+        )
+
+    def __repr__(self) -> str:
+        return f"OutboxHandOff({getattr(self.task, 'name', self.task)!r})"

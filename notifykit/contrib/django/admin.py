@@ -99,3 +99,7 @@ class DeliveryAdmin(_ReadOnly, admin.ModelAdmin):  # type: ignore[misc]
         ("Tags and metadata", {"fields": ("tags", "metadata"), "classes": ("collapse",)}),
     )
     readonly_fields = tuple(f for _, options in fieldsets for f in options["fields"])
+
+
+# The outbox's admin lives in its own module; importing it registers it.
+from notifykit.contrib.django import outbox_admin as outbox_admin  # noqa: E402

@@ -157,3 +157,9 @@ class SoftBounce(models.Model):  # type: ignore[misc]
         verbose_name = _("soft bounce")
         verbose_name_plural = _("soft bounces")
         indexes = (models.Index(fields=("recipient", "at"), name="notifykit_softbounce_rcpt_at"),)
+
+
+# The outbox tables live in their own module; importing them here registers them.
+from notifykit.contrib.django.outbox import OutboxAttempt, OutboxKey, OutboxMessage  # noqa: E402
+
+__all__ += ["OutboxAttempt", "OutboxKey", "OutboxMessage"]
