@@ -591,6 +591,7 @@ class Notifier:
         priority: int = 0,
         idempotency_key: str | None = None,
         channel: str = "email",
+        locale: str | None = None,
         **overrides: Any,
     ) -> str:
         """Store a message in the :attr:`outbox`; its id, once durably committed.
@@ -601,7 +602,9 @@ class Notifier:
         worker sends it at ``send_at`` (a timezone-aware datetime; default:
         now), higher ``priority`` first. A second message with the same
         ``idempotency_key`` within the outbox's window is not stored: the first
-        one's id is returned.
+        one's id is returned. ``locale`` renders the template in that language
+        (see ``docs/i18n.md``); an SMS keeps it in ``metadata["locale"]`` so the
+        worker's MSG91/Fast2SMS transport picks that language's DLT template.
         """
         if self.outbox is None:
             raise ConfigurationError("this Notifier has no outbox; pass outbox=SQLiteOutbox(...)")
@@ -611,19 +614,21 @@ class Notifier:
             template = message
             if to is None:
                 raise InvalidMessage("enqueue(template, to=...) needs a recipient")
-            rendered = self._render(template, context)
+            rendered = self._render(template, context, locale)
             if channel == "sms":
                 if not rendered.sms:
                     raise TemplateError(
                         f"template {template!r} has no sms block", template=template
                     )
-                message = self._sms_from(rendered, to, overrides)
+                message = self._sms_from(rendered, to, overrides, locale)
             elif channel == "email":
                 message = self._email_from(rendered, to, overrides)
             else:
                 raise InvalidMessage(f"channel: expected 'email' or 'sms', got {channel!r}")
-        elif to is not None or context is not None or overrides:
-            raise InvalidMessage("enqueue(message) takes no to, context or fields: set them on it")
+        elif to is not None or context is not None or overrides or locale is not None:
+            raise InvalidMessage(
+                "enqueue(message) takes no to, context, locale or fields: set them on it"
+            )
         message = self._with_defaults(message)
         if idempotency_key is not None:
             message = message.replace(idempotency_key=idempotency_key)

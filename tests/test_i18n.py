@@ -437,3 +437,31 @@ def test_cli_send_renders_in_the_locale(
     assert 0 != code
     assert "--locale" in capsys.readouterr().err
     assert 2 == len(received)  # nothing sent
+
+
+def test_enqueue_renders_in_the_locale_and_the_worker_sends_its_dlt_template(
+    sms_fake: SMSFakeServer, tmp_path: Path
+) -> None:
+    """enqueue(locale=) stores the Hindi SMS with metadata["locale"]; the worker sends flow-otp-hi."""
+    from notifykit.errors import InvalidMessage
+    from notifykit.outbox import SQLiteOutbox, Worker
+
+    outbox = SQLiteOutbox(str(tmp_path / "outbox.db"))
+    with Notifier(sms=msg91(sms_fake), templates=renderer(), outbox=outbox) as notifier:
+        notifier.enqueue(
+            "welcome.html",
+            to=PHONE,
+            context={"name": "आशा"},
+            channel="sms",
+            locale="hi",
+            template_id="otp",
+            variables={"code": "4821"},
+        )
+        with pytest.raises(InvalidMessage, match="locale"):
+            notifier.enqueue(SMS(PHONE, "hi"), locale="hi")
+        worker = Worker(outbox, notifier)
+        for _ in range(100):
+            worker.run_once()
+            if sms_fake.requests:
+                break
+    assert ["flow-otp-hi"] == sent_ids(sms_fake, "template_id")
