@@ -249,9 +249,15 @@ def notify_later(
     template: str,
     to: Recipient,
     context: Mapping[str, Any] | None = None,
+    *,
+    locale: str | None = None,
     **overrides: Any,
 ) -> dict[str, AsyncResult | NotifyKitError]:
     """Render like :meth:`Notifier.notify` here, and enqueue each channel's message on ``task``.
+
+    ``locale`` renders the language's version now; the SMS carries it in
+    ``metadata["locale"]`` in the task payload, so the worker's MSG91/Fast2SMS
+    transport picks that language's DLT template (``templates={"otp.hi": ...}``).
 
     The template is rendered now, by ``notifier`` (so the context need not be
     serialisable and a template error surfaces in the caller); each
@@ -270,7 +276,7 @@ def notify_later(
         default_region=notifier.default_region,
         strict_sinks=True,
     )
-    outcomes = renderer.notify(template, to, context, **overrides)
+    outcomes = renderer.notify(template, to, context, locale=locale, **overrides)
     queued: dict[str, AsyncResult | NotifyKitError] = {}
     for channel, outcome in outcomes.items():
         if isinstance(outcome, NotifyKitError):
