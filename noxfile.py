@@ -39,7 +39,7 @@ def tests(session: nox.Session) -> None:
 
 _ASSERT_NO_EXTRAS = (
     "import importlib.util as u, sys; "
-    "found = [m for m in ('httpx', 'boto3', 'django', 'flask', 'celery', 'css_inline') "
+    "found = [m for m in ('httpx', 'boto3', 'django', 'flask', 'celery', 'babel', 'dotenv') "
     "if u.find_spec(m)]; sys.exit(f'extras installed: {found}' if found else 0)"
 )
 

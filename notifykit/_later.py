@@ -65,6 +65,8 @@ def notify_later(
     template: str,
     to: Recipient,
     context: Mapping[str, Any] | None = None,
+    *,
+    locale: str | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Render like :meth:`Notifier.notify` here, and enqueue each channel's message on ``task``.
@@ -88,7 +90,7 @@ def notify_later(
         default_region=notifier.default_region,
         strict_sinks=True,
     )
-    outcomes = renderer.notify(template, to, context, **overrides)
+    outcomes = renderer.notify(template, to, context, locale=locale, **overrides)
     queued: dict[str, Any] = {}
     for channel, outcome in outcomes.items():
         if isinstance(outcome, NotifyKitError):

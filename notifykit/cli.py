@@ -755,6 +755,8 @@ def cmd_send(args: argparse.Namespace, console: _Console) -> int:
         raise ConfigurationError("give --to or --csv, not both")
     if args.template is None and not args.subject:
         raise ConfigurationError("--subject is required with --text and --html-file")
+    if args.locale is not None and args.template is None:
+        raise ConfigurationError("--locale chooses a template's language: give --template too")
     if args.concurrency < 1:
         raise ConfigurationError("--concurrency must be at least 1")
     rate = None
@@ -851,7 +853,8 @@ def _send_jobs(
                 raise InvalidMessage("no e-mail address")
             if template is not None:
                 overrides = {**extra, **({"subject": args.subject} if args.subject else {})}
-                rendered = notifier._render(template, context)
+                locale = context.get("locale") or args.locale  # a CSV column wins
+                rendered = notifier._render(template, context, locale)
                 return notifier._email_from(rendered, to, overrides)
             return Email(to=to, subject=args.subject, text=args.text, html=html, **extra)
 
@@ -1727,6 +1730,9 @@ def _parser() -> argparse.ArgumentParser:
     body.add_argument("--template", metavar="NAME", help="render this template")
     p.add_argument("--context", metavar="FILE", help="template context: a JSON object")
     p.add_argument("--templates", metavar="DIR", help="template directory (default: bundled)")
+    p.add_argument(
+        "--locale", metavar="LOCALE", help="render --template in this language ('hi', 'ta_IN')"
+    )
     p.add_argument("--from", dest="sender", metavar="SENDER", help="the From address")
     p.add_argument("--via", metavar="URL", help="transport URL (default: NOTIFYKIT_EMAIL_URL)")
     p.add_argument("--cc", action="append", metavar="ADDR[,ADDR]", help="copy recipients")

@@ -973,6 +973,8 @@ class Email:
             addresses.append(self.envelope_sender)
         addresses.extend(self.envelope_recipients or ())
         addresses.extend(v for k, v in self.headers.items() if k.lower() in _ADDRESS_HEADERS)
+        if all(a.isascii() for a in addresses):  # the common case, without parsing (per send)
+            return False
         return any(not address_parts(a).wire.isascii() for a in addresses)
 
     @property

@@ -393,8 +393,9 @@ class Notifier:
         if channel == "sms" and not rendered.sms:
             raise TemplateError(f"template {template!r} has no sms block", template=template)
         ignore = bool(overrides.pop("ignore_suppression", False))
-        build = self._email_from if channel == "email" else self._sms_from
-        return build(rendered, to, overrides), ignore
+        if channel == "email":
+            return self._email_from(rendered, to, overrides), ignore
+        return self._sms_from(rendered, to, overrides, locale), ignore
 
     def _notify_jobs(
         self,
@@ -415,7 +416,9 @@ class Notifier:
         if to.email and self.email is not None and (rendered.html or rendered.text):
             jobs.append(("email", lambda: self._email_from(rendered, to, _only(overrides, Email))))
         if to.phone and self.sms is not None and rendered.sms:
-            jobs.append(("sms", lambda: self._sms_from(rendered, to, _only(overrides, SMS))))
+            jobs.append(
+                ("sms", lambda: self._sms_from(rendered, to, _only(overrides, SMS), locale))
+            )
         if not jobs:
             raise ConfigurationError(
                 f"template {template!r} cannot reach {to!r}: it needs a channel the template "
@@ -479,6 +482,7 @@ class Notifier:
         channel: Literal["email", "sms"] = "email",
         concurrency: int = 4,
         on_progress: Callable[[int, BulkResult], None] | None = None,
+        locale: str | None = None,
         **overrides: Any,
     ) -> list[BulkResult]:
         """Render ``template`` for each ``(to, context)`` pair and send them concurrently.
@@ -497,6 +501,11 @@ class Notifier:
         finishes, one call at a time (it need not be thread-safe); an exception
         it raises is logged and ignored.
 
+        ``locale`` renders every message in that language (see
+        ``docs/i18n.md``); a row whose context has a ``"locale"`` key is
+        rendered in that one instead, so one call can send each recipient in
+        their own language.
+
         Raises :class:`ConfigurationError` before sending anything when this
         Notifier cannot send ``channel`` or has no templates.
         """
@@ -508,14 +517,15 @@ class Notifier:
 
         def job(to: Any, context: Mapping[str, Any] | None) -> _Job:
             def build() -> Message:
-                rendered = self._render(template, context)
+                row_locale = (context or {}).get("locale") or locale
+                rendered = self._render(template, context, row_locale)
                 if channel == "email":
                     return self._email_from(rendered, to, overrides)
                 if not rendered.sms:
                     raise TemplateError(
                         f"template {template!r} has no sms block", template=template
                     )
-                return self._sms_from(rendered, to, overrides)
+                return self._sms_from(rendered, to, overrides, row_locale)
 
             return _Job(build, template, channel, _addresses(to))
 
@@ -703,6 +713,7 @@ class Notifier:
         priority: int = 0,
         idempotency_key: str | None = None,
         channel: str = "email",
+        locale: str | None = None,
         **overrides: Any,
     ) -> str:
         """Store a message in the :attr:`outbox`; its id, once durably committed.
@@ -713,7 +724,9 @@ class Notifier:
         worker sends it at ``send_at`` (a timezone-aware datetime; default:
         now), higher ``priority`` first. A second message with the same
         ``idempotency_key`` within the outbox's window is not stored: the first
-        one's id is returned.
+        one's id is returned. ``locale`` renders the template in that language
+        (see ``docs/i18n.md``); an SMS keeps it in ``metadata["locale"]`` so the
+        worker's MSG91/Fast2SMS transport picks that language's DLT template.
         """
         if self.outbox is None:
             raise ConfigurationError("this Notifier has no outbox; pass outbox=SQLiteOutbox(...)")
@@ -723,19 +736,21 @@ class Notifier:
             template = message
             if to is None:
                 raise InvalidMessage("enqueue(template, to=...) needs a recipient")
-            rendered = self._render(template, context)
+            rendered = self._render(template, context, locale)
             if channel == "sms":
                 if not rendered.sms:
                     raise TemplateError(
                         f"template {template!r} has no sms block", template=template
                     )
-                message = self._sms_from(rendered, to, overrides)
+                message = self._sms_from(rendered, to, overrides, locale)
             elif channel == "email":
                 message = self._email_from(rendered, to, overrides)
             else:
                 raise InvalidMessage(f"channel: expected 'email' or 'sms', got {channel!r}")
-        elif to is not None or context is not None or overrides:
-            raise InvalidMessage("enqueue(message) takes no to, context or fields: set them on it")
+        elif to is not None or context is not None or overrides or locale is not None:
+            raise InvalidMessage(
+                "enqueue(message) takes no to, context, locale or fields: set them on it"
+            )
         message = self._with_defaults(message)
         if idempotency_key is not None:
             message = message.replace(idempotency_key=idempotency_key)
@@ -775,14 +790,15 @@ class Notifier:
         context: Mapping[str, Any] | None = None,
         *,
         task: Any,
+        locale: str | None = None,
         **overrides: Any,
     ) -> dict[str, Any]:
-        """Render ``template`` now and enqueue one message per channel on ``task``
-        (see :func:`notifykit.contrib.celery.notify_later`).
+        """Render ``template`` now (in ``locale``, if given) and enqueue one message
+        per channel on ``task`` (see :func:`notifykit.contrib.celery.notify_later`).
         """
         from notifykit._later import notify_later
 
-        return notify_later(task, self, template, to, context, **overrides)
+        return notify_later(task, self, template, to, context, locale=locale, **overrides)
 
     # -- helpers
 
@@ -811,9 +827,22 @@ class Notifier:
         fields.update(overrides)
         return _build(Email, fields)
 
-    def _sms_from(self, rendered: _Rendered, to: Any, overrides: Mapping[str, Any]) -> SMS:
+    def _sms_from(
+        self,
+        rendered: _Rendered,
+        to: Any,
+        overrides: Mapping[str, Any],
+        locale: str | None = None,
+    ) -> SMS:
         fields: dict[str, Any] = {"to": to, "body": rendered.sms or "", "sender": self.sms_sender}
         fields.update(overrides)
+        metadata = fields.get("metadata") or {}
+        if locale is not None and isinstance(metadata, Mapping):
+            # The transports pick the DLT template of this language from it
+            # (templates={"otp.hi": ...}); it also travels in a Celery payload.
+            from notifykit.templates.i18n import normalize_locale
+
+            fields["metadata"] = {"locale": normalize_locale(locale), **metadata}
         fields.setdefault("default_region", self.default_region)
         return _build(SMS, fields)
 

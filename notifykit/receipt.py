@@ -69,6 +69,25 @@ class Attempt:
         }
 
 
+def _amended(receipt: Receipt, attempts: tuple[Attempt, ...], simulated: bool) -> Receipt:
+    """``attrs.evolve(receipt, attempts=attempts, simulated=simulated)``, cheaper.
+
+    Called for every message a transport sends (:meth:`BaseTransport._deliver`);
+    ``attrs.evolve`` introspects the class's fields on each call.
+    """
+    if type(receipt) is not Receipt:  # a subclass may have fields of its own
+        return attrs.evolve(receipt, attempts=attempts, simulated=simulated)
+    return Receipt(
+        receipt.message_id,
+        receipt.transport,
+        receipt.provider_message_id,
+        receipt.accepted,
+        receipt.rejected,
+        attempts,
+        simulated,
+    )
+
+
 @attrs.frozen
 class Receipt:
     """Proof that a transport accepted a message.

@@ -286,3 +286,70 @@ def test_the_cli_guide_send_and_render_examples_run_as_written(
     for command in renders.splitlines():
         run(notifykit(command), project, env)
     assert (project / "previews" / "order_shipped.preview.html").is_file()
+
+
+def test_the_django_guide_runs_as_written(project: Path, smtp_server: SMTPServer) -> None:
+    """docs/django.md, steps 1-3 and the commands, in a fresh `startproject` project."""
+    pytest.importorskip("django")
+    page = "docs/django.md"
+    bash = blocks(page, "bash")
+    python = blocks(page, "python")
+    text = (ROOT / page).read_text(encoding="utf-8")
+    env = environment(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    py = shlex.quote(sys.executable)
+
+    # 1. `django-admin startproject mysite .`, as the guide suggests
+    assert "`django-admin startproject mysite .`" in text
+    run([sys.executable, "-m", "django", "startproject", "mysite", "."], project, env)
+
+    # 2. settings: the app into the existing INSTALLED_APPS, the rest at the end
+    [conf] = [b for b in python if 'os.environ["NOTIFYKIT_EMAIL_URL"]' in b]
+    apps = re.search(r"^INSTALLED_APPS = \[\n(.*?)^\]\n", conf, re.M | re.S)
+    assert apps is not None
+    settings = project / "mysite" / "settings.py"
+    source = settings.read_text(encoding="utf-8")
+    added = "".join(line + "\n" for line in apps[1].splitlines() if line.strip().startswith('"'))
+    assert '"notifykit.contrib.django"' in added
+    source = source.replace("INSTALLED_APPS = [\n", "INSTALLED_APPS = [\n" + added, 1)
+    dirs = '"DIRS": [BASE_DIR / "templates"]'
+    assert f"`{dirs}`" in text  # step 3 asks for the project's template folder
+    assert "'DIRS': []" in source
+    source = source.replace("'DIRS': []", dirs) + "\n" + conf.replace(apps[0], "")
+    settings.write_text(source, encoding="utf-8")
+    for path, body in files_of(page).items():
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
+        (project / path).write_text(body, encoding="utf-8")
+
+    [export] = [b for b in bash if b.startswith("export NOTIFYKIT_EMAIL_URL")]
+    env.update(
+        dict([shlex.split(local(export, smtp_server, 0).removeprefix("export "))[0].split("=", 1)])
+    )
+    [setup] = [b for b in bash if "manage.py migrate" in b]
+    run(["bash", "-e", "-c", setup.replace("python ", f"{py} ")], project, env)
+
+    # 3. send, in `python manage.py shell`
+    [send] = [b for b in python if "get_notifier().send_email(" in b]
+    assert "`python manage.py shell`" in text
+    run([sys.executable, "manage.py", "shell", "-c", send], project, env)
+    got = {str(m.message["Subject"]): m.message for m in smtp_server.messages}
+    assert {"Welcome", "Welcome, Asha"} == set(got)
+    for message in got.values():
+        assert "Shop <noreply@shop.example>" == str(message["From"])
+        assert ["asha@example.com"] == [str(a) for a in message.get_all("To")]
+    welcome = got["Welcome, Asha"].get_body(("plain",))
+    assert welcome is not None
+    assert "thanks for signing up" in welcome.get_content()
+
+    # the delivery log, through the management commands
+    with sqlite3.connect(project / "db.sqlite3") as db:
+        rows = db.execute("SELECT status, template, transport FROM notifykit_delivery").fetchall()
+    assert sorted(r[:2] for r in rows) == [("sent", ""), ("sent", "emails/welcome.html")]
+    assert all(r[2].startswith("smtp:") for r in rows)
+    [stats] = [b for b in bash if b.strip() == "python manage.py notifykit_stats"]
+    out = run(shlex.split(stats.replace("python ", f"{py} ")), project, env).stdout
+    assert out.startswith("total 2  sent 2  failed 0  queued 0  success 100.0%"), out
+    run(
+        [sys.executable, "manage.py", "notifykit_cleanup", "--days", "90", "--dry-run"],
+        project,
+        env,
+    )

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from notifykit.errors import TemplateError
 from notifykit.message import SMS, Recipient
 from notifykit.notifier import Notifier
+from notifykit.receipt import Receipt
 from notifykit.templates import TemplateRenderer
 from notifykit.templates._inline import normalise
 from notifykit.templates.i18n import locale_candidates, normalize_locale, text_direction
+from notifykit.transports.fast2sms import Fast2SMSTransport
 from notifykit.transports.memory import MemoryTransport
+from notifykit.transports.msg91 import MSG91Transport
+from tests.servers.sms_fake import FAST2SMS_KEY, MSG91_KEY, SMSFakeServer
 
 WELCOME = """{% extends "notifykit/layouts/base.html" %}
 {% block subject %}Welcome, {{ name }}{% endblock %}
@@ -218,3 +226,242 @@ def test_the_notifier_sends_in_the_recipients_language() -> None:
     assert isinstance(hindi_sms, SMS)
     assert hindi_sms.body.startswith("चाय एंड कंपनी")
     assert "UCS-2" == hindi_sms.encoding
+
+
+# -- a DLT template per language (MSG91 / Fast2SMS against the loopback fake)
+
+#: Your names → the provider's ids, one DLT template per language.
+MSG91_IDS = {"otp": "flow-otp-en", "otp.hi": "flow-otp-hi", "otp.ta": "flow-otp-ta"}
+F2S_IDS = {"otp": "170001", "otp.hi": "170002", "otp.ta": "170003"}
+PHONE = "+919812345678"
+
+
+@pytest.fixture
+def sms_fake() -> Iterator[SMSFakeServer]:
+    with SMSFakeServer(hang_limit=5.0) as server:
+        for flow in MSG91_IDS.values():
+            server.msg91_templates[flow] = ("code",)
+        for message_id in F2S_IDS.values():
+            server.fast2sms_templates[message_id] = 1
+        yield server
+
+
+def msg91(fake: SMSFakeServer) -> MSG91Transport:
+    return MSG91Transport(
+        authkey=MSG91_KEY, base_url=fake.url, sender="SHOPIN", templates=MSG91_IDS, timeout=5
+    )
+
+
+def sent_ids(fake: SMSFakeServer, field: str) -> list[str]:
+    return [r.json[field] for r in fake.requests]
+
+
+@pytest.mark.parametrize(
+    ("locale", "flow"),
+    [
+        ("hi", "flow-otp-hi"),
+        ("hi-IN", "flow-otp-hi"),  # hi_IN → hi
+        ("ta_IN", "flow-otp-ta"),
+        ("mr", "flow-otp-en"),  # no Marathi template: the plain name
+        (None, "flow-otp-en"),
+    ],
+)
+def test_msg91_sends_the_dlt_template_of_the_locale(
+    sms_fake: SMSFakeServer, locale: str | None, flow: str
+) -> None:
+    """send_sms(locale=) renders the language's text and picks its flow id from templates=."""
+    with Notifier(sms=msg91(sms_fake), templates=renderer()) as notifier:
+        receipt = notifier.send_sms(
+            "otp.txt",
+            PHONE,
+            {"code": "4821"},
+            locale=locale,
+            template_id="otp",
+            variables={"code": "4821"},
+        )
+    assert isinstance(receipt, Receipt)
+    assert [flow] == sent_ids(sms_fake, "template_id")
+    assert [{"mobiles": "919812345678", "code": "4821"}] == sms_fake.requests[0].json["recipients"]
+
+
+def test_fast2sms_sends_the_dlt_template_of_the_locale(sms_fake: SMSFakeServer) -> None:
+    """The Fast2SMS DLT route sends the language's message id; Tamil and Hindi are UCS-2."""
+    sms = Fast2SMSTransport(
+        api_key=FAST2SMS_KEY,
+        base_url=sms_fake.url,
+        sender_id="SHOPIN",
+        templates=F2S_IDS,
+        timeout=5,
+    )
+    memory = MemoryTransport()
+    for transport in (sms, memory):
+        with Notifier(sms=transport, templates=renderer()) as notifier:
+            for locale in ("ta", "hi", "en"):
+                notifier.send_sms(
+                    "otp.txt",
+                    PHONE,
+                    {"code": "4821"},
+                    locale=locale,
+                    template_id="otp",
+                    variables={"code": "4821"},
+                )
+    assert ["170003", "170002", "170001"] == sent_ids(sms_fake, "message")
+    assert ["4821"] * 3 == [r.json["variables_values"] for r in sms_fake.requests]
+    tamil = memory.outbox[0]
+    assert isinstance(tamil, SMS)
+    assert ("ta", "UCS-2", 1) == (tamil.metadata["locale"], tamil.encoding, tamil.segments)
+    assert tamil.body.startswith("உங்கள் OTP 4821")
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(locale=st.one_of(st.none(), st.integers(), st.text(max_size=20)))
+def test_a_locale_only_ever_picks_a_configured_id(locale: object) -> None:
+    """Whatever metadata["locale"] holds, the id sent is one of templates= or the name itself."""
+    from notifykit.transports._http import localized_template
+
+    chosen = localized_template(MSG91_IDS, "otp", locale)
+    assert chosen in MSG91_IDS.values()
+    assert "unknown" == localized_template(MSG91_IDS, "unknown", locale)
+
+
+def test_a_locale_given_in_metadata_is_kept() -> None:
+    """The caller's own metadata["locale"] wins over locale= (the render uses locale=)."""
+    memory = MemoryTransport()
+    notifier = Notifier(sms=memory, templates=renderer())
+    notifier.send_sms(
+        "otp.txt", PHONE, {"code": "1"}, locale="ta", metadata={"locale": "hi", "shop": "7"}
+    )
+    sent = memory.outbox[0]
+    assert isinstance(sent, SMS)
+    assert {"locale": "hi", "shop": "7"} == dict(sent.metadata)
+
+
+def test_send_many_takes_a_locale_per_call_and_per_row(sms_fake: SMSFakeServer) -> None:
+    """locale= is every row's language; a row's context "locale" wins for that row."""
+    rows = [
+        ("+919812345671", {"code": "1", "locale": "hi"}),
+        ("+919812345672", {"code": "2"}),
+        ("+919812345673", {"code": "3", "locale": "en"}),
+    ]
+    with Notifier(sms=msg91(sms_fake), templates=renderer()) as notifier:
+        results = notifier.send_many(
+            "otp.txt", rows, channel="sms", locale="ta", template_id="otp", variables={"code": "9"}
+        )
+    assert all(isinstance(r, Receipt) for r in results)
+    by_number = {
+        rec["mobiles"]: r.json["template_id"]
+        for r in sms_fake.requests
+        for rec in r.json["recipients"]
+    }
+    assert {
+        "919812345671": "flow-otp-hi",
+        "919812345672": "flow-otp-ta",
+        "919812345673": "flow-otp-en",
+    } == by_number
+
+    memory = MemoryTransport()
+    email = Notifier(email=memory, templates=renderer(), sender="Shop <noreply@shop.example>")
+    email.send_many(
+        "welcome.html",
+        [("a@example.com", {"name": "A"}), ("b@example.com", {"name": "B", "locale": "en"})],
+        locale="hi",
+        concurrency=1,
+    )
+    subjects = sorted(m.subject for m in memory.outbox)  # type: ignore[union-attr]
+    assert ["Welcome, B", "स्वागत है, A"] == subjects
+
+
+def test_send_many_refuses_a_bad_row_locale_for_that_row_only() -> None:
+    """A row's bad locale fails that row (a TemplateError result); the others are sent."""
+    memory = MemoryTransport()
+    notifier = Notifier(sms=memory, templates=renderer())
+    results = notifier.send_many(
+        "otp.txt",
+        [(PHONE, {"code": "1", "locale": "../x"}), (PHONE, {"code": "2"})],
+        channel="sms",
+        locale="ta",
+        concurrency=1,
+    )
+    assert isinstance(results[0], TemplateError)
+    assert isinstance(results[1], Receipt)
+    assert 1 == len(memory.outbox)
+
+
+def test_the_locale_survives_the_json_payload() -> None:
+    """What a task queue carries (to_dict → JSON → from_dict) keeps metadata["locale"]."""
+    from notifykit.message import message_from_dict
+
+    memory = MemoryTransport()
+    Notifier(sms=memory, templates=renderer()).send_sms(
+        "otp.txt", PHONE, {"code": "1"}, locale="ta_IN"
+    )
+    sent = memory.outbox[0]
+    again = message_from_dict(json.loads(json.dumps(sent.to_dict())))
+    assert isinstance(again, SMS)
+    assert "ta_IN" == again.metadata["locale"]
+
+
+def test_cli_send_renders_in_the_locale(
+    smtp_server: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """notifykit send --locale hi renders welcome.hi.html; a CSV 'locale' column wins per row."""
+    from notifykit.cli import main
+
+    port = smtp_server.port  # type: ignore[attr-defined]
+    templates = tmp_path / "tpl"
+    templates.mkdir()
+    (templates / "welcome.html").write_text(WELCOME, encoding="utf-8")
+    (templates / "welcome.hi.html").write_text(WELCOME_HI, encoding="utf-8")
+    (tmp_path / "rows.csv").write_text(
+        "email,name,locale\nasha@example.com,Asha,\nravi@example.com,Ravi,en\n", encoding="utf-8"
+    )
+    common = [
+        "--template",
+        "welcome",
+        "--templates",
+        str(templates),
+        "--from",
+        "noreply@shop.example",
+    ]
+    via = ["--via", f"smtp://127.0.0.1:{port}?security=none&timeout=5"]
+    code = main(["send", "--csv", str(tmp_path / "rows.csv"), "--locale", "hi", *common, *via])
+    assert 0 == code, capsys.readouterr()
+    received = smtp_server.messages  # type: ignore[attr-defined]
+    subjects = sorted(str(m.message["Subject"]) for m in received)
+    assert ["Welcome, Ravi", "स्वागत है, Asha"] == subjects
+
+    assert 2 == len(received)
+    code = main(
+        ["send", "--to", "asha@example.com", "--text", "hi", "--subject", "x", "--locale", "hi"]
+    )
+    assert 0 != code
+    assert "--locale" in capsys.readouterr().err
+    assert 2 == len(received)  # nothing sent
+
+
+def test_enqueue_renders_in_the_locale_and_the_worker_sends_its_dlt_template(
+    sms_fake: SMSFakeServer, tmp_path: Path
+) -> None:
+    """enqueue(locale=) stores the Hindi SMS with metadata["locale"]; the worker sends flow-otp-hi."""
+    from notifykit.errors import InvalidMessage
+    from notifykit.outbox import SQLiteOutbox, Worker
+
+    outbox = SQLiteOutbox(str(tmp_path / "outbox.db"))
+    with Notifier(sms=msg91(sms_fake), templates=renderer(), outbox=outbox) as notifier:
+        notifier.enqueue(
+            "welcome.html",
+            to=PHONE,
+            context={"name": "आशा"},
+            channel="sms",
+            locale="hi",
+            template_id="otp",
+            variables={"code": "4821"},
+        )
+        with pytest.raises(InvalidMessage, match="locale"):
+            notifier.enqueue(SMS(PHONE, "hi"), locale="hi")
+        worker = Worker(outbox, notifier)
+        for _ in range(100):
+            worker.run_once()
+            if sms_fake.requests:
+                break
+    assert ["flow-otp-hi"] == sent_ids(sms_fake, "template_id")

@@ -230,14 +230,19 @@ def notify_later(
     template: str,
     to: Recipient,
     context: Mapping[str, Any] | None = None,
+    *,
+    locale: str | None = None,
     **overrides: Any,
 ) -> dict[str, AsyncResult | NotifyKitError]:
     """Render like :meth:`Notifier.notify` here, and enqueue each channel's message on ``task``.
 
+    ``locale`` renders the language's version now; the SMS carries it in
+    ``metadata["locale"]`` in the task payload, so the worker's MSG91/Fast2SMS
+    transport picks that language's DLT template (``templates={"otp.hi": ...}``).
     Returns ``{"email": AsyncResult | error, "sms": ...}``; see
     :func:`notifykit._later.notify_later` (the core's implementation).
     """
-    return _later.notify_later(task, notifier, template, to, context, **overrides)
+    return _later.notify_later(task, notifier, template, to, context, locale=locale, **overrides)
 
 
 class OutboxHandOff:

@@ -201,10 +201,21 @@ INSERT INTO events ({_EVENT_COLUMNS}) VALUES (
 # How far along a message is: a report only ever moves its row forward, so a
 # late or replayed "delivered" never hides a bounce or a complaint (SNS and
 # the SMS providers do not keep order). opened/clicked never change the status.
-_PROGRESS = """CASE {0}
-    WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'deferred' THEN 2 WHEN 'delivered' THEN 3
-    WHEN 'bounced' THEN 4 WHEN 'rejected_by_provider' THEN 4 WHEN 'complained' THEN 5
-    ELSE {1} END"""
+# The Django model (notifykit.contrib.django) follows the same order.
+STATUS_PROGRESS: dict[str, int] = {
+    "queued": 0,
+    "sent": 1,
+    "deferred": 2,
+    "delivered": 3,
+    "bounced": 4,
+    "rejected_by_provider": 4,
+    "complained": 5,
+}
+_PROGRESS = (
+    "CASE {0} "
+    + " ".join(f"WHEN '{status}' THEN {rank}" for status, rank in STATUS_PROGRESS.items())
+    + " ELSE {1} END"
+)
 # A row in another state (failed) is never moved; a report that is not a
 # status (opened, clicked) never moves one. An e-mail can bounce after it was
 # delivered (an asynchronous DSN); an SMS delivered is final (a late "failed"

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from html.parser import HTMLParser
 
 from notifykit.templates._html import VOID_ELEMENTS
@@ -249,13 +250,212 @@ class _Converter(HTMLParser):
         self.out.append(transform(data, self.state.mode))
 
 
-def pretext(source: str) -> str:
-    """Phase 1 over a whole document: the pre-text of ``source``."""
+def _parsed_pretext(source: str) -> str:
+    """Phase 1 with ``html.parser``: any HTML, however malformed."""
     converter = _Converter()
     converter.feed(source)
     converter.close()
     converter.out.append(converter.state.close_all())
     return "".join(converter.out)
+
+
+# The fast path: one regular expression for the tokens of ordinary, well-formed
+# HTML, on which ``html.parser`` (of any supported Python version) produces the
+# same events. Anything else — a stray "<", a comment containing "--", an
+# unusual attribute, "<?", a raw-text element it would treat specially — sends
+# the whole document to ``html.parser`` instead, so the output never changes.
+_W = r"[ \t\n\r\f]"
+_NAME = r"""[^\s"'>/=]+"""
+_VALUE = r"""\"[^\"]*\"|'[^']*'|[^\s"'=<>`/]+(?=[ \t\n\r\f>])"""
+_TOKEN = re.compile(
+    r"([^<]+)"  # 1: text
+    r"|<([a-zA-Z][a-zA-Z0-9-]*)"  # 2: start tag, 3: its attributes, 4: "/" if self-closing
+    rf"((?:{_W}+{_NAME}(?:{_W}*={_W}*(?:{_VALUE}))?)*){_W}*(/?)>"
+    rf"|</([a-zA-Z][a-zA-Z0-9-]*){_W}*>"  # 5: end tag
+    r"|<!--(?![->])(?:[^-]|-(?!-))*-->"  # a comment without "--" inside
+    r"|<!doctype[^<>]*>",
+    re.IGNORECASE,
+)
+_ATTR = re.compile(rf"({_NAME})(?:{_W}*={_W}*({_VALUE}))?")
+#: Attribute names phase 1 reads; a tag without them needs no attribute parsing.
+_ATTR_HINT = re.compile("hidden|style|href", re.IGNORECASE)
+#: Elements html.parser reads as raw text (their content is dropped here).
+_RAW_TEXT = frozenset(["script", "style"])
+#: Elements some html.parser versions treat specially: left to html.parser.
+_SPECIAL = frozenset(["textarea", "xmp", "plaintext", "iframe", "noembed", "noframes", "noscript"])
+_unescape = html.unescape
+
+
+def _attributes(text: str) -> list[tuple[str, str | None]]:
+    attrs: list[tuple[str, str | None]] = []
+    for name, value in _ATTR.findall(text):
+        if not value:
+            attrs.append((name.lower(), None))
+            continue
+        if value[0] in "\"'":
+            value = value[1:-1]
+        attrs.append((name.lower(), _unescape(value) if value else value))
+    return attrs
+
+
+def _tokens(source: str, pos: int, limit: int, state: TextState, out: list[str]) -> int:
+    """Phase 1 of the tokens of ``source`` from ``pos`` until ``limit`` is reached.
+
+    Returns where it stopped (past ``limit`` after a raw-text element), or -1
+    when ``source`` needs ``html.parser``.
+    """
+    stack = state.stack
+    append = out.append
+    match = _TOKEN.match
+    while pos < limit:
+        m = match(source, pos)
+        if m is None:
+            return -1
+        text, tag, attr_text, slash, closing = m.groups()
+        pos = m.end()
+        if text is not None:
+            if "&" in text:
+                text = _unescape(text)
+            if not (stack and stack[-1].drop):
+                append(transform(text, state.mode))
+        elif tag is not None:
+            tag = tag.lower()
+            if tag in _SPECIAL:
+                return -1
+            attrs = _attributes(attr_text) if attr_text and _ATTR_HINT.search(attr_text) else []
+            for item in state.start(tag, attrs):
+                append(item if isinstance(item, str) else transform(item.value, "attr"))
+            raw = tag in _RAW_TEXT or tag == "title"
+            if slash:
+                if raw:
+                    return -1
+                append(state.end(tag))
+            elif raw:
+                # raw text up to the first "</", which must close this element
+                stop = source.find("</", pos)
+                if stop < 0:
+                    return -1
+                after = _TOKEN.match(source, stop)
+                if after is None or (after.group(5) or "").lower() != tag:
+                    return -1
+                content = source[pos:stop]
+                if tag == "title":
+                    if "<" in content:
+                        return -1
+                    if "&" in content:
+                        content = _unescape(content)
+                if not (stack and stack[-1].drop):
+                    append(transform(content, state.mode))
+                append(state.end(tag))
+                pos = after.end()
+        elif closing is not None:
+            append(state.end(closing.lower()))
+    return pos
+
+
+Snapshot = tuple[tuple[str, str, bool], ...]
+
+
+class _Memo:
+    """What runs of markup write, per stack of open elements: e-mails of one
+    template repeat the same markup around different text, so after the first
+    message most of phase 1 is a dictionary lookup.
+
+    Stacks are numbered (``states``); ``runs`` maps (stack number, markup) to
+    (what it writes, the stack number after it). Replaced, not cleared, when
+    full, so a thread holding the old one stays consistent.
+    """
+
+    LIMIT = 8192
+
+    def __init__(self) -> None:
+        self.states: list[Snapshot] = [()]
+        self.modes: list[str] = ["normal"]
+        self.ids: dict[Snapshot, int] = {(): 0}
+        self.runs: dict[tuple[int, str], tuple[str, int]] = {}
+        self.lock = threading.Lock()
+
+    def intern(self, state: TextState) -> int:
+        """The number of ``state``'s stack, numbering it if it is new."""
+        snapshot = state.snapshot()
+        with self.lock:
+            number = self.ids.get(snapshot)
+            if number is None:
+                number = len(self.states)
+                self.states.append(snapshot)
+                self.modes.append(state.mode)
+                self.ids[snapshot] = number
+        return number
+
+
+_MEMO = _Memo()
+# text (no "<"), then a run of tags with only whitespace between them
+_SEGMENT = re.compile(r"([^<]*)((?:<[^<>]*>[ \t\n\r\f]*)*<[^<>]*>)?")
+
+
+def _fast_pretext(source: str) -> str | None:
+    """Phase 1 with :data:`_TOKEN`, or None when ``source`` needs ``html.parser``."""
+    global _MEMO
+    memo = _MEMO
+    if len(memo.runs) > memo.LIMIT or len(memo.states) > memo.LIMIT:
+        memo = _MEMO = _Memo()
+    runs = memo.runs
+    modes = memo.modes
+    out: list[str] = []
+    append = out.append
+    number = 0
+    pos = 0
+    end = len(source)
+    segment = _SEGMENT.match
+    while pos < end:
+        m = segment(source, pos)
+        assert m is not None  # both groups may be empty
+        text, run = m.groups()
+        if text:
+            mode = modes[number]
+            if mode != "drop":
+                if "&" in text:
+                    text = _unescape(text)
+                append(transform(text, mode))
+        pos = m.end()
+        if run is None:
+            if pos >= end:
+                break
+            # a "<" that starts no simple tag (a comment with "<" in it):
+            # one token, not remembered
+            start = pos
+            limit = pos + 1
+        else:
+            hit = runs.get((number, run))
+            if hit is not None:
+                append(hit[0])
+                number = hit[1]
+                continue
+            start = m.start(2)
+            limit = pos
+        state = TextState()
+        state.stack = [_Entry(*entry) for entry in memo.states[number]]
+        written: list[str] = []
+        stop = _tokens(source, start, limit, state, written)
+        if stop < 0:
+            return None
+        before = number
+        number = memo.intern(state)
+        piece = "".join(written)
+        append(piece)
+        if run is not None and stop == pos:
+            runs[(before, run)] = (piece, number)
+        pos = stop
+    state = TextState()
+    state.stack = [_Entry(*entry) for entry in memo.states[number]]
+    append(state.close_all())
+    return "".join(out)
+
+
+def pretext(source: str) -> str:
+    """Phase 1 over a whole document: the pre-text of ``source``."""
+    fast = _fast_pretext(source)
+    return _parsed_pretext(source) if fast is None else fast
 
 
 # The same characters as str.split(): phase 2 collapses with split().

@@ -533,6 +533,23 @@ def templates_option(value: object) -> dict[str, str]:
     return {k: str(v).strip() for k, v in value.items()}
 
 
+def localized_template(templates: Mapping[str, str], name: str, locale: object) -> str:
+    """The provider id of template ``name`` in ``locale``: a DLT template per language.
+
+    ``locale`` is the SMS's ``metadata["locale"]`` (set by ``Notifier.send_sms(...,
+    locale=...)``). Tried in order: ``"otp.ta_IN"``, ``"otp.ta"``, ``"otp"``; a
+    name in none of them is sent as is (it is already the provider's id).
+    """
+    if isinstance(locale, str) and locale:
+        parts = locale.replace("-", "_").split("_")
+        parts[0] = parts[0].lower()
+        for n in range(len(parts), 0, -1):
+            key = f"{name}.{'_'.join(parts[:n])}"
+            if key in templates:
+                return templates[key]
+    return templates.get(name, name)
+
+
 class HTTPTransport(BaseTransport):
     """The common frame of the HTTP API transports: key, base URL, pooled session.
 

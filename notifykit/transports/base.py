@@ -37,7 +37,7 @@ from notifykit.errors import (
     mask_exception,
     mask_text,
 )
-from notifykit.receipt import Attempt, Outcome, Receipt
+from notifykit.receipt import Attempt, Outcome, Receipt, _amended
 
 if TYPE_CHECKING:
     from notifykit.message import Message
@@ -325,11 +325,12 @@ class BaseTransport:
         return failure
 
     def _settle_receipt(self, receipt: Receipt, started: datetime, t0: float) -> Receipt:
+        simulated = receipt.simulated or self.simulated
         if not receipt.attempts:
             attempt = Attempt(self.name, "sent", None, started, time.perf_counter() - t0)
-            receipt = attrs.evolve(receipt, attempts=(attempt,))
-        if self.simulated and not receipt.simulated:
-            receipt = attrs.evolve(receipt, simulated=True)
+            return _amended(receipt, (attempt,), simulated)
+        if simulated and not receipt.simulated:
+            return _amended(receipt, receipt.attempts, True)
         return receipt
 
     def _mask_error(self, exc: DeliveryError, cause: BaseException | None = None) -> None:

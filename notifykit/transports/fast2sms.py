@@ -35,6 +35,7 @@ from notifykit.transports._http import (
     HTTPResponse,
     HTTPTransport,
     decode_json,
+    localized_template,
     malformed,
     templates_option,
 )
@@ -198,7 +199,9 @@ def build_request(
                 "Fast2SMSTransport(sender_id=...)"
             )
         body["sender_id"] = chosen_sender
-        body["message"] = (templates or {}).get(message.template_id, message.template_id)
+        body["message"] = localized_template(
+            templates or {}, message.template_id, message.metadata.get("locale")
+        )
         if message.variables:
             body["variables_values"] = _variables_values(message)
     elif route == "q":

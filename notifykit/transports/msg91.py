@@ -33,6 +33,7 @@ from notifykit.transports._http import (
     HTTPResponse,
     HTTPTransport,
     decode_json,
+    localized_template,
     malformed,
     templates_option,
 )
@@ -132,7 +133,7 @@ def build_request(
     """
     flow = message.template_id or template_id
     if flow and templates:
-        flow = templates.get(flow, flow)
+        flow = localized_template(templates, flow, message.metadata.get("locale"))
     if not flow:
         raise InvalidMessage(
             "MSG91 sends only flow/DLT templates: give the SMS a template_id "

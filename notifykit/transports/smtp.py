@@ -534,28 +534,46 @@ class SMTPTransport(BaseTransport):
     def _phase(self, phase: _Phase) -> None:
         self._local.phase = phase
 
-    @contextmanager
-    def _checkout(self) -> Iterator[None]:
-        """Hold one pooled connection (or the right to open one) for this thread."""
-        self._slots.acquire()  # bounded: every holder's send is bounded by its time-outs
+    def _take(self) -> int:
+        """Take a pool slot and an idle connection (if any) for this thread; the generation.
+
+        Bounded: every holder's send is bounded by its time-outs. Pair with :meth:`_give_back`.
+        """
+        self._slots.acquire()
         try:
             with self._pool_lock:
                 generation = self._generation
                 conn, sent = self._idle.pop() if self._idle else (None, 0)
-            self._conn, self._sent_on_connection, self._phase = conn, sent, _Phase.CONNECT
-            try:
-                yield
-            finally:
-                conn, self._conn = self._conn, None
-                if conn is not None:
-                    with self._pool_lock:
-                        keep = generation == self._generation
-                        if keep:
-                            self._idle.append((conn, self._sent_on_connection))
-                    if not keep:  # close() ran meanwhile: this connection ends here
-                        _say_quit(conn)
+        except BaseException:
+            self._slots.release()
+            raise
+        local = self._local
+        local.conn, local.sent, local.phase = conn, sent, _Phase.CONNECT
+        return generation
+
+    def _give_back(self, generation: int) -> None:
+        """Return this thread's connection to the pool (or QUIT it after close()) and the slot."""
+        try:
+            local = self._local
+            conn, local.conn = getattr(local, "conn", None), None
+            if conn is not None:
+                with self._pool_lock:
+                    keep = generation == self._generation
+                    if keep:
+                        self._idle.append((conn, getattr(local, "sent", 0)))
+                if not keep:  # close() ran meanwhile: this connection ends here
+                    _say_quit(conn)
         finally:
             self._slots.release()
+
+    @contextmanager
+    def _checkout(self) -> Iterator[None]:
+        """Hold one pooled connection (or the right to open one) for this thread."""
+        generation = self._take()
+        try:
+            yield
+        finally:
+            self._give_back(generation)
 
     def _timeout_in(self, phase: _Phase) -> float:
         """The time-out that applied in ``phase`` (for error messages)."""
@@ -593,8 +611,13 @@ class SMTPTransport(BaseTransport):
         if not isinstance(message, Email):  # pragma: no cover - BaseTransport checks channels
             raise ConfigurationError(f"{self.name} sends e-mail only")
         prepared = _prepare(message, self._offers_8bitmime)  # CPU work, outside the pool
-        with self._checkout():
+        # _checkout() inlined: a generator-based context manager per message costs
+        # more than the rest of the pool's bookkeeping.
+        generation = self._take()
+        try:
             return self._transmit(message, prepared)
+        finally:
+            self._give_back(generation)
 
     async def _asend(self, message: Message) -> Receipt:
         """Send on this event loop's aiosmtplib pool (see :mod:`notifykit.transports._asmtp`)."""
@@ -742,7 +765,8 @@ class SMTPTransport(BaseTransport):
         self, conn: _Connection, p: _Prepared
     ) -> tuple[tuple[str, ...], dict[str, str]]:
         """MAIL, RCPT, DATA on an open connection; smtplib errors propagate."""
-        self._phase = _Phase.MAIL
+        local = self._local  # this thread's phase, set directly: once per command
+        local.phase = _Phase.MAIL
         options = _mail_options(p, conn.has_extn)
         # MAIL and RCPT are written directly: the addresses were validated when
         # the Email was built, and smtplib's mail()/rcpt() would parse each one
@@ -754,7 +778,7 @@ class SMTPTransport(BaseTransport):
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, reply, p.sender)
 
-        self._phase = _Phase.RCPT
+        local.phase = _Phase.RCPT
         accepted: list[str] = []
         refused: dict[str, tuple[int, bytes]] = {}
         for rcpt in p.recipients:
@@ -769,14 +793,14 @@ class SMTPTransport(BaseTransport):
         if not accepted or any(400 <= code < 500 for code, _ in refused.values()):
             raise smtplib.SMTPRecipientsRefused(refused)
 
-        self._phase = _Phase.DATA
+        local.phase = _Phase.DATA
         conn.putcmd("data")
         code, reply = conn.getreply()
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
-        self._phase = _Phase.BODY
+        local.phase = _Phase.BODY
         conn.send(p.payload)
-        self._phase = _Phase.REPLY
+        local.phase = _Phase.REPLY
         code, reply = conn.getreply()
         if code != 250:
             raise smtplib.SMTPDataError(code, reply)

@@ -332,3 +332,42 @@ def test_celery_retry_options_are_refused(celery_app: Celery) -> None:
     """max_retries would fight the Retry policy: refused with the option to use."""
     with pytest.raises(ConfigurationError, match=r"retry=Retry"):
         make_send_task(celery_app, Notifier, max_retries=3)
+
+
+def test_notify_later_in_a_language_picks_its_dlt_template(bench: Workbench) -> None:
+    """locale= renders here and travels in the payload: the worker's MSG91 sends the Tamil flow."""
+    from notifykit.templates import TemplateRenderer
+    from notifykit.transports.msg91 import MSG91Transport
+    from tests.servers.sms_fake import MSG91_KEY, SMSFakeServer
+
+    templates = TemplateRenderer.from_dict(
+        {
+            "otp.txt": "{% block sms %}Your OTP is {{ code }}.{% endblock %}",
+            "otp.ta.txt": "{% block sms %}உங்கள் OTP {{ code }}.{% endblock %}",
+        }
+    )
+    with SMSFakeServer(hang_limit=5.0) as fake:
+        fake.msg91_templates.update({"flow-en": ("code",), "flow-ta": ("code",)})
+        bench.use(
+            lambda: Notifier(
+                sms=MSG91Transport(
+                    authkey=MSG91_KEY,
+                    base_url=fake.url,
+                    templates={"otp": "flow-en", "otp.ta": "flow-ta"},
+                    timeout=5,
+                )
+            )
+        )
+        here = Notifier(sms=MemoryTransport(), templates=templates, sms_sender="SHOPIN")
+        results = here.notify_later(
+            "otp.txt",
+            Recipient(phone="+919876543210"),
+            {"code": "4821"},
+            task=bench.send,
+            locale="ta",
+            template_id="otp",
+            variables={"code": "4821"},
+        )
+        results["sms"].get(timeout=TIMEOUT, interval=0.01)
+        bench.reset()
+    assert ["flow-ta"] == [r.json["template_id"] for r in fake.requests]

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from notifykit.templates import TemplateRenderer
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchmarks import templates as app
+from notifykit.templates import TemplateRenderer, _text
 from notifykit.templates._text import html_to_text
+from tests.templates._text_oracle import oracle_html_to_text, oracle_pretext
 
 
 def test_paragraphs_are_separated_by_a_blank_line() -> None:
@@ -113,3 +119,123 @@ def test_empty_values_merge_layout_breaks_like_the_per_message_path() -> None:
         expected = html_to_text(renderer.plain_html("t", {"a": a, "b": b, "c": c}) or "")
         assert expected == rendered.text
         assert "compiled" == rendered.text_strategy
+
+
+# --- the fast path (single-pass tokenizer + memo of markup runs) against the old converter
+
+_TAGS = ["p", "div", "td", "tr", "table", "a", "ul", "ol", "li", "br", "hr", "pre", "span", "b"]
+_TAGS += [
+    "head",
+    "body",
+    "h1",
+    "img",
+    "P",
+    "Td",
+    "BR",
+    "style",
+    "script",
+    "title",
+    "textarea",
+    "pre",
+]
+_ATTRS = [
+    "",
+    ' href="https://x.example/?a=1&amp;b=2"',
+    " href=https://x.example/a",
+    " href=''",
+    " href",
+    ' style="display: none"',
+    " style='DISPLAY:NONE;color:red'",
+    ' style="color:red"',
+    " hidden",
+    ' class="a b" id=x',
+    ' title="a>b"',
+    ' title="<"',
+    " data-x = 'y'",
+    ' a="x"b="y"',
+    " href=x/",
+    ' href="x"/',
+    "\xa0href=x",
+]
+_TEXT = ["Hello", " ", "\n  ", "a &amp; b", "&lt;p&gt;", "x&nbsp;y", "&amp", "&#65;", "\t", "\xa0"]
+_TEXT += ["a < b", "<", ">", "&", "caf\u00e9", "\u200b", "\x01", "\r\n", "1 -- 2", "</", "<<p>"]
+_OTHER = ["<!-- c -->", "<!--[if mso]><p>x</p><![endif]-->", "<!---->", "<!-- a -- b -->"]
+_OTHER += ["<!DOCTYPE html>", "<!doctype html PUBLIC '-'>", "<?xml x?>", "<![CDATA[x]]>", "<!-->"]
+_OTHER += ["<!--<![endif]-->", "</ p>", "</p x>", "<p/>", "<br />", "<style/>", "<a<b>", "<!--"]
+
+
+# pieces that send a document to html.parser
+_UNUSUAL = {' title="a>b"', ' title="<"', ' a="x"b="y"', " href=x/", "\xa0href=x", "<!---->"}
+_UNUSUAL |= {
+    "<!-- a -- b -->",
+    "<?xml x?>",
+    "<![CDATA[x]]>",
+    "<!-->",
+    "</ p>",
+    "</p x>",
+    "<style/>",
+}
+_UNUSUAL |= {"<a<b>", "<!--"}
+
+
+@st.composite
+def _html(draw: st.DrawFn) -> str:
+    # mostly documents the fast path takes, some it hands to html.parser
+    usual = draw(st.integers(0, 3)) > 0
+
+    def pick(options: list[str]) -> str:
+        if usual:
+            options = [o for o in options if o not in _UNUSUAL]
+        return draw(st.sampled_from(options))
+
+    pieces: list[str] = []
+    for _ in range(draw(st.integers(0, 30))):
+        kind = draw(st.integers(0, 3))
+        tag = draw(st.sampled_from(_TAGS[:-5] if usual else _TAGS))
+        if kind == 0:
+            pieces.append(f"<{tag}{pick(_ATTRS)}>")
+        elif kind == 1:
+            pieces.append(f"</{tag}>")
+        elif kind == 2:
+            text = draw(st.sampled_from(_TEXT) | st.text(max_size=6))
+            pieces.append(text.replace("<", "") if usual else text)
+        else:
+            pieces.append(pick(_OTHER))
+    return "".join(pieces)
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(_html(), _html())
+def test_the_fast_converter_equals_the_html_parser_one(first: str, second: str) -> None:
+    """On random HTML, text and pre-text equal the html.parser converter's, also on
+    a second document that reuses the remembered markup runs of the first."""
+    for source in (first, second, first + second, first):
+        assert oracle_pretext(source) == _text.pretext(source)
+        assert oracle_html_to_text(source) == html_to_text(source)
+
+
+def test_the_fast_converter_equals_the_old_one_on_real_e_mails(corpus: Path) -> None:
+    """Every corpus e-mail and every benchmark e-mail gives the same text both ways,
+    and the benchmark e-mails (well-formed) take the fast path."""
+    for path in sorted(corpus.rglob("*.html")):
+        source = path.read_text(encoding="utf-8", errors="replace")
+        for _ in range(2):
+            assert oracle_html_to_text(source) == html_to_text(source), path
+    fast = 0
+    for locale in ("en", "fr"):
+        env = app.environment(locale)
+        for name in app.NAMES:
+            for context in app.contexts(name, 3):
+                source = env.get_template(name).render(context)
+                assert oracle_html_to_text(source) == html_to_text(source), name
+                fast += _text._fast_pretext(source) is not None
+    assert fast == 2 * 3 * len(app.NAMES)
+
+
+def test_the_memo_of_markup_runs_is_bounded() -> None:
+    """Many distinct documents replace the memo instead of growing it without end."""
+    for i in range(_text._Memo.LIMIT // 4 + 50):
+        html_to_text(
+            f"<p class=c{i}>x</p><div id=d{i}><b>y</b></div><i n={i}>z</i><u v={i}>w</u><s>"
+        )
+    assert len(_text._MEMO.runs) <= _text._Memo.LIMIT + 5

@@ -96,6 +96,10 @@ class DeliveryAdmin(_ReadOnly, admin.ModelAdmin):  # type: ignore[misc]
                 )
             },
         ),
+        (
+            "Provider report",
+            {"fields": ("report", "report_kind", "report_reason", "report_at")},
+        ),
         ("Tags and metadata", {"fields": ("tags", "metadata"), "classes": ("collapse",)}),
     )
     readonly_fields = tuple(f for _, options in fieldsets for f in options["fields"])

@@ -6,7 +6,10 @@ stream written by :class:`~notifykit.contrib.django.sink.DjangoModelSink`:
 a ``queued`` event creates the row, ``attempt_failed`` and ``sent`` add
 attempts, ``sent`` and ``failed`` set the outcome. A message retried later
 (by a Celery task, with the same message id) goes back to ``queued`` and
-keeps its earlier attempts; ``sent`` is final.
+keeps its earlier attempts; once ``sent``, only the provider's reports move
+it further: ``deferred`` → ``delivered`` → ``bounced`` /
+``rejected_by_provider`` → ``complained`` (the order of
+``notifykit.sinks.sqlite.STATUS_PROGRESS``; an SMS ``delivered`` is final).
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ class Delivery(models.Model):  # type: ignore[misc]
         QUEUED = "queued", _("queued")
         SENT = "sent", _("sent")
         FAILED = "failed", _("failed")
+        # What the provider reported later (notifykit.webhooks), forward only.
+        DEFERRED = "deferred", _("deferred")
+        DELIVERED = "delivered", _("delivered")
+        BOUNCED = "bounced", _("bounced")
+        REJECTED_BY_PROVIDER = "rejected_by_provider", _("rejected by provider")
+        COMPLAINED = "complained", _("complained")
 
     class Channel(models.TextChoices):  # type: ignore[misc]
         EMAIL = "email", _("e-mail")
@@ -37,7 +46,7 @@ class Delivery(models.Model):  # type: ignore[misc]
     subject = models.TextField(_("subject"), blank=True)
     template = models.CharField(_("template"), max_length=255, blank=True, db_index=True)
     status = models.CharField(
-        _("status"), max_length=8, choices=Status.choices, default=Status.QUEUED
+        _("status"), max_length=24, choices=Status.choices, default=Status.QUEUED
     )
     transport = models.CharField(_("transport"), max_length=255, blank=True)
     provider_message_id = models.CharField(
@@ -57,7 +66,7 @@ class Delivery(models.Model):  # type: ignore[misc]
     status_changed_at = models.DateTimeField(_("status changed"))
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     #: What the provider reported after ``sent`` (notifykit.webhooks): it only
-    #: moves forward, ``status`` stays ``sent``.
+    #: moves forward, and ``status`` moves with it.
     report = models.CharField(
         _("provider report"),
         max_length=24,

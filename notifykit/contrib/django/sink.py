@@ -268,7 +268,8 @@ def _apply(event: DeliveryEvent, db: str) -> None:
         delivery.error_kind = event.error_kind or ""
         delivery.maybe_delivered = delivery.maybe_delivered or event.maybe_delivered
 
-    if delivery.status != Delivery.Status.SENT:
+    # Once sent, only the provider's reports (apply_report) move the status on.
+    if delivery.status in (Delivery.Status.QUEUED, Delivery.Status.FAILED):
         if event.status == "sent":
             delivery.status = Delivery.Status.SENT
             delivery.status_changed_at = at

@@ -30,6 +30,7 @@ from django.urls import URLPattern, path
 
 from notifykit.errors import ConfigurationError
 from notifykit.sinks.base import DeliveryEvent
+from notifykit.sinks.sqlite import STATUS_PROGRESS
 from notifykit.suppression import Suppression, normalize_recipient
 from notifykit.webhooks import Receiver
 from notifykit.webhooks.apps import respond
@@ -136,39 +137,43 @@ class DjangoSuppressionList:
         return "DjangoSuppressionList()"
 
 
-# How far along a report is; a Delivery's report only moves forward (see
-# notifykit.sinks.sqlite). opened/clicked are not kept on the row.
-_PROGRESS = {
-    "deferred": 1,
-    "delivered": 2,
-    "bounced": 3,
-    "rejected_by_provider": 3,
-    "complained": 4,
-}
-
-
 def apply_report(event: DeliveryEvent, db: str, at: datetime) -> None:
     """Project a provider's report onto the ``Delivery`` sent with its provider id.
 
     Called by :class:`~notifykit.contrib.django.DjangoModelSink`. ``status``
-    stays ``sent``; ``report``, ``report_reason``, ``report_kind`` and
-    ``report_at`` follow the reports, forward only (an SMS ``delivered`` is
-    final). A report for an unknown provider id changes nothing.
+    moves forward with the reports, in the order of the SQLite log
+    (:data:`notifykit.sinks.sqlite.STATUS_PROGRESS`): ``sent`` → ``deferred``
+    → ``delivered`` → ``bounced`` / ``rejected_by_provider`` →
+    ``complained``; a late or replayed report never moves it back, a
+    ``failed`` row is never moved, and an SMS ``delivered`` is final.
+    ``report``, ``report_reason``, ``report_kind`` and ``report_at`` keep
+    the latest report that moved it. ``opened``/``clicked`` and reports for
+    an unknown provider id change nothing.
     """
     from notifykit.contrib.django.models import Delivery
 
-    rank = _PROGRESS.get(event.status)
+    rank = STATUS_PROGRESS.get(event.status)
     if rank is None or not event.provider_message_id:
         return
     rows = Delivery.objects.using(db).filter(provider_message_id=event.provider_message_id)
     for delivery in rows:
-        current = _PROGRESS.get(delivery.report, 0)
-        if rank <= current or (delivery.channel == "sms" and delivery.report == "delivered"):
+        current = STATUS_PROGRESS.get(delivery.status, len(STATUS_PROGRESS) + 1)
+        if rank <= current or (delivery.channel == "sms" and delivery.status == "delivered"):
             continue
+        delivery.status = event.status
+        delivery.status_changed_at = max(at, delivery.status_changed_at)
         delivery.report = event.status
         delivery.report_reason = event.error or ""
         delivery.report_kind = event.error_kind or ""
         delivery.report_at = at
         delivery.save(
-            using=db, update_fields=["report", "report_reason", "report_kind", "report_at"]
+            using=db,
+            update_fields=[
+                "status",
+                "status_changed_at",
+                "report",
+                "report_reason",
+                "report_kind",
+                "report_at",
+            ],
         )

@@ -101,7 +101,7 @@ def test_django_store_protocol() -> None:
 
 
 def test_reports_on_the_delivery_model() -> None:
-    """DjangoModelSink: status stays sent, report moves forward; unknown ids make no row."""
+    """DjangoModelSink: status moves sent → delivered → bounced, never back; unknown ids no row."""
     notifier = nk.Notifier(
         email=nk.MemoryTransport(), sinks=[DjangoModelSink()], sender="s@x.example"
     )
@@ -111,19 +111,79 @@ def test_reports_on_the_delivery_model() -> None:
 
     def post(payload: dict[str, object]) -> None:
         envelope = sns.notification(payload)
+        headers = {
+            f"HTTP_{k.upper().replace('-', '_')}": v for k, v in sns.headers(envelope).items()
+        }
         response = client.post(
-            "/hooks/ses-models/", data=sns.body(envelope), content_type="text/plain"
+            "/hooks/ses-models/", data=sns.body(envelope), content_type="text/plain", **headers
         )
         assert response.status_code == 200
 
-    post(sns.delivery(pid, "ann@example.com"))
     row = Delivery.objects.get(message_id=receipt.message_id)
-    assert (row.status, row.report) == ("sent", "delivered")
+    assert (row.status, row.report) == ("sent", "")
+    post(sns.delay(pid, "ann@example.com"))
+    row.refresh_from_db()
+    assert (row.status, row.report) == ("deferred", "deferred")
+    post(sns.delivery(pid, "ann@example.com"))
+    row.refresh_from_db()
+    assert (row.status, row.report) == ("delivered", "delivered")
     post(sns.bounce(pid, "ann@example.com", feedback=str(uuid.uuid4())))
     post(sns.delay(pid, "ann@example.com"))  # late: never moves a bounce back
+    post(sns.delivery(pid, "ann@example.com"))
     row.refresh_from_db()
-    assert (row.status, row.report, row.report_kind) == ("sent", "bounced", "hard")
+    assert (row.status, row.report, row.report_kind) == ("bounced", "bounced", "hard")
     assert "550 5.1.1" in row.report_reason
+    assert row.sent_at is not None
+    assert row.report_at is not None
+    # a replayed "sent" event (a rolled-back transaction) does not undo the report
+    DjangoModelSink().record(
+        nk.DeliveryEvent(
+            message_id=receipt.message_id,
+            status="sent",
+            channel="email",
+            recipients=("ann@example.com",),
+            provider_message_id=pid,
+            at=datetime.now(timezone.utc),
+        )
+    )
+    row.refresh_from_db()
+    assert row.status == "bounced"
     count = Delivery.objects.count()
     post(sns.delivery("not-ours", "x@example.com"))
     assert Delivery.objects.count() == count
+
+
+def test_sms_delivered_is_final_on_the_delivery_model() -> None:
+    """An SMS the provider reported delivered stays delivered; an e-mail may bounce after."""
+    sink = DjangoModelSink()
+    now = datetime.now(timezone.utc)
+    for channel, pid in (("sms", "sms-pid-1"), ("email", "mail-pid-1")):
+        for status in ("queued", "sent", "delivered", "bounced"):
+            sink.record(
+                nk.DeliveryEvent(
+                    message_id=f"m-{channel}",
+                    status=status,
+                    channel=channel,
+                    recipients=("919876543210" if channel == "sms" else "a@example.com",),
+                    provider_message_id=pid if status != "queued" else None,
+                    transport="t",
+                    error="gone" if status == "bounced" else None,
+                    at=now,
+                )
+            )
+    assert Delivery.objects.get(message_id="m-sms").status == "delivered"
+    assert Delivery.objects.get(message_id="m-email").status == "bounced"
+
+
+def test_stats_count_the_reports() -> None:
+    """notifykit_stats: reported statuses count as sent; delivery and bounce rates."""
+    from notifykit.contrib.django.management.commands.notifykit_stats import stats
+
+    test_sms_delivered_is_final_on_the_delivery_model()
+    totals = stats(Delivery.objects.all())["totals"]
+    assert (totals["sent"], totals["delivered"], totals["bounced"]) == (2, 1, 1)
+    assert (totals["delivery_rate"], totals["bounce_rate"], totals["success_rate"]) == (
+        0.5,
+        0.5,
+        1.0,
+    )
