@@ -238,6 +238,7 @@ PHONE = "+919812345678"
 
 @pytest.fixture
 def sms_fake() -> Iterator[SMSFakeServer]:
+    pytest.importorskip("httpx")  # the SMS transports need the [sms] extra (tests_bare has none)
     with SMSFakeServer(hang_limit=5.0) as server:
         for flow in MSG91_IDS.values():
             server.msg91_templates[flow] = ("code",)
