@@ -1923,9 +1923,12 @@ def compile_document(
 ) -> Compiled:
     """Compile a document: CSS inlined and/or text phase 1 done ahead of time.
 
-    Raises :class:`Unsupported` when neither can be done.
+    Raises :class:`Unsupported` when neither can be done. The document is
+    edited in place (it is built for this one call; copying it cost a few
+    milliseconds of a template's first render).
     """
-    body: list[nodes.Node] = _clone(document.body, document.env)
+    body: list[nodes.Node] = document.body
+    caveat = _translation_caveat(body)
     html_reason: str | None = None
     links = _expand_stylesheets(body, None)
     if engine is None:
@@ -1997,7 +2000,7 @@ def compile_document(
         template, html_reason is None, text_reason is None, html_reason, text_reason, extra
     )
     compiled.local_links = links
-    compiled.caveat = _translation_caveat(document.body)
+    compiled.caveat = caveat
     compiled.plain = bool(plain and plain_env)
     compiled.code = code
     return compiled

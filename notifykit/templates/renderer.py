@@ -42,6 +42,7 @@ import re
 import textwrap
 import threading
 import time
+import weakref
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -178,6 +179,9 @@ class _Entry:
         self.deps: dict[str, str | None] = {}
         #: whether this entry was loaded from the persistent compile cache
         self.from_disk = False
+        #: sources parsed while preparing, kept until the chains are compiled from
+        #: them (each source is parsed once): name -> (AST, filename, uptodate)
+        self.asts: dict[str, tuple[nodes.Template, str | None, Callable[[], bool] | None]] = {}
 
     def uptodate(self, interval: float) -> bool:
         """Whether no source changed; looks at the files at most every ``interval`` s."""
@@ -724,7 +728,16 @@ class TemplateRenderer:
         name: str,
         checks: list[Callable[[], bool]],
         deps: dict[str, str | None] | None = None,
+        memo: dict[str, tuple[nodes.Template, str | None, Callable[[], bool] | None]]
+        | None = None,
     ) -> nodes.Template:
+        """The AST of ``name``; with ``memo``, each source is read and parsed once.
+
+        The analysis never changes the ASTs it reads (it works on copies), so
+        one parse serves the analysis and then Jinja's compile of the chain.
+        """
+        if memo is not None and name in memo:
+            return memo[name][0]
         source, filename, uptodate = self._html_env.loader.get_source(  # type: ignore[union-attr]
             self._html_env, name
         )
@@ -732,7 +745,10 @@ class TemplateRenderer:
             checks.append(uptodate)
         if deps is not None:
             deps[name] = _cache.source_digest(source)
-        return self._html_env.parse(source, name, filename)
+        ast = self._html_env.parse(source, name, filename)
+        if memo is not None:
+            memo[name] = (ast, filename, uptodate)
+        return ast
 
     def _build(self, name: str) -> _Entry:
         entry = _Entry(name)
@@ -747,6 +763,7 @@ class TemplateRenderer:
                 return entry
             entry.deps[name] = _cache.source_digest(source)
             ast = self._html_env.parse(source, name, filename)
+            entry.asts[name] = (ast, filename, uptodate)
             entry.has_layout = ast.find(nodes.Extends) is not None
             block_names = {b.name for b in ast.find_all(nodes.Block)}
             current = ast
@@ -759,7 +776,7 @@ class TemplateRenderer:
                 if parent.value in seen or len(seen) > 20:
                     break
                 seen.add(parent.value)
-                current = self._load_ast(parent.value, entry.checks, entry.deps)
+                current = self._load_ast(parent.value, entry.checks, entry.deps, entry.asts)
                 block_names |= {b.name for b in current.find_all(nodes.Block)}
                 entry.chain_names.append(parent.value)
             entry.parts = {p for p in ("subject", "text", "sms") if p in block_names}
@@ -793,20 +810,63 @@ class TemplateRenderer:
         with self._chain_lock, _errors(entry.name):
             top: list[nodes.Node] | None = None
             if entry.has_top:
-                ast = self._load_ast(entry.name, [])
+                own = entry.asts.get(entry.name)
+                ast = own[0] if own is not None else self._load_ast(entry.name, [])
                 top = [n for n in ast.body if isinstance(n, _TOP_LEVEL)]
-            for wanted, env, kind in (
-                (html, self._html_env, "html"),
-                (plain, self._plain_env, "plain"),
-            ):
-                if not wanted or getattr(entry, f"{kind}_ready"):
-                    continue
-                chain = [env.get_template(n) for n in entry.chain_names]
+            kinds = [
+                (env, kind)
+                for wanted, env, kind in (
+                    (plain, self._plain_env, "plain"),
+                    (html, self._html_env, "html"),
+                )
+                if wanted and not getattr(entry, f"{kind}_ready")
+            ]
+            # copies: compiling the chain from the same AST folds its constants in place
+            tops = {k: _compile._clone(top, self._html_env) for _e, k in kinds if top is not None}
+            for env, kind in kinds:
+                chain = [self._chain_template(env, n, entry.asts) for n in entry.chain_names]
                 if top is not None:
-                    prelude = _compile._compile(env, list(top), entry.name, chain[0].filename)
+                    prelude = _compile._compile(env, tops[kind], entry.name, chain[0].filename)
                     setattr(entry, f"{kind}_prelude", prelude)
                 setattr(entry, f"{kind}_chain", chain)
                 setattr(entry, f"{kind}_ready", True)
+            entry.asts = {}
+
+    def _chain_template(
+        self,
+        env: jinja2.Environment,
+        name: str,
+        asts: dict[str, tuple[nodes.Template, str | None, Callable[[], bool] | None]],
+    ) -> jinja2.Template:
+        """``env.get_template(name)``, compiled from the AST the analysis parsed if there is one.
+
+        Jinja's own path would read and parse the source again. The template
+        goes into ``env``'s cache exactly as ``get_template`` would put it.
+        Loaders that compile their own way (a ``load`` of their own, a bytecode
+        cache) keep Jinja's path.
+        """
+        parsed = asts.pop(name, None)
+        loader = self._base.loader
+        if (
+            parsed is None
+            or env.bytecode_cache is not None
+            or (loader is not None and type(loader).load is not jinja2.BaseLoader.load)
+            or env.loader is None
+        ):
+            return env.get_template(name)
+        cache_key = (weakref.ref(env.loader), name)
+        cache = env.cache
+        if cache is not None:
+            found = cache.get(cache_key)
+            if found is not None and (not env.auto_reload or found.is_up_to_date):
+                return found  # type: ignore[no-any-return]
+        ast, filename, uptodate = parsed
+        ast.set_environment(env)
+        code = env.compile(ast, name, filename)
+        template = env.template_class.from_code(env, code, env.make_globals(None), uptodate)
+        if cache is not None:
+            cache[cache_key] = template
+        return template
 
     # ------------------------------------------------------ the persistent compile cache
     def _cache_key(self, name: str, source: str) -> str:
@@ -939,7 +999,7 @@ class TemplateRenderer:
 
         def load(template_name: str) -> nodes.Template:
             try:
-                return self._load_ast(template_name, entry.checks, entry.deps)
+                return self._load_ast(template_name, entry.checks, entry.deps, entry.asts)
             except jinja2.TemplateError as exc:
                 raise _compile.Unsupported(f"template {template_name!r}: {exc}") from exc
 
