@@ -47,8 +47,8 @@ __all__ = ["CompileCache", "code_fingerprint", "resolve_folder", "source_digest"
 _log = logging.getLogger("notifykit.templates")
 
 #: Bumped whenever what is stored changes meaning.
-FORMAT = 1
-_MAGIC = b"NKTC1\n"
+FORMAT = 2
+_MAGIC = b"NKTC2\n"
 ENV_VAR = "NOTIFYKIT_TEMPLATE_CACHE"
 _OFF = frozenset({"", "0", "off", "false", "no", "none"})
 
@@ -138,7 +138,11 @@ class CompileCache:
         return self.folder / f"{key}.nkc"
 
     def load(self, key: str) -> tuple[dict[str, Any], Any] | None:
-        """The metadata and code object stored under ``key``, or ``None``."""
+        """The metadata and the code objects stored under ``key``, or ``None``.
+
+        The code objects are what :meth:`store` was given: any structure of
+        code objects, lists, dicts and ``None`` that :mod:`marshal` writes.
+        """
         try:
             data = self._path(key).read_bytes()
         except OSError:
@@ -158,7 +162,7 @@ class CompileCache:
         return meta, code
 
     def store(self, key: str, meta: dict[str, Any], code: Any) -> None:
-        """Write an entry; failures are logged once and otherwise ignored."""
+        """Write an entry (``code``: code objects, see :meth:`load`); failures are logged once."""
         if self._broken:
             return
         try:

@@ -711,8 +711,9 @@ class SelectorFacts:
 # import alone costs a few milliseconds of a template's first render).
 _SIMPLE_IDENT = r"-?[_a-zA-Z][_a-zA-Z0-9-]*"
 _SIMPLE_COMPOUND = rf"(?:(?:{_SIMPLE_IDENT}|\*)(?:[.#]{_SIMPLE_IDENT})*|(?:[.#]{_SIMPLE_IDENT})+)"
+_SPACE = r"[ \t\r\n\f]"
 _SIMPLE_SELECTOR = re.compile(
-    rf"[ \t\r\n\f]*{_SIMPLE_COMPOUND}(?:(?:[ \t\r\n\f]*>[ \t\r\n\f]*|[ \t\r\n\f]+){_SIMPLE_COMPOUND})*[ \t\r\n\f]*\Z"
+    rf"{_SPACE}*{_SIMPLE_COMPOUND}(?:(?:{_SPACE}*>{_SPACE}*|{_SPACE}+){_SIMPLE_COMPOUND})*{_SPACE}*\Z"
 )
 _FACTS_MEMO: dict[str, SelectorFacts] = {}
 
