@@ -182,6 +182,8 @@ class _Entry:
         #: the code of plain_chain and plain_prelude, when reduced to the part blocks
         #: (what the compile cache stores of them)
         self.plain_codes: list[Any] | None = None
+        #: the files of the templates plain_codes was compiled from
+        self.plain_files: list[str | None] = []
         self.plain_prelude_code: Any = None
         #: sources parsed while preparing, kept until the chains are compiled from
         #: them (each source is parsed once): name -> (AST, filename, uptodate)
@@ -897,6 +899,7 @@ class TemplateRenderer:
             chain.append(template)
             codes.append(code)
         entry.plain_codes = codes
+        entry.plain_files = [p[1] for p in parsed]
         return chain
 
     def _chain_template(
@@ -1078,6 +1081,7 @@ class TemplateRenderer:
             entry.plain_prelude_code = prelude_code
         entry.plain_chain = chain
         entry.plain_codes = plain
+        entry.plain_files = list(meta["chain_files"])
         entry.plain_ready = True
 
     def _store_cached(self, entry: _Entry, key: str) -> None:
@@ -1091,7 +1095,7 @@ class TemplateRenderer:
         if entry.plain_ready and entry.plain_codes is not None and prelude_ok:
             codes["plain"] = entry.plain_codes
             codes["prelude"] = entry.plain_prelude_code
-            chain_files = [t.filename for t in entry.plain_chain]
+            chain_files = list(entry.plain_files)
         meta: dict[str, Any] = {
             "deps": entry.deps,
             "chain": entry.chain_names,
