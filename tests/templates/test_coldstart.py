@@ -246,3 +246,32 @@ def test_selector_facts_are_fresh_objects() -> None:
     one = selector_facts([".a", "td"])
     one.attributes.add("x")
     assert {"class"} == selector_facts([".a", "td"]).attributes
+
+
+# ---------------------------------------------------------------------- AST copies
+
+
+def test_clone_copies_like_deepcopy() -> None:
+    """The analysis' fast copy of an AST equals deepcopy's: same nodes, none shared, env kept."""
+    import copy
+
+    from jinja2 import nodes
+
+    from benchmarks.templates import FOLDER
+    from benchmarks.templates import environment as app_environment
+    from notifykit.templates._compile import _clone
+
+    env = app_environment("fr")
+    names = ["_layout.html", "_macros.html", *(f"emails/{p.name}" for p in FOLDER.glob("emails/*"))]
+    for name in names:
+        ast = env.parse(env.loader.get_source(env, name)[0], name)  # type: ignore[union-attr]
+        for node in ast.find_all(nodes.Node):
+            node.nk_file = name  # type: ignore[attr-defined]
+        expected, got = copy.deepcopy(ast.body, {id(env): env}), _clone(ast.body, env)
+        assert expected == got
+        old = list(nodes.Template(expected).find_all(nodes.Node))
+        new = list(nodes.Template(got).find_all(nodes.Node))
+        originals = {id(n) for n in ast.find_all(nodes.Node)}
+        assert [vars(n).keys() for n in old] == [vars(n).keys() for n in new]
+        assert all(n.environment is env and n.nk_file == name for n in new)  # type: ignore[attr-defined]
+        assert not originals & {id(n) for n in new}
