@@ -439,8 +439,10 @@ class _Flattener:
         if name not in self.deps:
             self.deps.append(name)
         ast = self.load(name)
-        for node in ast.find_all(nodes.Node):
-            node.nk_file = name  # type: ignore[attr-defined]  # for explain(): file and line
+        if getattr(ast, "nk_file", None) != name:  # the loader may give the same AST again
+            ast.nk_file = name  # type: ignore[attr-defined]
+            for node in ast.find_all(nodes.Node):
+                node.nk_file = name  # type: ignore[attr-defined]  # for explain(): file and line
         return ast
 
     # -- blocks, super(), includes, macro calls
@@ -1967,15 +1969,16 @@ def compile_document(
     if SPLIT in skeleton.text:
         raise Unsupported("the template contains the control character \\x01")
     analysis = _Analysis(skeleton)
-    loop_targets = {
-        id(n)
-        for loop in nodes.Template(body).find_all(nodes.For)
-        for n in [loop.target, *loop.target.find_all(nodes.Name)]
-    }
+    loop_targets: set[int] = set()
+    names: list[nodes.Name] = []
+    for node in nodes.Template(body).find_all((nodes.For, nodes.Name)):  # one walk, in order
+        if isinstance(node, nodes.For):
+            loop_targets.add(id(node.target))
+            loop_targets.update(id(n) for n in node.target.find_all(nodes.Name))
+        elif isinstance(node, nodes.Name):
+            names.append(node)
     analysis.stored = {
-        n.name
-        for n in nodes.Template(body).find_all(nodes.Name)
-        if n.ctx in ("store", "param") and id(n) not in loop_targets
+        n.name for n in names if n.ctx in ("store", "param") and id(n) not in loop_targets
     }
     editor = _Editor(skeleton)
     editor.positions = analysis.positions
