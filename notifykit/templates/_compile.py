@@ -234,6 +234,7 @@ def _both_text(mode: str) -> Callable[[Any, str], str]:
     """``value`` → its escaped HTML, then its phase 1 text between :data:`SPLIT`."""
     special = _text.SPECIAL[mode]
     table = _text.TABLES[mode]
+    var_open, var_close = _text.VAR_OPEN, _text.VAR_CLOSE  # see _text.ShapeMemo
 
     def both(value: Any, prefix: str = "") -> str:
         if type(value) is str:
@@ -250,7 +251,7 @@ def _both_text(mode: str) -> Callable[[Any, str], str]:
             raise NeedsFallback("a variable holds the control character \\x01")
         if special.search(text) is not None:
             text = text.translate(table)
-        return f"{markup}{SPLIT}{prefix}{text}{SPLIT}"
+        return f"{markup}{SPLIT}{prefix}{var_open}{text}{var_close}{SPLIT}"
 
     both.__name__ = f"notifykit_both_{mode}"
     return both

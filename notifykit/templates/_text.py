@@ -32,7 +32,7 @@ from html.parser import HTMLParser
 
 from notifykit.templates._html import VOID_ELEMENTS
 
-__all__ = ["Href", "TextState", "finish", "html_to_text", "transform"]
+__all__ = ["Href", "ShapeMemo", "TextState", "finish", "html_to_text", "transform"]
 
 # Control characters of the pre-text. The variables' own control characters are
 # removed (see ``TABLES``), so none of these can come from user data.
@@ -48,6 +48,11 @@ OL_ITEM = "\x16"  # replaced by "N. "
 OL_OPEN = "\x17"
 OL_CLOSE = "\x18"
 CELL = "\x19"  # a table cell starts: " | " between cells of one row
+# Around the text of each variable in the pre-text of a compiled template (see
+# :class:`ShapeMemo`); phase 1 removes both from every text, so only the
+# compiled template's own filters write them.
+VAR_OPEN = "\x05"
+VAR_CLOSE = "\x06"
 
 # Elements whose content is never part of the text.
 _DROP = frozenset(["head", "title", "style", "script", "template"])
@@ -553,6 +558,8 @@ def presolve(text: str) -> str:
 
 def finish(pre: str) -> str:
     """Phase 2: resolve whitespace, links, list numbers and line breaks."""
+    if VAR_OPEN in pre:
+        pre = pre.replace(VAR_OPEN, "").replace(VAR_CLOSE, "")
     text = " ".join(pre.split()).strip(_EDGES)
     if LINK_OPEN in text:
         text = _LINK.sub(_link, text)
@@ -571,10 +578,100 @@ def finish(pre: str) -> str:
         pieces[0:-1:2] = map(str.rstrip, pieces[0:-1:2])
         text = "".join(pieces)
     if HARD_SPACE in text:
-        text = _TRAILING.sub("\n", text.replace(HARD_SPACE, " ").replace(HARD_NEWLINE, "\n"))
+        text = text.replace(HARD_SPACE, " ").replace(HARD_NEWLINE, "\n")
+        if " \n" in text or "\t\n" in text:  # what _TRAILING can match
+            text = _TRAILING.sub("\n", text)
     elif HARD_NEWLINE in text:
         text = text.replace(HARD_NEWLINE, "\n")
     return text.strip("\n ")
+
+
+#: Stands for the i-th variable while a shape is finished (see :class:`ShapeMemo`).
+_SLOT_OPEN = "\ue000"
+_SLOT_CLOSE = "\ue001"
+_SLOT = re.compile("\ue000(\\d+)\ue001")
+#: A value the memo cannot stand in for: empty, whitespace at an edge, a
+#: character phase 2 acts on other than whitespace (values are joined by
+#: VAR_CLOSE for this check, which phase 1 never leaves in a value).
+_UNSAFE_VALUES = re.compile(
+    "[\x00-\x05\x07\x08\x0b\x0e-\x1f\ue000\ue001]"
+    "|^(?:\\s|\x06|$)|\\s(?:\x06|$)|\x06(?:\\s|\x06|$)"
+)
+_COLLAPSIBLE = re.compile("[^\\S ]|  ")
+
+
+class ShapeMemo:
+    """:func:`finish` for the pre-texts of one compiled template, memoized by shape.
+
+    A compiled template writes the text of each variable between
+    :data:`VAR_OPEN` and :data:`VAR_CLOSE`. The *shape* of a pre-text is the
+    pre-text with those texts left out: for a static e-mail it is the same for
+    every message, for others it repeats (the same branches taken, the same
+    number of rows). Phase 2 of a shape is computed once, with a placeholder
+    standing for each variable, and each message only puts its values in.
+
+    That equals :func:`finish` of the whole pre-text when phase 2 treats each
+    value as an opaque word, which :meth:`finish` checks per message: every
+    value is non-empty, has no whitespace at either edge and no character
+    phase 2 acts on (layout marks, links, list marks, hard spaces and
+    newlines), and, checked once per shape, no variable stands inside a link
+    (whose URL and label phase 2 compares). Otherwise, and for shapes the
+    memo has no room for, the message is finished in full.
+    """
+
+    __slots__ = ("_shapes",)
+
+    #: shapes kept per template; later new shapes are finished in full
+    LIMIT = 64
+
+    def __init__(self) -> None:
+        self._shapes: dict[str, tuple[str, ...] | None] = {}
+
+    def finish(self, pre: str) -> str:
+        """The same as :func:`finish` (``pre`` as written by a compiled template)."""
+        pieces = pre.replace(VAR_CLOSE, VAR_OPEN).split(VAR_OPEN)
+        statics = pieces[0::2]
+        values = pieces[1::2]
+        shape = VAR_OPEN.join(statics)
+        parts = self._shapes.get(shape, False)
+        if parts is False:
+            if len(self._shapes) >= self.LIMIT or len(pieces) % 2 == 0:
+                return finish(pre)
+            parts = self._shapes[shape] = _finish_shape(statics)
+        if parts is None:
+            return finish(pre)
+        if values:
+            joined = VAR_CLOSE.join(values)
+            if _UNSAFE_VALUES.search(joined) is not None:
+                return finish(pre)
+            if _COLLAPSIBLE.search(joined) is not None:
+                values = [" ".join(v.split()) for v in values]
+            out = [""] * (2 * len(values) + 1)
+            out[0::2] = parts
+            out[1::2] = values
+            return "".join(out)
+        return parts[0]
+
+
+def _finish_shape(statics: list[str]) -> tuple[str, ...] | None:
+    """Phase 2 of a shape, split where the values go (``None``: not possible)."""
+    if any(_SLOT_OPEN in s or _SLOT_CLOSE in s for s in statics):
+        return None
+    in_link = False
+    for static in statics[:-1]:
+        last = max(static.rfind(LINK_OPEN), static.rfind(LINK_LABEL), static.rfind(LINK_CLOSE))
+        if last >= 0:
+            in_link = static[last] != LINK_CLOSE
+        if in_link:
+            return None
+    slots = [f"{_SLOT_OPEN}{i}{_SLOT_CLOSE}" for i in range(len(statics) - 1)]
+    pieces = [""] * (2 * len(statics) - 1)
+    pieces[0::2] = statics
+    pieces[1::2] = slots
+    split = _SLOT.split(finish("".join(pieces)))
+    if split[1::2] != [str(i) for i in range(len(slots))]:
+        return None
+    return tuple(split[0::2])
 
 
 def html_to_text(source: str) -> str:

@@ -178,6 +178,8 @@ class _Entry:
         self.deps: dict[str, str | None] = {}
         #: whether this entry was loaded from the persistent compile cache
         self.from_disk = False
+        #: phase 2 of the compiled text part, per shape of its pre-text
+        self.text_memo = _text.ShapeMemo()
 
     def uptodate(self, interval: float) -> bool:
         """Whether no source changed; looks at the files at most every ``interval`` s."""
@@ -447,7 +449,7 @@ class TemplateRenderer:
             text_strategy = BLOCK
         elif html is not None:
             if pre is not None:
-                text = _text.finish(pre)
+                text = entry.text_memo.finish(pre)
                 text_strategy = COMPILED
             else:
                 if plain_html is None:
@@ -984,8 +986,13 @@ def _concat(parts: Iterator[str]) -> str:
     return "".join(parts)
 
 
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+
+
 def _one_line(subject: str) -> str:
-    return re.sub(r"\s*[\r\n]+\s*", " ", subject).strip()
+    if "\n" not in subject and "\r" not in subject:  # what _LINE_BREAKS needs
+        return subject.strip()
+    return _LINE_BREAKS.sub(" ", subject).strip()
 
 
 def _clean_text(text: str) -> str:
