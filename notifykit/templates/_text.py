@@ -594,8 +594,7 @@ _SLOT = re.compile("\ue000(\\d+)\ue001")
 #: character phase 2 acts on other than whitespace (values are joined by
 #: VAR_CLOSE for this check, which phase 1 never leaves in a value).
 _UNSAFE_VALUES = re.compile(
-    "[\x00-\x05\x07\x08\x0b\x0e-\x1f\ue000\ue001]"
-    "|^(?:\\s|\x06|$)|\\s(?:\x06|$)|\x06(?:\\s|\x06|$)"
+    "[\x00-\x05\x07\x08\x0b\x0e-\x1f\ue000\ue001]|^(?:\\s|\x06|$)|\\s(?:\x06|$)|\x06(?:\\s|\x06|$)"
 )
 _COLLAPSIBLE = re.compile("[^\\S ]|  ")
 
