@@ -61,7 +61,7 @@ from typing import Any, Union
 from jinja2 import Environment, Template, meta, nodes
 from markupsafe import escape
 
-from notifykit.templates import _text
+from notifykit.templates import _inline, _text
 from notifykit.templates._html import VOID_ELEMENTS
 from notifykit.templates._inline import (
     HEAD_TAGS,
@@ -1527,7 +1527,9 @@ def _plan_html(analysis: _Analysis, engine: Engine, editor: _Editor) -> None:
         )
         result = engine.skeleton(text, elements)
         if result.problem:
-            raise Unsupported(result.problem)
+            problem, at = _inline.problem_at(result.problem)
+            located = None if at is None else analysis.element_events.get(at)
+            raise Unsupported(problem + ("" if located is None else analysis.where(located.start)))
         outcomes.append(result)
     outcome = outcomes[0]
     for other in outcomes[1:]:

@@ -618,13 +618,16 @@ class ShapeMemo:
     memo has no room for, the message is finished in full.
     """
 
-    __slots__ = ("_shapes",)
+    __slots__ = ("_shapes", "_size")
 
-    #: shapes kept per template; later new shapes are finished in full
+    #: shapes kept per template, and their characters at most; later new
+    #: shapes are finished in full
     LIMIT = 64
+    LIMIT_CHARS = 1 << 19
 
     def __init__(self) -> None:
         self._shapes: dict[str, tuple[str, ...] | None] = {}
+        self._size = 0
 
     def finish(self, pre: str) -> str:
         """The same as :func:`finish` (``pre`` as written by a compiled template)."""
@@ -632,12 +635,18 @@ class ShapeMemo:
         statics = pieces[0::2]
         values = pieces[1::2]
         shape = VAR_OPEN.join(statics)
-        parts = self._shapes.get(shape, False)
-        if parts is False:
-            if len(self._shapes) >= self.LIMIT or len(pieces) % 2 == 0:
+        if shape in self._shapes:
+            parts = self._shapes[shape]
+        else:
+            if (
+                len(self._shapes) >= self.LIMIT
+                or self._size + len(shape) > self.LIMIT_CHARS
+                or len(pieces) % 2 == 0
+            ):
                 return finish(pre)
+            self._size += len(shape)
             parts = self._shapes[shape] = _finish_shape(statics)
-        if parts is None:
+        if parts is None or len(parts) != len(values) + 1:
             return finish(pre)
         if values:
             joined = VAR_CLOSE.join(values)

@@ -176,3 +176,27 @@ def test_every_small_shape_and_value_equals_phase_2() -> None:
                     for values in cases:
                         pre = _pre(statics, values)
                         assert memo.finish(pre) == finish(pre), repr(pre)
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(
+    output=st.lists(st.sampled_from(["a", "bc", "\x01", "\x1f", "\x01\x1f"]), max_size=80).map(
+        "".join
+    ),
+    count=st.integers(min_value=0, max_value=3),
+)
+def test_the_streams_are_cut_as_rsplit_and_split_cut_them(output: str, count: int) -> None:
+    """The renderer's copy-saving cuts of a compiled output equal rsplit()/split()."""
+    from notifykit.templates import _compile, renderer
+
+    expected = output.rsplit(_compile.PART_SPLIT, count)
+    found = renderer._parts_after(output, count) if count else (len(output), [])
+    if len(expected) != count + 1:
+        assert found is None
+        return
+    assert found is not None
+    end, parts = found
+    assert expected[1:] == parts
+    assert expected[0] == output[:end]
+    streams = expected[0].split(_compile.SPLIT)
+    assert ("".join(streams[0::2]), "".join(streams[1::2])) == renderer._two_streams(output, end)
