@@ -618,47 +618,62 @@ class ShapeMemo:
     memo has no room for, the message is finished in full.
     """
 
-    __slots__ = ("_shapes", "_size")
+    __slots__ = ("_misses", "_shapes", "_size", "_used")
 
     #: shapes kept per template, and their characters at most; later new
     #: shapes are finished in full
     LIMIT = 64
     LIMIT_CHARS = 1 << 19
+    #: after this many messages the memo could not serve, and fewer it could,
+    #: it is not consulted any more (each shape new, or with a variable in a link)
+    GIVE_UP = 16
 
     def __init__(self) -> None:
         self._shapes: dict[str, tuple[str, ...] | None] = {}
         self._size = 0
+        self._used = 0
+        self._misses = 0
 
     def finish(self, pre: str) -> str:
         """The same as :func:`finish` (``pre`` as written by a compiled template)."""
+        if self._misses >= self.GIVE_UP and self._used < self._misses:
+            return finish(pre)
         pieces = pre.replace(VAR_CLOSE, VAR_OPEN).split(VAR_OPEN)
         statics = pieces[0::2]
         values = pieces[1::2]
         shape = VAR_OPEN.join(statics)
-        if shape in self._shapes:
+        seen = shape in self._shapes
+        if seen:
             parts = self._shapes[shape]
+        elif (
+            len(self._shapes) >= self.LIMIT
+            or self._size + len(shape) > self.LIMIT_CHARS
+            or len(pieces) % 2 == 0
+        ):
+            parts = None
         else:
-            if (
-                len(self._shapes) >= self.LIMIT
-                or self._size + len(shape) > self.LIMIT_CHARS
-                or len(pieces) % 2 == 0
-            ):
-                return finish(pre)
             self._size += len(shape)
             parts = self._shapes[shape] = _finish_shape(statics)
-        if parts is None or len(parts) != len(values) + 1:
+        joined = VAR_CLOSE.join(values)
+        if (
+            parts is None
+            or len(parts) != len(values) + 1
+            or (values and _UNSAFE_VALUES.search(joined) is not None)
+        ):
+            self._misses += 1
             return finish(pre)
-        if values:
-            joined = VAR_CLOSE.join(values)
-            if _UNSAFE_VALUES.search(joined) is not None:
-                return finish(pre)
-            if _COLLAPSIBLE.search(joined) is not None:
-                values = [" ".join(v.split()) for v in values]
-            out = [""] * (2 * len(values) + 1)
-            out[0::2] = parts
-            out[1::2] = values
-            return "".join(out)
-        return parts[0]
+        if seen:
+            self._used += 1
+        else:  # a new shape: this message cost more than finish() alone
+            self._misses += 1
+        if not values:
+            return parts[0]
+        if _COLLAPSIBLE.search(joined) is not None:
+            values = [" ".join(v.split()) for v in values]
+        out = [""] * (2 * len(values) + 1)
+        out[0::2] = parts
+        out[1::2] = values
+        return "".join(out)
 
 
 def _finish_shape(statics: list[str]) -> tuple[str, ...] | None:

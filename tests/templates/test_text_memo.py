@@ -97,11 +97,18 @@ def test_a_variable_inside_a_link_is_never_filled_in() -> None:
 
 
 def test_the_memo_keeps_a_bounded_number_of_shapes() -> None:
+    """At most LIMIT shapes; and a memo that keeps seeing new shapes stops looking."""
     memo = ShapeMemo()
     for i in range(ShapeMemo.LIMIT + 50):
         pre = _pre([f"row {i}" + _text.BLOCK, ""], ["v"])
         assert memo.finish(pre) == finish(pre)
-    assert len(memo._shapes) == ShapeMemo.LIMIT
+    assert len(memo._shapes) == ShapeMemo.GIVE_UP
+    busy = ShapeMemo()
+    for i in range(ShapeMemo.LIMIT + 50):
+        for value in ("v", "w", "x"):  # each shape used twice after it is made
+            pre = _pre([f"row {i}" + _text.BLOCK, ""], [value])
+            assert busy.finish(pre) == finish(pre)
+    assert len(busy._shapes) == ShapeMemo.LIMIT
 
 
 def test_the_renderer_fills_values_into_the_memoized_text() -> None:
