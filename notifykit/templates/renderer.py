@@ -180,6 +180,8 @@ class _Entry:
         self.from_disk = False
         #: phase 2 of the compiled text part, per shape of its pre-text
         self.text_memo = _text.ShapeMemo()
+        #: how the compiled output is cut into its streams (see _two_streams)
+        self.stream_probe = _FIND_STREAMS
 
     def uptodate(self, interval: float) -> bool:
         """Whether no source changed; looks at the files at most every ``interval`` s."""
@@ -431,7 +433,9 @@ class TemplateRenderer:
                         end, rendered_parts = found
                     parts = dict(zip(compiled.parts, rendered_parts, strict=True))
                 if compiled.text_included:
-                    output, pre = _two_streams(output, end)
+                    output, pre, many = _two_streams(output, end, entry.stream_probe)
+                    if many:
+                        entry.stream_probe = 0
                 elif end != len(output):
                     output = output[:end]
                 if compiled.html_inlined or self._inliner is None:
@@ -1019,30 +1023,34 @@ def _parts_after(output: str, count: int) -> tuple[int, list[str]] | None:
 _FIND_STREAMS = 12
 
 
-def _two_streams(output: str, end: int) -> tuple[str, str]:
+def _two_streams(output: str, end: int, probe: int = _FIND_STREAMS) -> tuple[str, str, bool]:
     """The HTML and the text stream of ``output[:end]``: its pieces between
-    :data:`~notifykit.templates._compile.SPLIT` alternate, HTML first."""
+    :data:`~notifykit.templates._compile.SPLIT` alternate, HTML first.
+
+    The first ``probe`` pairs are looked for with ``find``; the third value
+    says whether there were more (then ``probe=0``, one ``split``, is cheaper).
+    """
     split = _compile.SPLIT
     find = output.find
     html: list[str] = []
     text: list[str] = []
     start = 0
-    for _ in range(_FIND_STREAMS):
+    for _ in range(probe):
         opening = find(split, start, end)
         if opening < 0:
             html.append(output[start:end])
-            return "".join(html), "".join(text)
+            return "".join(html), "".join(text), False
         html.append(output[start:opening])
         closing = find(split, opening + 1, end)
         if closing < 0:
             text.append(output[opening + 1 : end])
-            return "".join(html), "".join(text)
+            return "".join(html), "".join(text), False
         text.append(output[opening + 1 : closing])
         start = closing + 1
     streams = output[start:end].split(split)
     html += streams[0::2]
     text += streams[1::2]
-    return "".join(html), "".join(text)
+    return "".join(html), "".join(text), True
 
 
 _LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")

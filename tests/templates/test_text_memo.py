@@ -206,4 +206,6 @@ def test_the_streams_are_cut_as_rsplit_and_split_cut_them(output: str, count: in
     assert expected[1:] == parts
     assert expected[0] == output[:end]
     streams = expected[0].split(_compile.SPLIT)
-    assert ("".join(streams[0::2]), "".join(streams[1::2])) == renderer._two_streams(output, end)
+    for probe in (0, 1, 12):
+        html, text, _many = renderer._two_streams(output, end, probe)
+        assert ("".join(streams[0::2]), "".join(streams[1::2])) == (html, text)
