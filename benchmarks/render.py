@@ -31,7 +31,18 @@ each of its subject/text/sms blocks: what hand-written code renders), median,
 p90 and worst; the per-message path on its own (``compile=False``); and the
 first render in a new process against Jinja's first render, with an empty and
 with a filled compile cache. Targets: ≥ 90 % compiled; median ≤ 1.5x, p90 ≤
-2.5x, worst ≤ 5x; per-message path ≤ 3x; first render ≤ 3x Jinja's.
+2.5x, worst ≤ 5x; per-message path ≤ 3x; first render ≤ 3x Jinja's. The
+functions compared for one message are timed interleaved (one call of each per
+round, the best of each over the rounds), so that load on a shared machine
+hits them alike.
+
+With ``--corpus DIR`` (or ``$NOTIFYKIT_CORPUS``) the **corpus benchmark** runs
+first (``--corpus-only``: alone): the 116 static real-world e-mails of the
+template corpus (``tests/templates/corpus/README.md``), wrapped as the
+differential test wraps them (a subject block, two variables), with the
+default settings: the share compiled, and the time per message x raw Jinja
+(the HTML plus the subject block, and the HTML alone), median, p90 and worst;
+then ``explain()``'s reason for each template not compiled.
 """
 
 from __future__ import annotations
