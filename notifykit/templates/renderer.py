@@ -1064,7 +1064,12 @@ def _one_line(subject: str) -> str:
 
 def _clean_text(text: str) -> str:
     lines = [line.rstrip() for line in text.splitlines()]
-    return textwrap.dedent("\n".join(lines)).strip("\n")
+    joined = "\n".join(lines)
+    # dedent() removes the margin common to the lines that are not blank (those
+    # are empty already): without an indented line there is none.
+    if any(line.startswith((" ", "\t")) for line in lines):
+        joined = textwrap.dedent(joined)
+    return joined.strip("\n")
 
 
 def _pass_arg(func: Any) -> str | None:

@@ -209,3 +209,20 @@ def test_the_streams_are_cut_as_rsplit_and_split_cut_them(output: str, count: in
     for probe in (0, 1, 12):
         html, text, _many = renderer._two_streams(output, end, probe)
         assert ("".join(streams[0::2]), "".join(streams[1::2])) == (html, text)
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(
+    text=st.lists(
+        st.sampled_from(["a", "b c", " ", "  ", "\t", "\n", "\r\n", "\x0c", "\xa0", "\u2028"]),
+        max_size=30,
+    ).map("".join)
+)
+def test_the_text_block_is_cleaned_as_dedent_cleans_it(text: str) -> None:
+    """_clean_text skips textwrap.dedent only where dedent would change nothing."""
+    import textwrap
+
+    from notifykit.templates import renderer
+
+    lines = [line.rstrip() for line in text.splitlines()]
+    assert textwrap.dedent("\n".join(lines)).strip("\n") == renderer._clean_text(text)
