@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from notifykit.errors import InvalidMessage
 from notifykit.message import (
     _ADDRESS_HEADERS,
+    MAX_LINE,
     _quote_name,
     address_parts,
     fold_plain,
@@ -197,17 +198,27 @@ def _text_content_type(mimetype: str, charset: str) -> str:
     return _content_header("Content-Type", base, [*own, f'charset="{charset}"'])
 
 
+def _longest_line(text: str) -> int:
+    return len(text) if len(text) <= _SHORT or "\n" not in text else max(map(len, text.split("\n")))
+
+
+# A line of at most this many characters holds at most 998 UTF-8 octets (4 per character).
+_SHORT = MAX_LINE // 4
+
+
 def _text_part(text: str, mimetype: str, eight_bit: bool = False) -> list[str]:
-    normalised = text.replace("\r\n", "\n").replace("\r", "\n")
-    if text.isascii() and all(len(line) <= 998 for line in normalised.split("\n")):
+    normalised = text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+    if text.isascii() and _longest_line(normalised) <= MAX_LINE:
         return [
             _text_content_type(mimetype, "us-ascii"),
             "Content-Transfer-Encoding: 7bit",
             "",
             normalised.replace("\n", CRLF),
         ]
-    data = normalised.encode("utf-8")
-    if eight_bit and max(map(len, data.split(b"\n"))) <= 998:
+    if eight_bit and (
+        _longest_line(normalised) <= _SHORT
+        or max(map(len, normalised.encode("utf-8").split(b"\n"))) <= MAX_LINE
+    ):
         # RFC 6152: raw UTF-8 lines of at most 998 octets, for a server that offers 8BITMIME.
         return [
             _text_content_type(mimetype, "utf-8"),
@@ -215,6 +226,7 @@ def _text_part(text: str, mimetype: str, eight_bit: bool = False) -> list[str]:
             "",
             normalised.replace("\n", CRLF),
         ]
+    data = normalised.encode("utf-8")
     body = binascii.b2a_qp(data, istext=True).decode("ascii").replace("\n", CRLF)
     return [
         _text_content_type(mimetype, "utf-8"),

@@ -16,7 +16,6 @@ import json
 import mimetypes
 import os
 import re
-import uuid
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from email.message import EmailMessage
@@ -85,6 +84,10 @@ def _no_surrogates(field: str, value: str) -> None:
 
 def _no_newline(field: str, value: str, *, tab: bool = True) -> None:
     """Refuse line breaks, other control characters and lone surrogates in a header value."""
+    if value.isprintable():
+        # The common case, in one C scan: a printable string holds no line break
+        # (Cc, Zl, Zp), no control character (Cc), no TAB and no lone surrogate (Cs).
+        return
     if not _LINE_BREAKS.isdisjoint(value):
         raise InvalidMessage(
             f"{field} contains a line break (CR, LF or another line separator), "
@@ -305,8 +308,10 @@ def parse_addresses(value: str) -> tuple[str, ...]:
 
 def _address_list(field: str) -> Any:
     def convert(value: object) -> tuple[str, ...]:
-        if value is None:
+        if value is None or (type(value) is tuple and not value):  # the default: no address
             return ()
+        if type(value) is str:
+            return (_parse_address(value, field),)
         if isinstance(value, (str, Recipient)):
             return (_parse_address(value, field),)
         if isinstance(value, (list, tuple)):
@@ -362,6 +367,8 @@ def _envelope_recipients(value: object) -> tuple[str, ...] | None:
 
 
 def _subject(value: object) -> str:
+    if type(value) is str and value.isprintable():  # _no_newline's fast path, inlined
+        return value
     if not isinstance(value, str):
         raise InvalidMessage(f"subject: expected a string, got {type(value).__name__}")
     _no_newline("subject", value)
@@ -372,7 +379,8 @@ def _optional_text(field: str, value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        _no_surrogates(field, value)
+        if not value.isascii():  # ASCII text holds no surrogate: skip the UTF-8 encoding
+            _no_surrogates(field, value)
         if "\x00" in value:
             raise InvalidMessage(f"{field} contains a NUL character")
         return value
@@ -413,6 +421,8 @@ def fold_plain(prefix: int, value: str) -> list[str] | None:
 
 
 def _headers(value: object) -> dict[str, str]:
+    if type(value) is dict and not value:  # the default
+        return {}
     if not isinstance(value, Mapping):
         raise InvalidMessage("headers: expected a mapping of header name to value")
     out: dict[str, str] = {}
@@ -444,6 +454,8 @@ def _headers(value: object) -> dict[str, str]:
 
 
 def _tags(value: object) -> tuple[str, ...]:
+    if type(value) is tuple and not value:  # the default
+        return ()
     if isinstance(value, str):
         value = (value,)
     if not isinstance(value, Iterable):
@@ -457,6 +469,8 @@ def _tags(value: object) -> tuple[str, ...]:
 
 
 def _metadata(value: object) -> dict[str, Any]:
+    if type(value) is dict and not value:  # the default
+        return {}
     if not isinstance(value, Mapping):
         raise InvalidMessage("metadata: expected a mapping")
     if not value:
@@ -475,10 +489,16 @@ def _metadata(value: object) -> dict[str, Any]:
 
 
 def _new_id() -> str:
-    return uuid.uuid4().hex
+    """A random UUID4 in hex (``uuid.uuid4().hex``, without building a UUID object)."""
+    data = bytearray(os.urandom(16))
+    data[6] = (data[6] & 0x0F) | 0x40  # version 4
+    data[8] = (data[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return data.hex()
 
 
 def _message_id_value(value: object) -> str:
+    if type(value) is str and value.isalnum() and value.isascii():  # _new_id()'s form
+        return value
     if not isinstance(value, str) or not value:
         raise InvalidMessage("id: expected a non-empty string")
     _no_newline("id", value)
@@ -716,6 +736,8 @@ class Attachment:
 
 
 def _attachments(value: object) -> tuple[Attachment, ...]:
+    if type(value) is tuple and not value:  # the default
+        return ()
     if isinstance(value, Attachment):
         value = (value,)
     if not isinstance(value, Iterable):
@@ -784,6 +806,8 @@ class Alternative:
 
 
 def _alternatives(value: object) -> tuple[Alternative, ...]:
+    if type(value) is tuple and not value:  # the default
+        return ()
     if isinstance(value, Alternative):
         value = (value,)
     if not isinstance(value, Iterable) or isinstance(value, (str, bytes)):
@@ -919,9 +943,10 @@ class Email:
         default=None, converter=_envelope_recipients, kw_only=True
     )
     derive_text: bool = attrs.field(default=True, converter=_derive_flag, kw_only=True)
-    _derived: list[str] = attrs.field(init=False, factory=list, eq=False, hash=False, repr=False)
-    # The serialised message, per (utf8, eight_bit): built once, reused by every attempt.
-    _wire_bytes: dict[tuple[bool, bool], bytes] = attrs.field(
+    # Values derived from the (frozen) fields, computed once: the serialised message
+    # per (utf8, eight_bit), reused by every attempt, the text derived from the
+    # HTML, and the envelope properties.
+    _memo: dict[object, Any] = attrs.field(
         init=False, factory=dict, eq=False, hash=False, repr=False
     )
 
@@ -942,6 +967,9 @@ class Email:
         ``envelope_recipients`` when given, else to, cc and bcc. Domains are in
         IDNA (punycode) form when the local part is ASCII.
         """
+        memo = self._memo.get("recipients")
+        if memo is not None:
+            return memo  # type: ignore[no-any-return]
         seen: dict[str, None] = {}
         if self.envelope_recipients is not None:
             for addr in self.envelope_recipients:
@@ -949,7 +977,8 @@ class Email:
         else:
             for addr in (*self.to, *self.cc, *self.bcc):
                 seen.setdefault(_wire(addr), None)
-        return tuple(seen)
+        memo = self._memo["recipients"] = tuple(seen)
+        return memo
 
     @property
     def sender_address(self) -> str | None:
@@ -966,6 +995,12 @@ class Email:
         International domains with an ASCII local part never need it: they are
         written in IDNA (punycode).
         """
+        memo = self._memo.get("smtputf8")
+        if memo is None:
+            memo = self._memo["smtputf8"] = self._needs_smtputf8()
+        return memo  # type: ignore[no-any-return]
+
+    def _needs_smtputf8(self) -> bool:
         addresses: list[str] = [*self.to, *self.cc, *self.bcc, *self.reply_to]
         if self.sender is not None:
             addresses.append(self.sender)
@@ -982,15 +1017,22 @@ class Email:
         """The text part as sent: ``text``, or the text derived from ``html`` (``derive_text``)."""
         if self.text is not None or not self.html or not self.derive_text:
             return self.text
-        if not self._derived:
+        derived = self._memo.get("text")
+        if derived is None:
             from notifykit.templates._text import html_to_text  # deferred: loads Jinja
 
-            self._derived.append(html_to_text(self.html))
-        return self._derived[0]
+            derived = self._memo["text"] = html_to_text(self.html)
+        return derived  # type: ignore[no-any-return]
 
     @property
     def message_id_header(self) -> str:
         """The ``Message-ID`` header this e-mail carries (stable for a given ``id``)."""
+        memo = self._memo.get("message-id")
+        if memo is None:
+            memo = self._memo["message-id"] = self._message_id_header()
+        return memo  # type: ignore[no-any-return]
+
+    def _message_id_header(self) -> str:
         custom = next((v for k, v in self.headers.items() if k.lower() == "message-id"), None)
         if custom:
             return custom
@@ -1031,11 +1073,11 @@ class Email:
         if utf8 is None:
             utf8 = self.needs_smtputf8
         key = (utf8, eight_bit)
-        data = self._wire_bytes.get(key)
+        data = self._memo.get(key)
         if data is None:
             from notifykit._mime import email_to_bytes
 
-            data = self._wire_bytes[key] = email_to_bytes(self, utf8=utf8, eight_bit=eight_bit)
+            data = self._memo[key] = email_to_bytes(self, utf8=utf8, eight_bit=eight_bit)
         return data
 
     def to_mime(self) -> EmailMessage:
