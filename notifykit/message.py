@@ -12,6 +12,7 @@ later. Every message round-trips through ``to_dict()`` / ``from_dict()``
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import mimetypes
 import os
@@ -1158,6 +1159,70 @@ class Email:
             )
         except KeyError as exc:
             raise InvalidMessage(f"e-mail dict lacks the key {exc.args[0]!r}") from None
+
+
+# -- Email(...) for the common call: to, subject, text, html, sender and nothing else
+#
+# attrs runs one converter per field (twenty calls, most of them on defaults);
+# for the call nearly every application makes per message, _email_init checks
+# the five given values inline and sets the defaults directly. Whenever a value
+# is not plainly fine (a new address, a non-ASCII or non-printable subject, a
+# non-ASCII body...) it calls that field's own converter, in field order, so the
+# values and the errors are exactly those of the full path (_attrs_email_init),
+# which tests/test_message_fastpath.py checks on random input.
+
+_attrs_email_init = Email.__init__
+_set_field = object.__setattr__
+
+
+def _email_init(
+    self: Email,
+    to: Any,
+    subject: Any,
+    text: Any = None,
+    html: Any = None,
+    sender: Any = None,
+    *args: Any,
+    **kwargs: Any,
+) -> None:
+    if args or kwargs:
+        _attrs_email_init(self, to, subject, text, html, sender, *args, **kwargs)
+        return
+    address = _VALID.get(to) if type(to) is str else None
+    _set_field(self, "to", (address,) if address is not None else _to(to))
+    if not (type(subject) is str and subject.isprintable()):
+        subject = _subject(subject)
+    _set_field(self, "subject", subject)
+    if text is not None and not (type(text) is str and text.isascii() and "\x00" not in text):
+        text = _text(text)
+    _set_field(self, "text", text)
+    if html is not None and not (type(html) is str and html.isascii() and "\x00" not in html):
+        html = _html(html)
+    _set_field(self, "html", html)
+    if sender is not None:
+        address = _VALID.get(sender) if type(sender) is str else None
+        sender = address if address is not None else _optional_address(sender)
+    _set_field(self, "sender", sender)
+    _set_field(self, "cc", ())
+    _set_field(self, "bcc", ())
+    _set_field(self, "reply_to", ())
+    _set_field(self, "headers", {})
+    _set_field(self, "attachments", ())
+    _set_field(self, "tags", ())
+    _set_field(self, "metadata", {})
+    _set_field(self, "idempotency_key", None)
+    _set_field(self, "id", _new_id())
+    _set_field(self, "alternatives", ())
+    _set_field(self, "envelope_sender", None)
+    _set_field(self, "envelope_recipients", None)
+    _set_field(self, "derive_text", True)
+    _set_field(self, "_memo", {})
+    self.__attrs_post_init__()
+
+
+_email_init.__doc__ = _attrs_email_init.__doc__
+_email_init.__signature__ = inspect.signature(_attrs_email_init)  # type: ignore[attr-defined]
+Email.__init__ = _email_init  # type: ignore[method-assign]
 
 
 def _variables(value: object) -> dict[str, str]:
