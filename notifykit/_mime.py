@@ -219,9 +219,14 @@ def _fits(data: bytes) -> bool:
 # with no CRLF after the body. Each text is encoded to UTF-8 once, here.
 
 
-def _text_part(text: str, mimetype: str, eight_bit: bool = False) -> bytes:
-    normalised = text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
-    data = normalised.encode("utf-8")
+def _text_part(
+    text: str, mimetype: str, eight_bit: bool = False, utf8: bytes | None = None
+) -> bytes:
+    """``utf8``: ``text`` already encoded (by the Email's validation), or None."""
+    if "\r" in text:
+        data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    else:
+        data = text.encode("utf-8") if utf8 is None else utf8
     if text.isascii():
         if _fits(data):
             return _text_head(mimetype, "us-ascii", "7bit") + data.replace(b"\n", b"\r\n")
@@ -354,10 +359,12 @@ def email_to_bytes(email: Email, *, utf8: bool = False, eight_bit: bool = False)
 
     renderings: list[bytes] = []
     text = email.body_text
+    encoded = email._memo  # the bodies' UTF-8 when Email(...) kept it
     if text is not None and (text or not (email.html or email.alternatives)):
-        renderings.append(_text_part(text, "text/plain", eight_bit))
+        known = encoded.get(("utf-8", "text")) if text is email.text else None
+        renderings.append(_text_part(text, "text/plain", eight_bit, known))
     if email.html:
-        html_part = _text_part(email.html, "text/html", eight_bit)
+        html_part = _text_part(email.html, "text/html", eight_bit, encoded.get(("utf-8", "html")))
         if inline:
             html_part = _multipart(
                 "related",

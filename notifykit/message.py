@@ -17,6 +17,7 @@ import json
 import mimetypes
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from email.message import EmailMessage
@@ -89,6 +90,11 @@ def _no_newline(field: str, value: str, *, tab: bool = True) -> None:
         # The common case, in one C scan: a printable string holds no line break
         # (Cc, Zl, Zp), no control character (Cc), no TAB and no lone surrogate (Cs).
         return
+    _no_newline_full(field, value, tab=tab)
+
+
+def _no_newline_full(field: str, value: str, *, tab: bool = True) -> None:
+    """:func:`_no_newline` without its fast path (tests compare the two)."""
     if not _LINE_BREAKS.isdisjoint(value):
         raise InvalidMessage(
             f"{field} contains a line break (CR, LF or another line separator), "
@@ -489,9 +495,31 @@ def _metadata(value: object) -> dict[str, Any]:
     return dict(value)
 
 
+# Random bytes for ids, drawn from the OS 4 KiB at a time: one getrandom() call
+# per 256 messages instead of one per message. A forked child draws its own.
+_ID_POOL_SIZE = 4096
+_id_lock = threading.Lock()
+_id_pool = b""
+_id_pos = 0
+
+
+def _reset_ids() -> None:
+    global _id_lock, _id_pool, _id_pos
+    _id_lock, _id_pool, _id_pos = threading.Lock(), b"", 0
+
+
+os.register_at_fork(after_in_child=_reset_ids)
+
+
 def _new_id() -> str:
-    """A random UUID4 in hex (``uuid.uuid4().hex``, without building a UUID object)."""
-    data = bytearray(os.urandom(16))
+    """A random UUID4 in hex, as ``uuid.uuid4().hex`` (the same bits, from os.urandom)."""
+    global _id_pool, _id_pos
+    with _id_lock:
+        pos = _id_pos
+        if pos + 16 > len(_id_pool):
+            _id_pool, pos = os.urandom(_ID_POOL_SIZE), 0
+        _id_pos = pos + 16
+        data = bytearray(_id_pool[pos : pos + 16])
     data[6] = (data[6] & 0x0F) | 0x40  # version 4
     data[8] = (data[8] & 0x3F) | 0x80  # RFC 4122 variant
     return data.hex()
@@ -999,7 +1027,7 @@ class Email:
         memo = self._memo.get("smtputf8")
         if memo is None:
             memo = self._memo["smtputf8"] = self._needs_smtputf8()
-        return memo  # type: ignore[no-any-return]
+        return memo
 
     def _needs_smtputf8(self) -> bool:
         addresses: list[str] = [*self.to, *self.cc, *self.bcc, *self.reply_to]
@@ -1023,7 +1051,7 @@ class Email:
             from notifykit.templates._text import html_to_text  # deferred: loads Jinja
 
             derived = self._memo["text"] = html_to_text(self.html)
-        return derived  # type: ignore[no-any-return]
+        return derived
 
     @property
     def message_id_header(self) -> str:
@@ -1031,7 +1059,7 @@ class Email:
         memo = self._memo.get("message-id")
         if memo is None:
             memo = self._memo["message-id"] = self._message_id_header()
-        return memo  # type: ignore[no-any-return]
+        return memo
 
     def _message_id_header(self) -> str:
         custom = next((v for k, v in self.headers.items() if k.lower() == "message-id"), None)
@@ -1193,11 +1221,12 @@ def _email_init(
     if not (type(subject) is str and subject.isprintable()):
         subject = _subject(subject)
     _set_field(self, "subject", subject)
+    memo: dict[object, Any] = {}
     if text is not None and not (type(text) is str and text.isascii() and "\x00" not in text):
-        text = _text(text)
+        text = _body(memo, "text", text)
     _set_field(self, "text", text)
     if html is not None and not (type(html) is str and html.isascii() and "\x00" not in html):
-        html = _html(html)
+        html = _body(memo, "html", html)
     _set_field(self, "html", html)
     if sender is not None:
         address = _VALID.get(sender) if type(sender) is str else None
@@ -1216,8 +1245,20 @@ def _email_init(
     _set_field(self, "envelope_sender", None)
     _set_field(self, "envelope_recipients", None)
     _set_field(self, "derive_text", True)
-    _set_field(self, "_memo", {})
+    _set_field(self, "_memo", memo)
     self.__attrs_post_init__()
+
+
+def _body(memo: dict[object, Any], field: str, value: object) -> str | None:
+    """``text`` or ``html`` checked by encoding it, keeping the UTF-8 for the serialiser."""
+    if type(value) is str and "\x00" not in value:
+        try:
+            memo[("utf-8", field)] = value.encode("utf-8")  # fails on a lone surrogate
+        except UnicodeEncodeError:
+            pass
+        else:
+            return value
+    return _optional_text(field, value)  # the full check, and its error
 
 
 _email_init.__doc__ = _attrs_email_init.__doc__
