@@ -1232,6 +1232,8 @@ def _email_init(
         address = _VALID.get(sender) if type(sender) is str else None
         sender = address if address is not None else _optional_address(sender)
     _set_field(self, "sender", sender)
+    if all(a.isascii() for a in self.to) and (sender is None or sender.isascii()):
+        memo["smtputf8"] = False  # no address can have a non-ASCII local part
     _set_field(self, "cc", ())
     _set_field(self, "bcc", ())
     _set_field(self, "reply_to", ())

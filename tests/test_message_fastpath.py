@@ -112,6 +112,8 @@ def test_email_fast_path_equals_the_converters(
         full = outcome(lambda: full_email(to, subject, text, html, sender, id=fast[1].id))
         assert full == fast
         email = fast[1]
+        for name in ("needs_smtputf8", "recipients", "sender_address", "message_id_header"):
+            assert getattr(email, name) == getattr(full[1], name)
         with same_date_and_boundaries():
             for options in ({}, {"eight_bit": True}, {"utf8": True}):
                 assert serialised(mime.email_to_bytes, email, **options) == serialised(
@@ -119,6 +121,19 @@ def test_email_fast_path_equals_the_converters(
                 )
     else:
         assert outcome(lambda: full_email(to, subject, text, html, sender)) == fast
+
+
+@SETTINGS
+@given(to=st.lists(addresses(), max_size=3), subject=values, sender=addresses())
+def test_email_fast_path_with_a_list_of_recipients(to: Any, subject: Any, sender: Any) -> None:
+    fast = outcome(lambda: Email(to, subject, "text", None, sender))
+    if fast[0] == "ok":
+        full = outcome(lambda: full_email(to, subject, "text", None, sender, id=fast[1].id))
+        assert full == fast
+        assert fast[1].needs_smtputf8 == full[1].needs_smtputf8
+        assert fast[1].recipients == full[1].recipients
+    else:
+        assert outcome(lambda: full_email(to, subject, "text", None, sender)) == fast
 
 
 @SETTINGS
