@@ -249,13 +249,39 @@ def address_parts(text: str) -> AddressParts:
     hit = _CACHE.get(text)
     if hit is not None:
         return hit
-    name, addr = _split_text(text.strip())
-    parts = _make_parts(name, addr)
+    simple = _SIMPLE_ADDRESS.fullmatch(text)
+    if (
+        simple is not None
+        and len(simple["addr"]) <= _MAX_ADDR
+        and len(simple["domain"]) <= 253
+        and len(simple["name"] or "") <= _MAX_NAME
+    ):
+        # The usual forms, plain ASCII: what the full parse below would give.
+        name, addr = simple["name"] or "", simple["addr"]
+        parts = AddressParts(name, addr, addr, f"{name} <{addr}>" if name else addr)
+    else:
+        parts = _address_parts_full(text)
     if len(text) <= 512:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.clear()
         _CACHE[text] = parts
     return parts
+
+
+def _address_parts_full(text: str) -> AddressParts:
+    """:func:`address_parts` without its cache and fast path (tests compare the two)."""
+    name, addr = _split_text(text.strip())
+    return _make_parts(name, addr)
+
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+# ``a@b.example`` or ``Plain Name <a@b.example>``, ASCII, nothing to normalise.
+_SIMPLE_ADDRESS = re.compile(
+    rf"(?:(?P<name>{_ATEXT}+(?: {_ATEXT}+)*) <)?"
+    rf"(?P<addr>[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~.-]+@(?P<domain>(?:{_LABEL}\.)*{_LABEL}))"
+    r"(?(name)>)"
+)
 
 
 # Address strings already validated by _parse_address (any field), and their normal form.

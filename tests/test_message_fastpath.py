@@ -311,3 +311,57 @@ def test_serialiser_writes_the_bytes_the_previous_one_wrote(
         new = serialised(mime.email_to_bytes, email, eight_bit=eight_bit, utf8=utf8)
         old = serialised(reference.email_to_bytes, email, eight_bit=eight_bit, utf8=utf8)
     assert new == old
+
+
+# --------------------------------------------------------------------------- addresses
+
+ADDRESS_PIECES = [
+    "a", "asha", "Asha", "Rao", " ", "  ", ".", "..", "-", "_", "+", "'", "@", "<", ">",
+    '"', ",", ";", "(", ")", "\\", "ü", "é", "x" * 61, "y" * 63, "z" * 64, "n" * 250,
+    ".example", ".com", "-x", "x-", "\t", "\r\n", "=?utf-8?q?x?=", "[1.2.3.4]",
+]  # fmt: skip
+
+
+@st.composite
+def address_texts(draw: st.DrawFn) -> str:
+    piece = st.lists(st.sampled_from(ADDRESS_PIECES), max_size=6).map("".join)
+    local, domain, name = draw(piece), draw(piece), draw(piece)
+    shape = draw(st.integers(0, 3))
+    if shape == 0:
+        return f"{local}@{domain}"
+    if shape == 1:
+        return f"{name} <{local}@{domain}>"
+    if shape == 2:
+        return f"{name} <{local}@{domain}"
+    return draw(piece)
+
+
+@SETTINGS
+@given(value=st.one_of(address_texts(), st.sampled_from(VALID)))
+def test_address_fast_path_equals_the_full_parse(value: str) -> None:
+    m._CACHE.clear()
+
+    def full() -> m.AddressParts:
+        try:
+            return m._address_parts_full(value)
+        except m._BadAddress as exc:
+            raise InvalidMessage(str(exc)) from None
+
+    def fast() -> m.AddressParts:
+        try:
+            return m.address_parts(value)
+        except m._BadAddress as exc:
+            raise InvalidMessage(str(exc)) from None
+
+    assert outcome(fast) == outcome(full)
+
+
+def test_address_fast_path_limits() -> None:
+    """Lengths the pattern alone does not bound: the full parse decides."""
+    long_local = "l" * 243 + "@example.com"  # 255 octets: one too many
+    long_name = "N" * 257 + " <a@example.com>"
+    long_domain = "a@" + ".".join(["d" * 63] * 4)  # 255 characters of domain
+    for value in (long_local, long_name, long_domain, "a@" + "x" * 64 + ".example"):
+        m._CACHE.clear()
+        with pytest.raises(m._BadAddress):
+            m.address_parts(value)
