@@ -141,6 +141,10 @@ def _from_header(sender: str, utf8: bool) -> str:
 
 
 def _address_header(name: str, addresses: Sequence[str], utf8: bool) -> str:
+    if len(addresses) == 1:  # the usual To: one line, as _pack writes it when nothing folds
+        line = f"{name}: " + " ".join(_address_tokens(addresses[0], utf8))
+        if len(line) <= _WIDTH and line.isascii():
+            return line
     tokens: list[str] = []
     for i, address in enumerate(addresses):
         piece = _address_tokens(address, utf8)

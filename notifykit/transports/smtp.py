@@ -700,11 +700,14 @@ class SMTPTransport(BaseTransport):
                 raise err from exc
 
     def _transmit(self, message: Email, prepared: _Prepared) -> Receipt:
+        local = self._local  # this thread's connection, read directly (once per send)
         retried = False
         while True:  # runs at most twice: one transparent reconnect
-            reused = self._conn is not None
+            conn = getattr(local, "conn", None)
+            reused = conn is not None
             try:
-                conn = self._conn if self._conn is not None else self._open()
+                if conn is None:
+                    conn = self._open()
                 if prepared.eight_bit_body and not conn.has_extn("8bitmime"):
                     prepared = _prepare(message, False)  # this server wants 7-bit bodies
                 accepted, rejected = self._transaction(conn, prepared)
@@ -722,9 +725,9 @@ class SMTPTransport(BaseTransport):
                 self._drop()
                 raise
             break
-        self._sent_on_connection += 1
+        sent = local.sent = getattr(local, "sent", 0) + 1
         limit = self.max_messages_per_connection
-        if limit is not None and self._sent_on_connection >= limit:
+        if limit is not None and sent >= limit:
             self._quit()
         return Receipt(
             message_id=message.id,
@@ -925,13 +928,14 @@ def _prepare(message: Email, eight_bit: bool = False) -> _Prepared:
         data = _LEADING_DOT.sub(b"..", data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
+    eightbit = not data.isascii()
     return _Prepared(
         sender=sender,
         recipients=recipients,
         payload=data + b".\r\n",
         size=len(data),
         smtputf8=smtputf8,
-        eightbit=not data.isascii(),
+        eightbit=eightbit,
         message_id=message.message_id_header,
-        eight_bit_body=eight_bit and not data.isascii(),
+        eight_bit_body=eight_bit and eightbit,
     )
