@@ -61,7 +61,7 @@ from typing import Any, Union
 from jinja2 import Environment, Template, meta, nodes
 from markupsafe import escape
 
-from notifykit.templates import _text
+from notifykit.templates import _inline, _text
 from notifykit.templates._html import VOID_ELEMENTS
 from notifykit.templates._inline import (
     HEAD_TAGS,
@@ -234,6 +234,7 @@ def _both_text(mode: str) -> Callable[[Any, str], str]:
     """``value`` → its escaped HTML, then its phase 1 text between :data:`SPLIT`."""
     special = _text.SPECIAL[mode]
     table = _text.TABLES[mode]
+    var_open, var_close = _text.VAR_OPEN, _text.VAR_CLOSE  # see _text.ShapeMemo
 
     def both(value: Any, prefix: str = "") -> str:
         if type(value) is str:
@@ -250,7 +251,7 @@ def _both_text(mode: str) -> Callable[[Any, str], str]:
             raise NeedsFallback("a variable holds the control character \\x01")
         if special.search(text) is not None:
             text = text.translate(table)
-        return f"{markup}{SPLIT}{prefix}{text}{SPLIT}"
+        return f"{markup}{SPLIT}{prefix}{var_open}{text}{var_close}{SPLIT}"
 
     both.__name__ = f"notifykit_both_{mode}"
     return both
@@ -1526,7 +1527,9 @@ def _plan_html(analysis: _Analysis, engine: Engine, editor: _Editor) -> None:
         )
         result = engine.skeleton(text, elements)
         if result.problem:
-            raise Unsupported(result.problem)
+            problem, at = _inline.problem_at(result.problem)
+            located = None if at is None else analysis.element_events.get(at)
+            raise Unsupported(problem + ("" if located is None else analysis.where(located.start)))
         outcomes.append(result)
     outcome = outcomes[0]
     for other in outcomes[1:]:

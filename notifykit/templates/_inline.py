@@ -325,16 +325,27 @@ def _check_correspondence(
             return "the HTML parser duplicated an element"
         seen.add(node_id)
         if element.tag != tag:
-            return f"the HTML parser changed <{element.tag}> into <{tag}>"
+            return f"the HTML parser changed <{element.tag}> into <{tag}>{_AT}{node_id}"
         if element.parent != parent:
-            return f"the HTML parser moved <{tag}> (the markup is not well nested)"
+            return f"the HTML parser moved <{tag}> (the markup is not well nested){_AT}{node_id}"
         bad = [t for t in implied if t not in allowed_implied]
         if bad:
-            return f"the HTML parser added <{bad[0]}> around <{tag}>"
+            return f"the HTML parser added <{bad[0]}> around <{tag}>{_AT}{node_id}"
     if len(seen) != len(naive):
-        missing = next(naive[i].tag for i in naive if i not in seen)
-        return f"the HTML parser dropped <{missing}>"
+        missing = next(i for i in naive if i not in seen)
+        return f"the HTML parser dropped <{naive[missing].tag}>{_AT}{missing}"
     return None
+
+
+#: Ends a problem of :func:`_check_correspondence` with the id of its element;
+#: the compiler replaces it with the element's file and line (see ``problem_at``).
+_AT = "\x00at element "
+
+
+def problem_at(problem: str) -> tuple[str, int | None]:
+    """A skeleton problem without its element id, and the id (``None``: none given)."""
+    text, _sep, element = problem.partition(_AT)
+    return text, int(element) if element.isdigit() else None
 
 
 #: libxml2's HTML parser stops nesting at this depth (without XML_PARSE_HUGE)

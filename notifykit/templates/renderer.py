@@ -178,6 +178,10 @@ class _Entry:
         self.deps: dict[str, str | None] = {}
         #: whether this entry was loaded from the persistent compile cache
         self.from_disk = False
+        #: phase 2 of the compiled text part, per shape of its pre-text
+        self.text_memo = _text.ShapeMemo()
+        #: how the compiled output is cut into its streams (see _two_streams)
+        self.stream_probe = _FIND_STREAMS
 
     def uptodate(self, interval: float) -> bool:
         """Whether no source changed; looks at the files at most every ``interval`` s."""
@@ -290,6 +294,10 @@ class TemplateRenderer:
         # An environment that installed its own gettext (install_gettext_translations,
         # possibly newstyle) keeps it, unless translations= asks notifykit to supply them.
         self._supply_gettext = translations is not None or "gettext" not in environment.globals
+        #: the engine of the per-message path (see _inline_per_message)
+        self._message_engine: _inline.Engine | None = None
+        #: the callables without a catalogue (no translations= or no locale), made once
+        self._null_gettext = tuple(i18n.gettext_callables(None, domain, None).items())
         self._localized: dict[tuple[str, str], str] = {}
         self._plain_env = self._html_env.overlay(autoescape=False)
         self._compile_blocker: str | None = None
@@ -382,8 +390,11 @@ class TemplateRenderer:
             variables.setdefault("lang", i18n.language_tag(locale))
             variables.setdefault("dir", i18n.text_direction(locale))
         if self._supply_gettext:
-            callables = i18n.gettext_callables(self._translations, self._domain, locale)
-            for key, value in callables.items():
+            if self._translations is None or locale is None:
+                callables: Iterable[tuple[str, Any]] = self._null_gettext
+            else:
+                callables = i18n.gettext_callables(self._translations, self._domain, locale).items()
+            for key, value in callables:
                 variables.setdefault(key, value)
         entry = self._entry(name)
         reason: str | None = None
@@ -410,15 +421,23 @@ class TemplateRenderer:
                 if compiled is None:
                     parts = {}
             if compiled is not None:
+                end = len(output)
                 if compiled.parts:
-                    output, *rendered_parts = output.rsplit(
-                        _compile.PART_SPLIT, len(compiled.parts)
-                    )
+                    found = _parts_after(output, len(compiled.parts))
+                    if found is None:  # cannot happen; rsplit says what is wrong
+                        output, *rendered_parts = output.rsplit(
+                            _compile.PART_SPLIT, len(compiled.parts)
+                        )
+                        end = len(output)
+                    else:
+                        end, rendered_parts = found
                     parts = dict(zip(compiled.parts, rendered_parts, strict=True))
                 if compiled.text_included:
-                    streams = output.split(_compile.SPLIT)
-                    output = "".join(streams[0::2])
-                    pre = "".join(streams[1::2])
+                    output, pre, many = _two_streams(output, end, entry.stream_probe)
+                    if many:
+                        entry.stream_probe = 0
+                elif end != len(output):
+                    output = output[:end]
                 if compiled.html_inlined or self._inliner is None:
                     html = output
                     strategy = COMPILED
@@ -447,7 +466,7 @@ class TemplateRenderer:
             text_strategy = BLOCK
         elif html is not None:
             if pre is not None:
-                text = _text.finish(pre)
+                text = entry.text_memo.finish(pre)
                 text_strategy = COMPILED
             else:
                 if plain_html is None:
@@ -662,7 +681,10 @@ class TemplateRenderer:
     def _inline_per_message(self, entry: _Entry, html: str, links: bool = True) -> str:
         if self._inliner is None:
             return html
-        engine = _limits.guard_engine(_inline.get_engine(self._inliner), self._base)
+        engine = self._message_engine
+        if engine is None:  # looked up once: get_engine("auto") tries an import
+            engine = _limits.guard_engine(_inline.get_engine(self._inliner), self._base)
+            self._message_engine = engine
         with _errors(entry.name):
             if links:
                 html = _inline.expand_links(html, self._css_loader(entry.name, None))
@@ -984,13 +1006,70 @@ def _concat(parts: Iterator[str]) -> str:
     return "".join(parts)
 
 
+def _parts_after(output: str, count: int) -> tuple[int, list[str]] | None:
+    """``output.rsplit(PART_SPLIT, count)`` without copying the document: its end, the parts."""
+    cuts = [len(output)]
+    for _ in range(count):
+        cut = output.rfind(_compile.PART_SPLIT, 0, cuts[-1])
+        if cut < 0:
+            return None
+        cuts.append(cut)
+    width = len(_compile.PART_SPLIT)
+    return cuts[-1], [output[cuts[i] + width : cuts[i - 1]] for i in range(count, 0, -1)]
+
+
+#: SPLIT pairs looked for one by one (``str.find`` is a memchr) before the rest
+#: of the output is split at once (one pass, cheaper when there are many)
+_FIND_STREAMS = 12
+
+
+def _two_streams(output: str, end: int, probe: int = _FIND_STREAMS) -> tuple[str, str, bool]:
+    """The HTML and the text stream of ``output[:end]``: its pieces between
+    :data:`~notifykit.templates._compile.SPLIT` alternate, HTML first.
+
+    The first ``probe`` pairs are looked for with ``find``; the third value
+    says whether there were more (then ``probe=0``, one ``split``, is cheaper).
+    """
+    split = _compile.SPLIT
+    find = output.find
+    html: list[str] = []
+    text: list[str] = []
+    start = 0
+    for _ in range(probe):
+        opening = find(split, start, end)
+        if opening < 0:
+            html.append(output[start:end])
+            return "".join(html), "".join(text), False
+        html.append(output[start:opening])
+        closing = find(split, opening + 1, end)
+        if closing < 0:
+            text.append(output[opening + 1 : end])
+            return "".join(html), "".join(text), False
+        text.append(output[opening + 1 : closing])
+        start = closing + 1
+    streams = output[start:end].split(split)
+    html += streams[0::2]
+    text += streams[1::2]
+    return "".join(html), "".join(text), True
+
+
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+
+
 def _one_line(subject: str) -> str:
-    return re.sub(r"\s*[\r\n]+\s*", " ", subject).strip()
+    if "\n" not in subject and "\r" not in subject:  # what _LINE_BREAKS needs
+        return subject.strip()
+    return _LINE_BREAKS.sub(" ", subject).strip()
 
 
 def _clean_text(text: str) -> str:
     lines = [line.rstrip() for line in text.splitlines()]
-    return textwrap.dedent("\n".join(lines)).strip("\n")
+    joined = "\n".join(lines)
+    # dedent() removes the margin common to the lines that are not blank (those
+    # are empty already): without an indented line there is none.
+    if any(line.startswith((" ", "\t")) for line in lines):
+        joined = textwrap.dedent(joined)
+    return joined.strip("\n")
 
 
 def _pass_arg(func: Any) -> str | None:
