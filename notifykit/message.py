@@ -1097,7 +1097,7 @@ class Email:
 
     def replace(self, **changes: Any) -> Email:
         """A copy with ``changes`` applied and validated again (the ``id`` is kept)."""
-        return attrs.evolve(self, **changes)
+        return _replace_email(self, changes)
 
     # -- MIME
 
@@ -1287,6 +1287,41 @@ def _body(memo: dict[object, Any], field: str, value: object) -> str | None:
         else:
             return value
     return _optional_text(field, value)  # the full check, and its error
+
+
+# -- Email.replace(): only the changed fields are checked again
+#
+# The other fields of an Email were checked when it was made and are frozen, so
+# a copy reuses them as they are (the dicts copied, as their converters would);
+# each changed field goes through its own converter, then the checks across
+# fields. Values and errors are those of attrs.evolve (which subclasses, and
+# unknown field names, still get); tests/test_message_fastpath.py compares them.
+
+_EMAIL_FIELDS = tuple(f for f in attrs.fields(Email) if f.init)
+_EMAIL_CONVERTERS: dict[str, Any] = {f.name: f.converter for f in _EMAIL_FIELDS}
+_EMAIL_DICTS = frozenset({"headers", "metadata"})
+# Memo entries that depend on one field only: kept when that field is unchanged.
+_BODY_MEMO = {("utf-8", "text"): "text", ("utf-8", "html"): "html"}
+
+
+def _replace_email(email: Email, changes: dict[str, Any]) -> Email:
+    if type(email) is not Email or not changes.keys() <= _EMAIL_CONVERTERS.keys():
+        return attrs.evolve(email, **changes)
+    new = object.__new__(Email)
+    for field in _EMAIL_FIELDS:
+        name = field.name
+        if name in changes:
+            value = _EMAIL_CONVERTERS[name](changes[name])
+        else:
+            value = getattr(email, name)
+            if name in _EMAIL_DICTS:
+                value = dict(value)
+        _set_field(new, name, value)
+    old = email._memo
+    memo = {key: old[key] for key, name in _BODY_MEMO.items() if key in old and name not in changes}
+    _set_field(new, "_memo", memo)
+    new.__attrs_post_init__()
+    return new
 
 
 _email_init.__doc__ = _attrs_email_init.__doc__

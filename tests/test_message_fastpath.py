@@ -164,6 +164,49 @@ def test_email_keyword_calls_take_the_full_path(
         assert outcome(lambda: full_email(**kwargs)) == fast
 
 
+FIELDS = ["to", "subject", "text", "html", "sender", "cc", "reply_to", "headers", "tags", "id"]
+
+
+@SETTINGS
+@given(
+    base=st.sampled_from(
+        [
+            {"to": "asha@example.com", "subject": "Hi", "text": "x"},
+            {"to": "Ümit <ümit@bücher.example>", "subject": "₹", "html": "<p>é</p>"},
+            {"to": "a@example.com", "subject": "s", "text": "t", "headers": {"X-A": "1"}},
+            {"to": "a@example.com", "subject": "s", "html": "h", "metadata": {"k": "v"}},
+        ]
+    ),
+    changes=st.dictionaries(
+        st.sampled_from(FIELDS),
+        st.one_of(some_address, some_text, st.just({"X-B": "2"}), st.just(("t",))),
+        max_size=3,
+    ),
+)
+def test_replace_equals_attrs_evolve(base: dict[str, Any], changes: dict[str, Any]) -> None:
+    """Email.replace checks only the changed fields, with evolve's values and errors."""
+    import attrs
+
+    email = Email(**base)
+    cheap = outcome(lambda: email.replace(**changes))
+    assert cheap == outcome(lambda: attrs.evolve(email, **changes))
+    if cheap[0] == "ok":
+        copy = cheap[1]
+        with same_date_and_boundaries():
+            full = full_email(
+                **{f.name: getattr(copy, f.name) for f in attrs.fields(Email) if f.init}
+            )
+            assert serialised(mime.email_to_bytes, copy) == serialised(mime.email_to_bytes, full)
+        assert copy.headers is not email.headers  # a copy, as the converter makes
+        assert copy.metadata is not email.metadata
+
+
+def test_replace_refuses_unknown_fields_like_evolve() -> None:
+    email = Email("a@example.com", "s", "t")
+    with pytest.raises(TypeError):
+        email.replace(colour="blue")
+
+
 def test_fast_path_refuses_what_the_full_path_refuses() -> None:
     """A few by name: header injection, a lone surrogate, NUL, no body."""
     ok = {"to": "a@example.com", "subject": "Hi", "text": "x", "sender": "s@example.com"}
