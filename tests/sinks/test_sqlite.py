@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import warnings
 import weakref
 from collections.abc import Iterator
@@ -541,3 +542,31 @@ def test_forked_child_logs_through_its_own_writer(sink: SQLiteSink, path: Path) 
         sink.delivery(m).status  # type: ignore[union-attr]
         for m in ("parent-before", "child", "parent-after")
     ]
+
+
+def test_events_arriving_at_a_pace_share_commits(path: Path) -> None:
+    """Group commit: messages a fraction of a millisecond apart do not commit one by one.
+
+    The writer waits a few milliseconds for more events before it commits a
+    small batch; a reader's flush() does not wait for that linger.
+    """
+    sink = SQLiteSink(str(path))
+    batches: list[int] = []
+    writer = sink._writer
+    write = writer._write
+
+    def counting(batch: list[DeliveryEvent]) -> list[Exception]:
+        batches.append(len(batch))
+        return write(batch)
+
+    writer._write = counting  # type: ignore[method-assign]
+    try:
+        for i in range(60):
+            sink.record(DeliveryEvent(f"m{i}", "queued", "email", recipients=("a@example.com",)))
+            time.sleep(0.0002)
+        assert sink.flush(timeout=10)
+        assert 60 == sum(batches)
+        assert len(batches) <= 30, batches  # about one commit per event without the linger
+        assert 20 == len(sink.tail(20))
+    finally:
+        sink.close()
