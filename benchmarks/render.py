@@ -578,8 +578,12 @@ def _measure(
     if text is None:
         floor, mine, html, whole = _interleaved([raw, ours, inlined, everything], repeat)
         return floor, mine, html, whole, floor
-    floor, mine, html, whole, item4 = _interleaved(
-        [raw, ours, inlined, everything, raw_text], repeat
+    # raw_text goes third: each of the four others keeps the neighbour it has
+    # without it (the best of a few calls moves with what ran just before it:
+    # last, right before ``raw``, it made that floor ~12 % faster), and both
+    # floors come after a notifykit render
+    floor, mine, item4, html, whole = _interleaved(
+        [raw, ours, raw_text, inlined, everything], repeat
     )
     return floor, mine, html, whole, item4
 
