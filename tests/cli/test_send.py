@@ -12,15 +12,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from notifykit.cli import main
+from tests.cli._args import SENDER, memory_args, send_args, via
 
 if TYPE_CHECKING:
     from tests.servers.smtp import SMTPServer
-
-SENDER = "Shop <noreply@shop.example>"
-
-
-def via(server: SMTPServer) -> str:
-    return f"smtp://127.0.0.1:{server.port}?security=none&timeout=5"
 
 
 def test_send_text_arrives_at_the_server(
@@ -28,19 +23,13 @@ def test_send_text_arrives_at_the_server(
 ) -> None:
     """--text with --via sends one e-mail that the local server receives."""
     code = main(
-        [
-            "send",
-            "--to",
-            "asha@example.com,ravi@example.com",
-            "--subject",
-            "Hello from the CLI",
-            "--text",
-            "It works.",
-            "--from",
-            SENDER,
-            "--via",
-            via(smtp_server),
-        ]
+        send_args(
+            to="asha@example.com,ravi@example.com",
+            subject="Hello from the CLI",
+            text="It works.",
+            sender=SENDER,
+            via=via(smtp_server),
+        )
     )
     out = capsys.readouterr().out
     assert 0 == code
@@ -65,9 +54,7 @@ def test_send_html_file_and_defaults_from_the_environment(
     monkeypatch.setenv("NOTIFYKIT_SENDER", SENDER)
     page = tmp_path / "mail.html"
     page.write_text("<p>Your <b>order</b> shipped.</p>", encoding="utf-8")
-    code = main(
-        ["send", "--to", "asha@example.com", "--subject", "Shipped", "--html-file", str(page)]
-    )
+    code = main(send_args("--html-file", str(page), to="asha@example.com", subject="Shipped"))
     assert 0 == code, capsys.readouterr().err
     [got] = smtp_server.messages
     assert "Shop <noreply@shop.example>" == got.message["From"]
@@ -81,19 +68,13 @@ def test_send_failure_exits_1_with_the_reason(
 ) -> None:
     """A message no transport delivers is exit code 1 and names the reason."""
     code = main(
-        [
-            "send",
-            "--to",
-            "asha@example.com",
-            "--subject",
-            "s",
-            "--text",
-            "t",
-            "--from",
-            SENDER,
-            "--via",
-            f"smtp://127.0.0.1:{closed_port}?security=none",
-        ]
+        send_args(
+            to="asha@example.com",
+            subject="s",
+            text="t",
+            sender=SENDER,
+            via=f"smtp://127.0.0.1:{closed_port}?security=none",
+        )
     )
     out = capsys.readouterr().out
     assert 1 == code
@@ -106,20 +87,9 @@ def test_send_json_has_the_receipt(
 ) -> None:
     """--json prints the counts and each receipt with its provider message id."""
     code = main(
-        [
-            "send",
-            "--json",
-            "--to",
-            "a@example.com",
-            "--subject",
-            "s",
-            "--text",
-            "t",
-            "--from",
-            SENDER,
-            "--via",
-            via(smtp_server),
-        ]
+        send_args(
+            "--json", to="a@example.com", subject="s", text="t", sender=SENDER, via=via(smtp_server)
+        )
     )
     doc = json.loads(capsys.readouterr().out)
     assert 0 == code
@@ -136,19 +106,9 @@ def test_send_csv_sends_one_message_per_row_and_counts_failures(
     rows = tmp_path / "people.csv"
     rows.write_text("email,name\nasha@example.com,Asha\nnot an address,X\nravi@example.com,Ravi\n")
     code = main(
-        [
-            "send",
-            "--csv",
-            str(rows),
-            "--subject",
-            "News",
-            "--text",
-            "Hi",
-            "--from",
-            SENDER,
-            "--via",
-            via(smtp_server),
-        ]
+        send_args(
+            "--csv", str(rows), subject="News", text="Hi", sender=SENDER, via=via(smtp_server)
+        )
     )
     out = capsys.readouterr().out
     assert 1 == code
@@ -166,19 +126,7 @@ def test_send_csv_without_an_email_column_is_a_usage_error(
     rows = tmp_path / "people.csv"
     rows.write_text("mail,name\na@example.com,A\n")
     code = main(
-        [
-            "send",
-            "--csv",
-            str(rows),
-            "--subject",
-            "s",
-            "--text",
-            "t",
-            "--from",
-            SENDER,
-            "--via",
-            "memory://",
-        ]
+        send_args("--csv", str(rows), subject="s", text="t", sender=SENDER, via="memory://")
     )
     assert 2 == code
     assert "has no 'email' column (columns: mail, name)" in capsys.readouterr().err
@@ -245,34 +193,20 @@ def test_send_needs_a_transport_a_sender_and_a_subject(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Missing settings are exit code 2 with a line that says what to add."""
-    base = ["send", "--to", "a@example.com", "--text", "t"]
+    base = send_args(to="a@example.com", text="t")
     assert 2 == main([*base, "--subject", "s", "--from", SENDER])
     assert "pass --via URL or set NOTIFYKIT_EMAIL_URL" in capsys.readouterr().err
     assert 2 == main([*base, "--subject", "s", "--via", "memory://"])
     assert "pass --from ADDRESS or set NOTIFYKIT_SENDER" in capsys.readouterr().err
     assert 2 == main([*base, "--from", SENDER, "--via", "memory://"])
     assert "--subject is required" in capsys.readouterr().err
-    assert 2 == main(["send", "--text", "t", "--subject", "s"])
+    assert 2 == main(send_args(text="t", subject="s"))
     assert "give --to" in capsys.readouterr().err
 
 
 def test_send_bad_sender_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     """An unparseable --from is refused before anything is sent (exit code 2)."""
-    code = main(
-        [
-            "send",
-            "--to",
-            "a@example.com",
-            "--subject",
-            "s",
-            "--text",
-            "t",
-            "--from",
-            "not an address",
-            "--via",
-            "memory://",
-        ]
-    )
+    code = main(memory_args(sender="not an address"))
     assert 2 == code
     assert "notifykit: InvalidMessage: sender: 'not an address'" in capsys.readouterr().err
 
@@ -286,19 +220,9 @@ def test_send_logs_to_the_sqlite_sink_named_by_notifykit_log(
     """NOTIFYKIT_LOG=sqlite:///... logs the send, and `log stats` then reads the same file."""
     monkeypatch.setenv("NOTIFYKIT_LOG", "sqlite:///sent.db")
     code = main(
-        [
-            "send",
-            "--to",
-            "a@example.com",
-            "--subject",
-            "Logged",
-            "--text",
-            "t",
-            "--from",
-            SENDER,
-            "--via",
-            via(smtp_server),
-        ]
+        send_args(
+            to="a@example.com", subject="Logged", text="t", sender=SENDER, via=via(smtp_server)
+        )
     )
     assert 0 == code
     capsys.readouterr()
@@ -326,8 +250,7 @@ def test_send_template_per_csv_row_with_columns_as_context(
         "email,name,code\nasha@example.com,Asha,A1\nravi@example.com,Ravi,R2\n"
     )
     code = main(
-        [
-            "send",
+        send_args(
             "--csv",
             "rows.csv",
             "--template",
@@ -336,11 +259,9 @@ def test_send_template_per_csv_row_with_columns_as_context(
             str(templates),
             "--context",
             "ctx.json",
-            "--from",
-            SENDER,
-            "--via",
-            via(smtp_server),
-        ]
+            sender=SENDER,
+            via=via(smtp_server),
+        )
     )
     assert 0 == code, capsys.readouterr()
     received = sorted(smtp_server.messages, key=lambda m: str(m.message["Subject"]))  # 4 at a time
@@ -363,21 +284,16 @@ def test_send_bundled_template_by_default(
     )
     (tmp_path / "order.json").write_text(sample.read_text(encoding="utf-8"), encoding="utf-8")
     code = main(
-        [
-            "send",
-            "--to",
-            "asha@example.com",
+        send_args(
             "--template",
             "order_confirmation",
             "--context",
             "order.json",
-            "--subject",
-            "Your order",
-            "--from",
-            SENDER,
-            "--via",
-            via(smtp_server),
-        ]
+            to="asha@example.com",
+            subject="Your order",
+            sender=SENDER,
+            via=via(smtp_server),
+        )
     )
     assert 0 == code, capsys.readouterr()
     [got] = smtp_server.messages
@@ -414,17 +330,7 @@ def test_send_unknown_template_stops_before_any_row(
     """An unknown template is one error up front (exit code 2), not one failure per row."""
     (tmp_path / "rows.csv").write_text("email\na@example.com\nb@example.com\n")
     code = main(
-        [
-            "send",
-            "--csv",
-            "rows.csv",
-            "--template",
-            "nosuch",
-            "--from",
-            SENDER,
-            "--via",
-            via(smtp_server),
-        ]
+        send_args("--csv", "rows.csv", "--template", "nosuch", sender=SENDER, via=via(smtp_server))
     )
     captured = capsys.readouterr()
     assert 2 == code

@@ -10,15 +10,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from notifykit.cli import EXIT_SIMULATED, main
+from tests.cli._args import SENDER, memory_args, send_args, via
 
 if TYPE_CHECKING:
     from tests.servers.smtp import SMTPServer
-
-SENDER = "Shop <noreply@shop.example>"
-
-
-def via(server: SMTPServer) -> str:
-    return f"smtp://127.0.0.1:{server.port}?security=none&timeout=5"
 
 
 def test_cc_bcc_reply_to_and_attachments_arrive(
@@ -28,10 +23,7 @@ def test_cc_bcc_reply_to_and_attachments_arrive(
     (tmp_path / "invoice.pdf").write_bytes(b"%PDF-1.4 fake")
     (tmp_path / "notes.txt").write_text("hello")
     code = main(
-        [
-            "send",
-            "--to",
-            "asha@example.com",
+        send_args(
             "--cc",
             "ravi@example.com,meera@example.com",
             "--bcc",
@@ -42,15 +34,12 @@ def test_cc_bcc_reply_to_and_attachments_arrive(
             "invoice.pdf",
             "--attach",
             "notes.txt",
-            "--subject",
-            "Your invoice",
-            "--text",
-            "Attached.",
-            "--from",
-            SENDER,
-            "--via",
-            via(smtp_server),
-        ]
+            to="asha@example.com",
+            subject="Your invoice",
+            text="Attached.",
+            sender=SENDER,
+            via=via(smtp_server),
+        )
     )
     assert 0 == code, capsys.readouterr()
     [received] = smtp_server.messages
@@ -69,23 +58,7 @@ def test_cc_bcc_reply_to_and_attachments_arrive(
 
 
 def test_attach_a_missing_file_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(
-        [
-            "send",
-            "--to",
-            "a@example.com",
-            "--subject",
-            "s",
-            "--text",
-            "t",
-            "--from",
-            SENDER,
-            "--via",
-            "memory://",
-            "--attach",
-            "nosuch.pdf",
-        ]
-    )
+    code = main(memory_args("--attach", "nosuch.pdf"))
     assert 2 == code
     assert "cannot read nosuch.pdf" in capsys.readouterr().err
 
@@ -99,7 +72,7 @@ def test_dry_run_renders_and_validates_but_sends_and_logs_nothing(
     """--dry-run builds every message, reports the invalid rows, sends nothing, logs nothing."""
     monkeypatch.setenv("NOTIFYKIT_LOG", "sqlite:///dry.db")
     (tmp_path / "rows.csv").write_text("email\na@example.com\nnot an address\n")
-    base = ["send", "--subject", "News", "--text", "Hi", "--from", SENDER, "--dry-run"]
+    base = send_args("--dry-run", subject="News", text="Hi", sender=SENDER)
     code = main([*base, "--via", via(smtp_server), "--csv", "rows.csv"])
     out = capsys.readouterr().out
     assert 1 == code  # one row is invalid
@@ -123,21 +96,16 @@ def test_rate_limits_a_csv_send(tmp_path: Path, capsys: pytest.CaptureFixture[st
     (tmp_path / "rows.csv").write_text("email\n" + "".join(f"p{i}@example.com\n" for i in range(5)))
     with TimedSMTPServer() as server:
         code = main(
-            [
-                "send",
+            send_args(
                 "--csv",
                 "rows.csv",
-                "--subject",
-                "s",
-                "--text",
-                "t",
-                "--from",
-                SENDER,
-                "--via",
-                f"smtp://127.0.0.1:{server.port}?security=none",
                 "--rate",
                 "2/s",
-            ]
+                subject="s",
+                text="t",
+                sender=SENDER,
+                via=f"smtp://127.0.0.1:{server.port}?security=none",
+            )
         )
     assert 0 == code, capsys.readouterr()
     times = sorted(server.arrivals)
@@ -146,23 +114,7 @@ def test_rate_limits_a_csv_send(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_bad_rate_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(
-        [
-            "send",
-            "--to",
-            "a@example.com",
-            "--subject",
-            "s",
-            "--text",
-            "t",
-            "--from",
-            SENDER,
-            "--via",
-            "memory://",
-            "--rate",
-            "fast",
-        ]
-    )
+    code = main(memory_args("--rate", "fast"))
     assert 2 == code
     assert "is not a rate" in capsys.readouterr().err
 
@@ -201,21 +153,7 @@ def test_failover_ending_on_the_console_exits_3_with_a_note(
 ) -> None:
     """A local server without STARTTLS inside failover(... console://): not a success."""
     url = f"failover(smtp://127.0.0.1:{smtp_server.port} console://)"
-    code = main(
-        [
-            "send",
-            "--to",
-            "a@example.com",
-            "--subject",
-            "s",
-            "--text",
-            "t",
-            "--from",
-            SENDER,
-            "--via",
-            url,
-        ]
-    )
+    code = main(send_args(to="a@example.com", subject="s", text="t", sender=SENDER, via=url))
     captured = capsys.readouterr()
     assert EXIT_SIMULATED == code == 3
     assert "got nothing: the failover fell back to console" in captured.out
@@ -225,19 +163,7 @@ def test_failover_ending_on_the_console_exits_3_with_a_note(
 
 def test_console_alone_is_a_plain_success(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
-        [
-            "send",
-            "--to",
-            "a@example.com",
-            "--subject",
-            "s",
-            "--text",
-            "t",
-            "--from",
-            SENDER,
-            "--via",
-            "console://",
-        ]
+        send_args(to="a@example.com", subject="s", text="t", sender=SENDER, via="console://")
     )
     assert 0 == code
     assert "got nothing" not in capsys.readouterr().out
