@@ -1,0 +1,240 @@
+"""Repair of badly nested static markup, once per template, before the analysis.
+
+Real e-mails often close what is not open (``</strong></strong>``, a ``</div>``
+too many) or leave an element for an ancestor's end tag to close
+(``<td>…</tr>``). Every HTML parser copes, but the analysis of
+:mod:`notifykit.templates._compile` needs the template's own nesting to be the
+parser's, so such a template used to take the per-message path. This module
+rewrites the *static* text of the template, where that provably changes
+nothing:
+
+- **drop an end tag that closes nothing**: no element of that name is open
+  there (the parser ignores such a tag);
+- **write out the end tags an end tag implies**: ``<td>…</tr>`` becomes
+  ``<td>…</td></tr>`` (the parser closes the cell there anyway).
+
+Why the output stays the same, for every message:
+
+- *Text part.* Phase 1 of :mod:`._text` keeps a stack of open elements, pops
+  to the matching element on an end tag and ignores one that matches nothing.
+  The repairs follow that same stack (:class:`._text.TextState` itself), so at
+  each repaired point the repaired tags write and pop exactly what the original
+  tag did. The stack there is the same in every message: no repair lies inside
+  an ``{% if %}``/``{% for %}``, and the analysis refuses any branch or loop
+  body that does not leave the stack as it found it.
+- *HTML part.* The repaired skeleton must be parsed by the engine's own parser
+  (html5ever for css-inline, libxml2 for premailer) into exactly the tree of
+  the original skeleton — with the variables' placeholders as they are, and
+  with every variable empty; and the derived text of both must be equal. The
+  analysis then runs on the repaired skeleton as on any template (the engine's
+  tree must be the template's nesting), and the differential test compares the
+  result with per-message inlining of the original template.
+
+A repair is only made inside static text (never across a variable or a Jinja
+tag), never inside ``{% if %}``/``{% for %}``, never on tags whose end tag the
+parser treats specially (``</p>``, ``</br>``, ``</form>``, ``</body>``…),
+and only in a piece of static text the template uses once. It is all or
+nothing: when one misnested tag cannot be repaired, nothing is, and
+``explain()`` names the original construct. Repairs change no line breaks, so
+the lines ``explain()`` gives stay those of the template.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from jinja2 import nodes
+
+from notifykit.templates import _text
+from notifykit.templates._html import VOID_ELEMENTS
+
+__all__ = ["repair_static_markup"]
+
+_MARKER = re.compile("\ue002(\\d+)\ue003")
+_OUT = re.compile("\ue000\\d+\ue001")
+
+#: End tags the parser does not simply ignore when nothing of that name is open
+#: (``</p>`` and ``</br>`` insert an element; the others change its state).
+_SPECIAL_END = frozenset(
+    ["p", "br", "body", "html", "head", "form", "template", "frameset", "select", "option"]
+)
+#: Elements whose end tag must never be written out by a repair.
+_NEVER_CLOSE = (_SPECIAL_END - {"p"}) | frozenset(
+    ["applet", "marquee", "object", "script", "style", "title", "textarea"]
+)
+#: The HTML parser's formatting elements: closing one implicitly may leave it in
+#: the list of active formatting elements (reopened by later text).
+_FORMATTING = frozenset(
+    ["a", "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong", "tt", "u"]
+)
+#: End tags that clear the active formatting elements up to their marker: what
+#: they close implicitly is gone, as if its end tag were written.
+_MARKER_SCOPED = frozenset(["td", "th", "caption"])
+
+
+class _Event(Protocol):
+    kind: str
+    start: int
+    end: int
+    tag: str
+    attrs: list[tuple[str, str | None]]
+    raw: str
+
+
+class _Piece(Protocol):
+    kind: str
+    start: int
+    end: int
+    node: nodes.Node | None
+
+
+class _Skeleton(Protocol):
+    text: str
+    pieces: list[Any]
+    markers: dict[int, tuple[int, str]]
+
+    def piece_index(self, offset: int) -> int: ...
+
+
+Edit = tuple[int, int, str]  # skeleton offset, characters removed, text inserted
+
+
+def plan_repairs(skeleton: _Skeleton, events: Sequence[_Event]) -> list[Edit] | None:
+    """The edits that make the skeleton's end tags match, or ``None``.
+
+    ``[]``: nothing to repair. ``None``: some end tag is misnested and cannot be
+    repaired here (inside a loop or a condition, next to a variable, a tag the
+    parser treats specially…).
+    """
+    state = _text.TextState()
+    edits: list[Edit] = []
+    depth = 0  # open {% if %}/{% for %} regions
+    for event in events:
+        if event.kind == "data":
+            for match in _MARKER.finditer(event.raw):
+                kind = skeleton.markers[int(match.group(1))][1]
+                depth += {"open": 1, "close": -1}.get(kind, 0)
+            continue
+        if event.kind in ("start", "startend"):
+            state.start(event.tag, event.attrs)
+            if event.kind == "startend":
+                state.end(event.tag)
+            continue
+        if event.kind != "end":
+            continue
+        tag = event.tag
+        if tag in VOID_ELEMENTS:
+            state.end(tag)
+            continue
+        open_tags = [entry.tag for entry in state.stack]
+        if open_tags and open_tags[-1] == tag:
+            state.end(tag)
+            continue
+        # misnested: drop it or write out what it closes, if that is safe here
+        if depth or not _static_tag(skeleton, event):
+            return None
+        if tag not in open_tags:
+            if tag in _SPECIAL_END:
+                return None
+            edits.append((event.start, _end_tag_length(event), ""))
+            continue
+        above = open_tags[_last(open_tags, tag) + 1 :]  # what the end tag pops above it
+        if any(t in _NEVER_CLOSE for t in above):
+            return None
+        if any(t in _FORMATTING for t in above) and tag not in _MARKER_SCOPED:
+            return None
+        edits.append((event.start, 0, "".join(f"</{t}>" for t in reversed(above))))
+        state.end(tag)
+    return edits
+
+
+def _last(items: list[str], value: str) -> int:
+    return len(items) - 1 - items[::-1].index(value)
+
+
+def _end_tag_length(event: _Event) -> int:
+    return len(event.raw.split(">", 1)[0]) + 1 if ">" in event.raw else len(event.raw)
+
+
+def _static_tag(skeleton: _Skeleton, event: _Event) -> bool:
+    """The end tag lies whole in one piece of static text."""
+    end = event.start + _end_tag_length(event)
+    piece = skeleton.pieces[skeleton.piece_index(event.start)]
+    return bool(piece.kind == "static" and piece.start <= event.start and end <= piece.end)
+
+
+def _apply(text: str, edits: Sequence[Edit]) -> str:
+    out: list[str] = []
+    last = 0
+    for offset, removed, inserted in sorted(edits):
+        out.append(text[last:offset])
+        out.append(inserted)
+        last = offset + removed
+    out.append(text[last:])
+    return "".join(out)
+
+
+def repair_static_markup(
+    skeleton: _Skeleton,
+    events: Sequence[_Event],
+    parse: Callable[[str], str],
+) -> bool:
+    """Repair the template's static text in place (see the module doc).
+
+    ``parse`` is the engine's parser: HTML in, its tree serialised out. Returns
+    whether the template's ``TemplateData`` nodes were edited (the caller
+    rebuilds its skeleton then).
+    """
+    edits = plan_repairs(skeleton, events)
+    if not edits:
+        return False
+    by_piece: dict[int, list[Edit]] = {}
+    for edit in edits:
+        by_piece.setdefault(skeleton.piece_index(edit[0]), []).append(edit)
+    uses: dict[int, int] = {}
+    for piece in skeleton.pieces:
+        if piece.kind == "static" and piece.node is not None:
+            uses[id(piece.node)] = uses.get(id(piece.node), 0) + 1
+    for index in by_piece:
+        node = skeleton.pieces[index].node
+        if not isinstance(node, nodes.TemplateData) or uses.get(id(node)) != 1:
+            return False
+    original = skeleton.text
+    repaired = _apply(original, edits)
+    for variant in (_strip_markers, _strip_markers_and_values):
+        if parse(variant(original)) != parse(variant(repaired)):
+            return False
+    if _text.html_to_text(original) != _text.html_to_text(repaired):
+        return False
+    for index, piece_edits in by_piece.items():
+        piece = skeleton.pieces[index]
+        node = piece.node
+        assert isinstance(node, nodes.TemplateData)
+        local = [(offset - piece.start, removed, text) for offset, removed, text in piece_edits]
+        assert node.data == piece.text
+        node.data = _apply(node.data, local)
+    return True
+
+
+def _strip_markers(text: str) -> str:
+    return _MARKER.sub("", text)
+
+
+def _strip_markers_and_values(text: str) -> str:
+    return _OUT.sub("", _MARKER.sub("", text))
+
+
+def engine_parser(engine: Any) -> Callable[[str], str]:
+    """The engine's own HTML parser, as a function from HTML to its serialised tree.
+
+    css-inline: html5ever's tree as css-inline writes it back without inlining
+    anything (exact, not normalised). premailer: libxml2's tree, canonical
+    (:meth:`._inline.PremailerEngine.normalise`).
+    """
+    identity = getattr(engine, "_identity", None)
+    if identity is not None:
+        return lambda html: str(identity.inline(html))
+    normalise: Callable[[str], str] = engine.normalise
+    return normalise
