@@ -118,6 +118,16 @@ def plan_repairs(skeleton: _Skeleton, events: Sequence[_Event]) -> list[Edit] | 
                 depth += {"open": 1, "close": -1}.get(kind, 0)
             continue
         if event.kind in ("start", "startend"):
+            fix = _implied_by_start(event.tag, [entry.tag for entry in state.stack])
+            if fix is not None:
+                closed, opened = fix
+                if depth or not _static_at(skeleton, event.start):
+                    return None
+                edits.append((event.start, 0, "".join(f"</{t}>" for t in closed) + opened))
+                for tag in closed:
+                    state.end(tag)
+                if opened:
+                    state.start(opened[1:-1], [])
             state.start(event.tag, event.attrs)
             if event.kind == "startend":
                 state.end(event.tag)
@@ -165,6 +175,40 @@ def _static_tag(skeleton: _Skeleton, event: _Event) -> bool:
     return bool(piece.kind == "static" and piece.start <= event.start and end <= piece.end)
 
 
+def _static_at(skeleton: _Skeleton, offset: int) -> bool:
+    """Text inserted at ``offset`` lands in a piece of static text."""
+    piece = skeleton.pieces[skeleton.piece_index(offset)]
+    return bool(piece.kind == "static" and piece.start <= offset < piece.end)
+
+
+_HEADINGS = frozenset(["h1", "h2", "h3", "h4", "h5", "h6"])
+_TABLE_SECTIONS = frozenset(["table", "tbody", "thead", "tfoot"])
+
+
+def _implied_by_start(tag: str, open_tags: list[str]) -> tuple[list[str], str] | None:
+    """What the parser closes (innermost first) and opens before a start tag ``tag``.
+
+    Only the cases e-mails have: a heading in a heading, a row in a row, a cell
+    in a cell, an item in an item, a paragraph in a paragraph (the first one
+    ends), and a cell straight in a table (the parser adds a row around it).
+    ``None``: the start tag nests as written.
+    """
+    top = open_tags[-1] if open_tags else ""
+    if tag in _HEADINGS and top in _HEADINGS:
+        return [top], ""
+    if tag == top and tag in ("li", "p"):
+        return [top], ""
+    if tag in ("td", "th") and top in ("td", "th"):
+        return [top], ""
+    if tag == "tr" and top == "tr":
+        return ["tr"], ""
+    if tag == "tr" and top in ("td", "th") and open_tags[-2:-1] == ["tr"]:
+        return [top, "tr"], ""
+    if tag in ("td", "th") and top in _TABLE_SECTIONS:
+        return [], "<tr>"
+    return None
+
+
 def _apply(text: str, edits: Sequence[Edit]) -> str:
     out: list[str] = []
     last = 0
@@ -206,7 +250,7 @@ def repair_static_markup(
     for variant in (_strip_markers, _strip_markers_and_values):
         if parse(variant(original)) != parse(variant(repaired)):
             return False
-    if _text.html_to_text(original) != _text.html_to_text(repaired):
+    if _text_profile(original) != _text_profile(repaired):
         return False
     for index, piece_edits in by_piece.items():
         piece = skeleton.pieces[index]
@@ -238,3 +282,55 @@ def engine_parser(engine: Any) -> Callable[[str], str]:
         return lambda html: str(identity.inline(html))
     normalise: Callable[[str], str] = engine.normalise
     return normalise
+
+
+_RUN = re.compile("[\\s\x13\x14\x15\x19]+")
+
+
+def _run_class(match: re.Match[str]) -> str:
+    """What phase 2 can tell of a run of layout marks and whitespace (see below)."""
+    run = match.group(0)
+    if not _LAYOUT.search(run):
+        return " "
+    breaks = min(run.count(_text.BREAK), 2)
+    return f"\x00{_text.PARAGRAPH in run:d}{breaks}{_text.BLOCK in run:d}\x00"
+
+
+_LAYOUT = re.compile("[\x13\x14\x15\x19]")
+
+
+class _Profile(_text._Converter):
+    """Phase 1 of the text part, and the stack of open elements at each variable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stacks: list[tuple[tuple[str, str, bool], ...]] = []
+
+    def handle_data(self, data: str) -> None:
+        for _token in _TOKEN.finditer(data):
+            self.stacks.append(self.state.snapshot())
+        super().handle_data(data)
+
+
+_TOKEN = re.compile("\ue000\\d+\ue001|\ue002\\d+\ue003")
+
+
+def _text_profile(source: str) -> tuple[str, list[tuple[tuple[str, str, bool], ...]]]:
+    """What the text part of ``source`` depends on, for any values of its variables.
+
+    Phase 2 (:func:`._text.finish`) collapses whitespace and resolves each run
+    of layout marks (paragraph, break, block, cell) by whether it holds a
+    paragraph mark, whether it holds two breaks or one, whether a block mark,
+    and else a cell; runs that an empty value lets meet resolve by the same
+    facts of their union. So two skeletons whose pre-texts are equal once each
+    run is reduced to those facts, and whose stacks of open elements are the
+    same at every variable and every ``{% if %}``/``{% for %}`` boundary (so a
+    value is written alike and a branch or loop body starts alike), give the
+    same text part for every message.
+    """
+    profile = _Profile()
+    profile.feed(source)
+    profile.close()
+    profile.out.append(profile.state.close_all())
+    pre = "".join(profile.out)
+    return _RUN.sub(_run_class, pre), profile.stacks
