@@ -1972,7 +1972,7 @@ def compile_document(
     if SPLIT in skeleton.text:
         raise Unsupported("the template contains the control character \\x01")
     analysis = _Analysis(skeleton)
-    if engine is not None and html_reason is None and analysis.html_problem:
+    if engine is not None and html_reason is None and _repair.worth_trying(analysis):
         parse = _repair.engine_parser(engine)
         if _repair.repair_static_markup(skeleton, analysis.events, parse):
             skeleton = _Skeleton(body)  # the static markup was repaired: analyse that

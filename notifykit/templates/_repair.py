@@ -101,6 +101,22 @@ class _Skeleton(Protocol):
 Edit = tuple[int, int, str]  # skeleton offset, characters removed, text inserted
 
 
+def worth_trying(analysis: Any) -> bool:
+    """Whether the analysis' first walk saw what a repair could fix (cheap).
+
+    An end tag that does not close the element open there, or an element whose
+    parent is one the parser would close, or add a row to, first.
+    """
+    if analysis.html_problem:
+        return True
+    elements = analysis.elements
+    for element in elements.values():
+        parent = elements.get(element.parent) if element.parent is not None else None
+        if parent is not None and _implied_by_start(element.tag, [parent.tag]) is not None:
+            return True
+    return False
+
+
 def plan_repairs(skeleton: _Skeleton, events: Sequence[_Event]) -> list[Edit] | None:
     """The edits that make the skeleton's end tags match, or ``None``.
 
