@@ -320,29 +320,34 @@ class _Profile(_text._Converter):
 
     def __init__(self) -> None:
         super().__init__()
-        self.stacks: list[tuple[tuple[str, str, bool], ...]] = []
+        self.stacks: list[object] = []
 
     def handle_data(self, data: str) -> None:
-        for _token in _TOKEN.finditer(data):
-            self.stacks.append(self.state.snapshot())
+        for token in _TOKEN.finditer(data):
+            if token.group(0)[0] == "\ue000":  # a variable: written by the mode alone
+                self.stacks.append(self.state.mode)
+            else:  # a boundary of {% if %}/{% for %}: what follows sees the whole stack
+                self.stacks.append(self.state.snapshot())
         super().handle_data(data)
 
 
 _TOKEN = re.compile("\ue000\\d+\ue001|\ue002\\d+\ue003")
 
 
-def _text_profile(source: str) -> tuple[str, list[tuple[tuple[str, str, bool], ...]]]:
+def _text_profile(source: str) -> tuple[str, list[object]]:
     """What the text part of ``source`` depends on, for any values of its variables.
 
     Phase 2 (:func:`._text.finish`) collapses whitespace and resolves each run
     of layout marks (paragraph, break, block, cell) by whether it holds a
     paragraph mark, whether it holds two breaks or one, whether a block mark,
     and else a cell; runs that an empty value lets meet resolve by the same
-    facts of their union. So two skeletons whose pre-texts are equal once each
-    run is reduced to those facts, and whose stacks of open elements are the
-    same at every variable and every ``{% if %}``/``{% for %}`` boundary (so a
-    value is written alike and a branch or loop body starts alike), give the
-    same text part for every message.
+    facts of their union. What phase 1 writes for a tag depends on the stack
+    of open elements only, never on a value (values are text), and a value is
+    written by the mode at its place (normal, ``<pre>``, hidden). So two
+    skeletons whose pre-texts are equal once each run is reduced to those
+    facts, with the same mode at every variable and the same stack at every
+    ``{% if %}``/``{% for %}`` boundary (a branch or loop body starts alike),
+    give the same text part for every message.
     """
     profile = _Profile()
     profile.feed(source)

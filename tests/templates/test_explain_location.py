@@ -18,7 +18,7 @@ _HEAD = "<html><head><style>td { color: red }</style></head><body>\n"
             4,
         ),
         (
-            "<table>\n<tr><td>a</td></tr>\n\n<td>{{ v }}</td>\n</table>",
+            "<table>\n<tr><td>a</td></tr>\n\n{% if v %}<td>{{ v }}</td>{% endif %}\n</table>",
             "the HTML parser added <tr> around <td>",
             5,
         ),
