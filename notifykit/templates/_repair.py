@@ -11,24 +11,37 @@ nothing:
 - **drop an end tag that closes nothing**: no element of that name is open
   there (the parser ignores such a tag);
 - **write out the end tags an end tag implies**: ``<td>…</tr>`` becomes
-  ``<td>…</td></tr>`` (the parser closes the cell there anyway).
+  ``<td>…</td></tr>`` (the parser closes the cell there anyway);
+- **write out the end tag a start tag implies**: a heading in a heading, a
+  row in a row, a cell in a cell, an item in an item, a paragraph in a
+  paragraph (``<h4>a<h4>`` becomes ``<h4>a</h4><h4>``);
+- **write out the row the parser adds** around a cell straight in a table.
 
 Why the output stays the same, for every message:
 
-- *Text part.* Phase 1 of :mod:`._text` keeps a stack of open elements, pops
-  to the matching element on an end tag and ignores one that matches nothing.
-  The repairs follow that same stack (:class:`._text.TextState` itself), so at
-  each repaired point the repaired tags write and pop exactly what the original
-  tag did. The stack there is the same in every message: no repair lies inside
-  an ``{% if %}``/``{% for %}``, and the analysis refuses any branch or loop
-  body that does not leave the stack as it found it.
+- *Text part.* Phase 1 of :mod:`._text` writes, for a tag, what the tag and
+  the stack of open elements decide, and for a value what the mode at its
+  place (normal, ``<pre>``, hidden) decides; phase 2 resolves each run of
+  layout marks by a few facts (a paragraph mark in it? two breaks, one? a
+  block mark?). The repaired and the original skeleton must have the same
+  phase-1 text once each run is reduced to those facts, the same mode at each
+  variable and the same stack at each ``{% if %}``/``{% for %}`` boundary
+  (:func:`_text_profile`): then every message has the same text part. The
+  first two repairs meet that by construction (they follow
+  :class:`._text.TextState`, which pops to the matching element and ignores
+  an end tag that matches nothing); the check refuses the others where they
+  would not (a heading inside a hidden heading, say).
 - *HTML part.* The repaired skeleton must be parsed by the engine's own parser
   (html5ever for css-inline, libxml2 for premailer) into exactly the tree of
   the original skeleton — with the variables' placeholders as they are, and
-  with every variable empty; and the derived text of both must be equal. The
-  analysis then runs on the repaired skeleton as on any template (the engine's
-  tree must be the template's nesting), and the differential test compares the
-  result with per-message inlining of the original template.
+  with every variable empty. The stack of open elements at a repaired point
+  is the same in every message (no repair lies inside an
+  ``{% if %}``/``{% for %}``, and the analysis refuses any branch or loop body
+  that does not leave it as it found it), so what the parser does there is
+  what it does in the skeleton. The analysis then runs on the repaired
+  skeleton as on any template (the engine's tree must be the template's
+  nesting), and the differential test compares the result with per-message
+  inlining of the original template.
 
 A repair is only made inside static text (never across a variable or a Jinja
 tag), never inside ``{% if %}``/``{% for %}``, never on tags whose end tag the
@@ -50,7 +63,7 @@ from jinja2 import nodes
 from notifykit.templates import _text
 from notifykit.templates._html import VOID_ELEMENTS
 
-__all__ = ["repair_static_markup"]
+__all__ = ["engine_parser", "plan_repairs", "repair_static_markup", "worth_trying"]
 
 _MARKER = re.compile("\ue002(\\d+)\ue003")
 _OUT = re.compile("\ue000\\d+\ue001")
@@ -67,7 +80,22 @@ _NEVER_CLOSE = (_SPECIAL_END - {"p"}) | frozenset(
 #: The HTML parser's formatting elements: closing one implicitly may leave it in
 #: the list of active formatting elements (reopened by later text).
 _FORMATTING = frozenset(
-    ["a", "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong", "tt", "u"]
+    [
+        "a",
+        "b",
+        "big",
+        "code",
+        "em",
+        "font",
+        "i",
+        "nobr",
+        "s",
+        "small",
+        "strike",
+        "strong",
+        "tt",
+        "u",
+    ]
 )
 #: End tags that clear the active formatting elements up to their marker: what
 #: they close implicitly is gone, as if its end tag were written.
@@ -81,13 +109,6 @@ class _Event(Protocol):
     tag: str
     attrs: list[tuple[str, str | None]]
     raw: str
-
-
-class _Piece(Protocol):
-    kind: str
-    start: int
-    end: int
-    node: nodes.Node | None
 
 
 class _Skeleton(Protocol):

@@ -93,7 +93,10 @@ def test_repaired_markup_takes_the_compiled_path(key: str, engine: str) -> None:
 #: libxml2 (premailer's parser) keeps a heading in a heading: the repair would
 #: change its tree, so it is not made for premailer.
 LXML_NESTS = {
-    ("heading_in_heading", "premailer"): "</td> does not close the element open there (mail.html, line 5)"
+    (
+        "heading_in_heading",
+        "premailer",
+    ): "</td> does not close the element open there (mail.html, line 5)"
 }
 
 
@@ -164,7 +167,10 @@ def test_a_repair_keeps_the_lines_explain_gives() -> None:
     )
     plan = _renderer(body, "css_inline").explain("mail.html")
     assert plan.reason is not None
-    assert plan.reason == "the HTML parser moved <table> (the markup is not well nested) (mail.html, line 6)"
+    assert (
+        plan.reason
+        == "the HTML parser moved <table> (the markup is not well nested) (mail.html, line 6)"
+    )
 
 
 # ------------------------------------------------------------ any misnesting, any data
@@ -202,8 +208,11 @@ def _balanced_ifs(tokens: list[str]) -> list[str]:
     engine=st.sampled_from(ENGINES),
     contexts=st.lists(
         st.fixed_dictionaries(
-            {"name": st.sampled_from(["A", ""]), "note": st.sampled_from(["", " ", "x", "<"]),
-             "flag": st.booleans()}
+            {
+                "name": st.sampled_from(["A", ""]),
+                "note": st.sampled_from(["", " ", "x", "<"]),
+                "flag": st.booleans(),
+            }
         ),
         min_size=1,
         max_size=3,
