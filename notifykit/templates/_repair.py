@@ -133,7 +133,11 @@ def worth_trying(analysis: Any) -> bool:
     elements = analysis.elements
     for element in elements.values():
         parent = elements.get(element.parent) if element.parent is not None else None
-        if parent is not None and _implied_by_start(element.tag, [parent.tag]) is not None:
+        if parent is None:
+            continue
+        if _implied_by_start(element.tag, [parent.tag]) is not None:
+            return True
+        if element.tag == "table" and (parent.tag in _TABLE_SECTIONS or parent.tag == "tr"):
             return True
     return False
 
@@ -243,6 +247,11 @@ def _implied_by_start(tag: str, open_tags: list[str]) -> tuple[list[str], str] |
         return [top, "tr"], ""
     if tag in ("td", "th") and top in _TABLE_SECTIONS:
         return [], "<tr>"
+    if tag == "table" and (top in _TABLE_SECTIONS or top == "tr"):
+        # a table in a table or a row: the parser ends the outer table first
+        outer = _last(open_tags, "table") if "table" in open_tags else -1
+        if outer >= 0 and all(t in _TABLE_SECTIONS or t == "tr" for t in open_tags[outer:]):
+            return open_tags[outer:][::-1], ""
     return None
 
 
@@ -366,13 +375,24 @@ def _text_profile(source: str) -> tuple[str, list[object]]:
     of open elements only, never on a value (values are text), and a value is
     written by the mode at its place (normal, ``<pre>``, hidden). So two
     skeletons whose pre-texts are equal once each run is reduced to those
-    facts, with the same mode at every variable and the same stack at every
-    ``{% if %}``/``{% for %}`` boundary (a branch or loop body starts alike),
-    give the same text part for every message.
+    facts (the runs at either end left out: phase 2 strips them, and a run an
+    empty value brings to an end with them), with the same mode at every
+    variable and the same stack at every ``{% if %}``/``{% for %}`` boundary
+    (a branch or loop body starts alike), give the same text part for every
+    message.
     """
     profile = _Profile()
     profile.feed(source)
     profile.close()
     profile.out.append(profile.state.close_all())
     pre = "".join(profile.out)
+    # phase 2 strips the runs at both ends, whatever the values next to them
+    start = _EDGE_RUN.match(pre)
+    pre = pre[start.end() if start else 0 :]
+    end = _EDGE_RUN_END.search(pre)
+    pre = pre[: end.start() if end else len(pre)]
     return _RUN.sub(_run_class, pre), profile.stacks
+
+
+_EDGE_RUN = re.compile("[\\s\x13\x14\x15\x19]+")
+_EDGE_RUN_END = re.compile("[\\s\x13\x14\x15\x19]+\\Z")

@@ -13,7 +13,7 @@ _HEAD = "<html><head><style>td { color: red }</style></head><body>\n"
     ("body", "problem", "line"),
     [
         (
-            "<table>\n<tr>\n<table><tr><td>{{ v }}</td></tr></table>\n</tr></table>",
+            "<table>\n<tr>\n{% if v %}<table><tr><td>{{ v }}</td></tr></table>{% endif %}\n</tr></table>",
             "the HTML parser moved <table>",
             4,
         ),
