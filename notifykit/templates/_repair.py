@@ -67,6 +67,7 @@ __all__ = ["engine_parser", "plan_repairs", "repair_static_markup", "worth_tryin
 
 _MARKER = re.compile("\ue002(\\d+)\ue003")
 _OUT = re.compile("\ue000\\d+\ue001")
+_ANY_TOKEN = re.compile("[\ue000-\ue003]")
 
 #: End tags the parser does not simply ignore when nothing of that name is open
 #: (``</p>`` and ``</br>`` insert an element; the others change its state).
@@ -152,7 +153,8 @@ def plan_repairs(skeleton: _Skeleton, events: Sequence[_Event]) -> list[Edit] | 
     state = _text.TextState()
     edits: list[Edit] = []
     depth = 0  # open {% if %}/{% for %} regions
-    for event in events:
+    dropped: list[int] = []  # indexes of the end tags dropped where text is a table's
+    for index, event in enumerate(events):
         if event.kind == "data":
             for match in _MARKER.finditer(event.raw):
                 kind = skeleton.markers[int(match.group(1))][1]
@@ -190,6 +192,8 @@ def plan_repairs(skeleton: _Skeleton, events: Sequence[_Event]) -> list[Edit] | 
             if tag in _SPECIAL_END:
                 return None
             edits.append((event.start, _end_tag_length(event), ""))
+            if _in_table_text(open_tags):
+                dropped.append(index)
             continue
         above = open_tags[_last(open_tags, tag) + 1 :]  # what the end tag pops above it
         if any(t in _NEVER_CLOSE for t in above):
@@ -198,7 +202,41 @@ def plan_repairs(skeleton: _Skeleton, events: Sequence[_Event]) -> list[Edit] | 
             return None
         edits.append((event.start, 0, "".join(f"</{t}>" for t in reversed(above))))
         state.end(tag)
+    if not _text_stays_apart(events, dropped):
+        return None
     return edits
+
+
+def _in_table_text(open_tags: list[str]) -> bool:
+    """Text here could be a table's own (collected, perhaps moved out): in a
+    table, row or section, not in one of its cells (with anything in between)."""
+    for tag in reversed(open_tags):
+        if tag in ("td", "th", "caption"):
+            return False
+        if tag in _TABLE_SECTIONS or tag == "tr":
+            return True
+    return False
+
+
+def _text_stays_apart(events: Sequence[_Event], dropped: list[int]) -> bool:
+    """No end tag dropped in a table joins a variable's text with other text.
+
+    In a table the parser collects the characters between two tags and moves
+    them out of the table (foster parenting) when any is not whitespace: a
+    dropped tag would join a blank value to text that is moved, or text to a
+    value that is. With no variable or Jinja tag on either side (up to the next
+    tag or comment), the characters joined are the same in every message, and
+    the engine's parse of the skeleton shows what becomes of them.
+    """
+    gone = set(dropped)
+    for index in dropped:
+        for step in (-1, 1):
+            at = index + step
+            while 0 <= at < len(events) and (events[at].kind == "data" or at in gone):
+                if events[at].kind == "data" and _ANY_TOKEN.search(events[at].raw):
+                    return False
+                at += step
+    return True
 
 
 def _last(items: list[str], value: str) -> int:

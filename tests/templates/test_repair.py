@@ -143,6 +143,13 @@ NOT_REPAIRED = {
         "</td> does not close the element open there",
         3,
     ),
+    # in a table the parser moves out the characters between two tags when any is
+    # not blank: dropping </strong> would join a blank value to "text" (moved)
+    "blank_value_in_table": (
+        "<table>text </span>{{ note }}</strong><div>\n",
+        "</span> does not close the element open there",
+        3,
+    ),
     # a cell straight in a table, inside a condition: the repair is not made there
     "cell_row_in_if": (
         "<table><tr><td>a</td></tr>\n{% if note %}<td>{{ note }}</td>{% endif %}</table>",
@@ -161,7 +168,7 @@ def test_unsafe_misnesting_stays_per_message_and_is_named(key: str) -> None:
     assert plan.reason is not None
     assert plan.reason.startswith(problem), plan.reason
     assert plan.reason.endswith(f"(mail.html, line {line})"), plan.reason
-    for note in ("", "x", "<&>"):
+    for note in ("", " ", "x", "<&>"):
         assert_equivalent(renderer, "mail.html", {"name": "A", "note": note})
 
 
@@ -184,7 +191,8 @@ def test_a_repair_keeps_the_lines_explain_gives() -> None:
 TOKENS = [
     "<div>", "</div>", "<table>", "</table>", "<tr>", "</tr>", "<td>", "</td>", "<h4>", "</h4>",
     "<strong>", "</strong>", "<span>", "</span>", "<p>", "</p>", "<b>", "</b>", "<br>", "text ",
-    " ", "\n", "{{ note }}", "{% if flag %}", "{% endif %}",
+    " ", "\n", "{{ note }}", "{% if flag %}", "{% endif %}", "<ul>", "<li>", "</li>", "<pre>",
+    "</pre>", "<div hidden>", "<tbody>", "<h3>",
 ]  # fmt: skip
 
 
@@ -204,7 +212,7 @@ def _balanced_ifs(tokens: list[str]) -> list[str]:
 
 
 @settings(
-    max_examples=150,
+    max_examples=200,
     derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
