@@ -192,7 +192,7 @@ def plan_repairs(skeleton: _Skeleton, events: Sequence[_Event]) -> list[Edit] | 
             if tag in _SPECIAL_END:
                 return None
             edits.append((event.start, _end_tag_length(event), ""))
-            if _in_table_text(open_tags):
+            if _in_table_text(open_tags) or _after_newline_eater(events, index, edits):
                 dropped.append(index)
             continue
         above = open_tags[_last(open_tags, tag) + 1 :]  # what the end tag pops above it
@@ -207,6 +207,20 @@ def plan_repairs(skeleton: _Skeleton, events: Sequence[_Event]) -> list[Edit] | 
     return edits
 
 
+def _after_newline_eater(events: Sequence[_Event], index: int, edits: list[Edit]) -> bool:
+    """The end tag follows ``<pre>``, ``<listing>`` or ``<textarea>`` (past other
+    dropped end tags): the parser drops a newline right after those start tags,
+    so a dropped tag could bring a value's newline there."""
+    gone = {offset for offset, removed, _text in edits if removed}
+    at = index - 1
+    while at >= 0 and events[at].kind == "end" and events[at].start in gone:
+        at -= 1
+    return at >= 0 and events[at].kind == "start" and events[at].tag in _NEWLINE_EATERS
+
+
+_NEWLINE_EATERS = frozenset(["pre", "listing", "textarea"])
+
+
 def _in_table_text(open_tags: list[str]) -> bool:
     """Text here could be a table's own (collected, perhaps moved out): in a
     table, row or section, not in one of its cells (with anything in between)."""
@@ -219,7 +233,8 @@ def _in_table_text(open_tags: list[str]) -> bool:
 
 
 def _text_stays_apart(events: Sequence[_Event], dropped: list[int]) -> bool:
-    """No end tag dropped in a table joins a variable's text with other text.
+    """No end tag dropped in a table or after ``<pre>`` brings a variable's text
+    next to other text or to the ``<pre>``.
 
     In a table the parser collects the characters between two tags and moves
     them out of the table (foster parenting) when any is not whitespace: a

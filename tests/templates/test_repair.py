@@ -150,6 +150,13 @@ NOT_REPAIRED = {
         "</span> does not close the element open there",
         3,
     ),
+    # the parser drops a newline right after <pre>: dropping </strong> would bring
+    # a value's first newline there
+    "value_after_pre": (
+        "<pre></strong>{{ note }}</pre>",
+        "</strong> does not close the element open there",
+        3,
+    ),
     # a cell straight in a table, inside a condition: the repair is not made there
     "cell_row_in_if": (
         "<table><tr><td>a</td></tr>\n{% if note %}<td>{{ note }}</td>{% endif %}</table>",
@@ -168,7 +175,7 @@ def test_unsafe_misnesting_stays_per_message_and_is_named(key: str) -> None:
     assert plan.reason is not None
     assert plan.reason.startswith(problem), plan.reason
     assert plan.reason.endswith(f"(mail.html, line {line})"), plan.reason
-    for note in ("", " ", "x", "<&>"):
+    for note in ("", " ", "x", "<&>", "\nx"):
         assert_equivalent(renderer, "mail.html", {"name": "A", "note": note})
 
 
@@ -191,9 +198,13 @@ def test_a_repair_keeps_the_lines_explain_gives() -> None:
 TOKENS = [
     "<div>", "</div>", "<table>", "</table>", "<tr>", "</tr>", "<td>", "</td>", "<h4>", "</h4>",
     "<strong>", "</strong>", "<span>", "</span>", "<p>", "</p>", "<b>", "</b>", "<br>", "text ",
-    " ", "\n", "{{ note }}", "{% if flag %}", "{% endif %}", "<ul>", "<li>", "</li>", "<pre>",
+    " ", "\n", "{{ note }}", "{% if flag %}", "{% endif %}", "<ul>", "<li>", "</li>", "<pre>x",
     "</pre>", "<div hidden>", "<tbody>", "<h3>",
 ]  # fmt: skip
+
+
+# ("<pre>x": css-inline writes a <pre> whose text starts with a newline without the
+# newline the parser drops there, so per-message inlining loses one; not a repair's doing.)
 
 
 def _balanced_ifs(tokens: list[str]) -> list[str]:
