@@ -340,23 +340,27 @@ def repair_static_markup(
     for piece in skeleton.pieces:
         if piece.kind == "static" and piece.node is not None:
             uses[id(piece.node)] = uses.get(id(piece.node), 0) + 1
-    for index in by_piece:
-        node = skeleton.pieces[index].node
-        if not isinstance(node, nodes.TemplateData) or uses.get(id(node)) != 1:
-            return False
-    original = skeleton.text
-    repaired = _apply(original, edits)
-    for variant in (_strip_markers, _strip_markers_and_values):
-        if parse(variant(original)) != parse(variant(repaired)):
-            return False
-    if _text_profile(original) != _text_profile(repaired):
-        return False
+    targets: list[tuple[nodes.TemplateData, list[Edit]]] = []
     for index, piece_edits in by_piece.items():
         piece = skeleton.pieces[index]
         node = piece.node
-        assert isinstance(node, nodes.TemplateData)
+        if not isinstance(node, nodes.TemplateData) or uses.get(id(node)) != 1:
+            return False  # a piece of text the template prints twice (or not text)
+        if node.data != piece.text:
+            return False
         local = [(offset - piece.start, removed, text) for offset, removed, text in piece_edits]
-        assert node.data == piece.text
+        targets.append((node, local))
+    original = skeleton.text
+    repaired = _apply(original, edits)
+    try:
+        for variant in (_strip_markers, _strip_markers_and_values):
+            if parse(variant(original)) != parse(variant(repaired)):
+                return False
+    except Exception:  # the engine refused the skeleton: no repair (the analysis says why)
+        return False
+    if _text_profile(original) != _text_profile(repaired):
+        return False
+    for node, local in targets:
         node.data = _apply(node.data, local)
     return True
 
