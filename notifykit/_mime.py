@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from notifykit.errors import InvalidMessage
 from notifykit.message import (
     _ADDRESS_HEADERS,
+    MAX_LINE,
     _quote_name,
     address_parts,
     fold_plain,
@@ -140,6 +141,10 @@ def _from_header(sender: str, utf8: bool) -> str:
 
 
 def _address_header(name: str, addresses: Sequence[str], utf8: bool) -> str:
+    if len(addresses) == 1:  # the usual To: one line, as _pack writes it when nothing folds
+        line = f"{name}: " + " ".join(_address_tokens(addresses[0], utf8))
+        if len(line) <= _WIDTH and line.isascii():
+            return line
     tokens: list[str] = []
     for i, address in enumerate(addresses):
         piece = _address_tokens(address, utf8)
@@ -197,63 +202,70 @@ def _text_content_type(mimetype: str, charset: str) -> str:
     return _content_header("Content-Type", base, [*own, f'charset="{charset}"'])
 
 
-def _text_part(text: str, mimetype: str, eight_bit: bool = False) -> list[str]:
-    normalised = text.replace("\r\n", "\n").replace("\r", "\n")
-    if text.isascii() and all(len(line) <= 998 for line in normalised.split("\n")):
-        return [
-            _text_content_type(mimetype, "us-ascii"),
-            "Content-Transfer-Encoding: 7bit",
-            "",
-            normalised.replace("\n", CRLF),
-        ]
-    data = normalised.encode("utf-8")
-    if eight_bit and max(map(len, data.split(b"\n"))) <= 998:
+@functools.lru_cache(maxsize=128)
+def _text_head(mimetype: str, charset: str, encoding: str) -> bytes:
+    """The headers of a text part and the blank line after them, as bytes: built once each."""
+    head = [_text_content_type(mimetype, charset), f"Content-Transfer-Encoding: {encoding}", ""]
+    return _head(head)
+
+
+def _head(lines: list[str]) -> bytes:
+    """Header lines and the blank line that ends them (the last item is ``""``)."""
+    return (CRLF.join(lines) + CRLF).encode("utf-8")
+
+
+def _fits(data: bytes) -> bool:
+    """True when every line of ``data`` (LF line ends) holds at most 998 octets."""
+    return len(data) <= MAX_LINE or max(map(len, data.split(b"\n"))) <= MAX_LINE
+
+
+# Every part below is bytes: its headers, a blank line and its body, CRLF line ends,
+# with no CRLF after the body. Each text is encoded to UTF-8 once, here.
+
+
+def _text_part(
+    text: str, mimetype: str, eight_bit: bool = False, utf8: bytes | None = None
+) -> bytes:
+    """``utf8``: ``text`` already encoded (by the Email's validation), or None."""
+    if "\r" in text:
+        data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    else:
+        data = text.encode("utf-8") if utf8 is None else utf8
+    if text.isascii():
+        if _fits(data):
+            return _text_head(mimetype, "us-ascii", "7bit") + data.replace(b"\n", b"\r\n")
+    elif eight_bit and _fits(data):
         # RFC 6152: raw UTF-8 lines of at most 998 octets, for a server that offers 8BITMIME.
-        return [
-            _text_content_type(mimetype, "utf-8"),
-            "Content-Transfer-Encoding: 8bit",
-            "",
-            normalised.replace("\n", CRLF),
-        ]
-    body = binascii.b2a_qp(data, istext=True).decode("ascii").replace("\n", CRLF)
-    return [
-        _text_content_type(mimetype, "utf-8"),
-        "Content-Transfer-Encoding: quoted-printable",
-        "",
-        body,
-    ]
+        return _text_head(mimetype, "utf-8", "8bit") + data.replace(b"\n", b"\r\n")
+    body = binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
+    return _text_head(mimetype, "utf-8", "quoted-printable") + body
 
 
-def _base64_body(content: bytes) -> str:
-    encoded = binascii.b2a_base64(content, newline=False).decode("ascii")
-    return CRLF.join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+def _base64_body(content: bytes) -> bytes:
+    encoded = binascii.b2a_base64(content, newline=False)
+    return b"\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
 
 
-def _alternative_part(alt: Alternative, eight_bit: bool) -> list[str]:
+def _alternative_part(alt: Alternative, eight_bit: bool) -> bytes:
     if isinstance(alt.content, str):
         return _text_part(alt.content, alt.mimetype, eight_bit)
-    return [
-        _content_type(alt.mimetype),
-        "Content-Transfer-Encoding: base64",
-        "",
-        _base64_body(alt.content),
-    ]
+    head = [_content_type(alt.mimetype), "Content-Transfer-Encoding: base64", ""]
+    return _head(head) + _base64_body(alt.content)
 
 
-def _attachment_part(att: Attachment, disposition: str) -> list[str]:
+def _attachment_part(att: Attachment, disposition: str) -> bytes:
     filename = [] if att.filename is None else _param("filename", att.filename)
     if att.mimetype.startswith("message/rfc822"):
         # RFC 2046 5.2.1: message/rfc822 parts are never base64; they travel as they are.
         content = att.content.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
-        text = content.decode("utf-8", "surrogateescape")
         cte = "7bit" if content.isascii() else "8bit"
-        return [
+        head = [
             _content_type(att.mimetype),
             f"Content-Transfer-Encoding: {cte}",
             _content_header("Content-Disposition", disposition, filename),
             "",
-            text.rstrip("\r\n"),
         ]
+        return _head(head) + content.rstrip(b"\r\n")
     extra: list[str] = []
     base, params = mimetype_params(att.mimetype)
     if base.startswith("text/") and "charset" not in params:
@@ -274,7 +286,7 @@ def _attachment_part(att: Attachment, disposition: str) -> list[str]:
     ]
     if att.content_id is not None and disposition == "inline":
         lines.append(f"Content-ID: <{att.content_id}>")
-    return [*lines, "", _base64_body(att.content)]
+    return _head([*lines, ""]) + _base64_body(att.content)
 
 
 _date: tuple[int, str] = (0, "")
@@ -296,22 +308,24 @@ _BOUNDARY_PREFIX = f"=_nk_{secrets.token_hex(12)}_"
 _boundary_count = itertools.count()
 
 
-def _boundary(parts: Iterable[str]) -> str:
+def _boundary(parts: Iterable[bytes]) -> str:
     while True:
         boundary = f"{_BOUNDARY_PREFIX}{next(_boundary_count):x}"
         # QP and base64 output can never contain "=_"; 7bit text could, in theory.
-        if not any(boundary in p for p in parts):
+        data = boundary.encode("ascii")
+        if not any(data in p for p in parts):
             return boundary
 
 
-def _multipart(subtype: str, children: list[list[str]], extra: str = "") -> list[str]:
-    bodies = [CRLF.join(child) for child in children]
-    boundary = _boundary(bodies)
-    out = [f'Content-Type: multipart/{subtype};{extra} boundary="{boundary}"', ""]
-    for body in bodies:
-        out += [f"--{boundary}", body]
-    out += [f"--{boundary}--", ""]
-    return out
+def _multipart(subtype: str, children: list[bytes], extra: str = "") -> bytes:
+    boundary = _boundary(children)
+    head = f'Content-Type: multipart/{subtype};{extra} boundary="{boundary}"\r\n\r\n'
+    dashes = b"--" + boundary.encode("ascii")
+    out = [head.encode("ascii")]
+    for child in children:
+        out += (dashes, b"\r\n", child, b"\r\n")
+    out += (dashes, b"--\r\n")
+    return b"".join(out)
 
 
 def email_to_bytes(email: Email, *, utf8: bool = False, eight_bit: bool = False) -> bytes:
@@ -330,7 +344,7 @@ def email_to_bytes(email: Email, *, utf8: bool = False, eight_bit: bool = False)
     if email.reply_to:
         headers.append(_address_header("Reply-To", email.reply_to, utf8))
     headers.append(_unstructured("Subject", email.subject, utf8, custom=False))
-    custom = {k.lower() for k in email.headers}
+    custom = {k.lower() for k in email.headers} if email.headers else ()
     if "date" not in custom:
         headers.append(_date_header())
     if "message-id" not in custom:
@@ -342,15 +356,19 @@ def email_to_bytes(email: Email, *, utf8: bool = False, eight_bit: bool = False)
             headers.append(_unstructured(name, value, utf8, custom=True))
     headers.append("MIME-Version: 1.0")
 
-    inline = [a for a in email.attachments if a.content_id is not None] if email.html else []
-    files = [a for a in email.attachments if not (email.html and a.content_id is not None)]
+    inline: list[Attachment] = []
+    files: list[Attachment] = []
+    for attachment in email.attachments:
+        (inline if email.html and attachment.content_id is not None else files).append(attachment)
 
-    renderings: list[list[str]] = []
+    renderings: list[bytes] = []
     text = email.body_text
+    encoded = email._memo  # the bodies' UTF-8 when Email(...) kept it
     if text is not None and (text or not (email.html or email.alternatives)):
-        renderings.append(_text_part(text, "text/plain", eight_bit))
+        known = encoded.get(("utf-8", "text")) if text is email.text else None
+        renderings.append(_text_part(text, "text/plain", eight_bit, known))
     if email.html:
-        html_part = _text_part(email.html, "text/html", eight_bit)
+        html_part = _text_part(email.html, "text/html", eight_bit, encoded.get(("utf-8", "html")))
         if inline:
             html_part = _multipart(
                 "related",
@@ -358,13 +376,14 @@ def email_to_bytes(email: Email, *, utf8: bool = False, eight_bit: bool = False)
                 ' type="text/html";',
             )
         renderings.append(html_part)
-    renderings.extend(_alternative_part(a, eight_bit) for a in email.alternatives)
+    if email.alternatives:
+        renderings.extend(_alternative_part(a, eight_bit) for a in email.alternatives)
     body = renderings[0] if len(renderings) == 1 else _multipart("alternative", renderings)
     if files:
         body = _multipart("mixed", [body, *(_attachment_part(a, "attachment") for a in files)])
-    out = CRLF.join([*headers, *body])
-    if not out.endswith(CRLF):
-        out += CRLF
-    # Headers are ASCII unless utf8; only a forwarded 8-bit message/rfc822 part can
-    # add raw bytes (kept exactly through surrogateescape).
-    return out.encode("utf-8", "surrogateescape")
+    # Headers are ASCII unless utf8 (validated: no lone surrogate); bodies are bytes
+    # already, a forwarded 8-bit message/rfc822 part exactly as it was given.
+    out = (CRLF.join(headers) + CRLF).encode("utf-8") + body
+    if not out.endswith(b"\r\n"):
+        out += b"\r\n"
+    return out

@@ -12,11 +12,12 @@ later. Every message round-trips through ``to_dict()`` / ``from_dict()``
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import mimetypes
 import os
 import re
-import uuid
+import threading
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from email.message import EmailMessage
@@ -85,6 +86,15 @@ def _no_surrogates(field: str, value: str) -> None:
 
 def _no_newline(field: str, value: str, *, tab: bool = True) -> None:
     """Refuse line breaks, other control characters and lone surrogates in a header value."""
+    if value.isprintable():
+        # The common case, in one C scan: a printable string holds no line break
+        # (Cc, Zl, Zp), no control character (Cc), no TAB and no lone surrogate (Cs).
+        return
+    _no_newline_full(field, value, tab=tab)
+
+
+def _no_newline_full(field: str, value: str, *, tab: bool = True) -> None:
+    """:func:`_no_newline` without its fast path (tests compare the two)."""
     if not _LINE_BREAKS.isdisjoint(value):
         raise InvalidMessage(
             f"{field} contains a line break (CR, LF or another line separator), "
@@ -239,13 +249,39 @@ def address_parts(text: str) -> AddressParts:
     hit = _CACHE.get(text)
     if hit is not None:
         return hit
-    name, addr = _split_text(text.strip())
-    parts = _make_parts(name, addr)
+    simple = _SIMPLE_ADDRESS.fullmatch(text)
+    if (
+        simple is not None
+        and len(simple["addr"]) <= _MAX_ADDR
+        and len(simple["domain"]) <= 253
+        and len(simple["name"] or "") <= _MAX_NAME
+    ):
+        # The usual forms, plain ASCII: what the full parse below would give.
+        name, addr = simple["name"] or "", simple["addr"]
+        parts = AddressParts(name, addr, addr, f"{name} <{addr}>" if name else addr)
+    else:
+        parts = _address_parts_full(text)
     if len(text) <= 512:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.clear()
         _CACHE[text] = parts
     return parts
+
+
+def _address_parts_full(text: str) -> AddressParts:
+    """:func:`address_parts` without its cache and fast path (tests compare the two)."""
+    name, addr = _split_text(text.strip())
+    return _make_parts(name, addr)
+
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+# ``a@b.example`` or ``Plain Name <a@b.example>``, ASCII, nothing to normalise.
+_SIMPLE_ADDRESS = re.compile(
+    rf"(?:(?P<name>{_ATEXT}+(?: {_ATEXT}+)*) <)?"
+    rf"(?P<addr>[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~.-]+@(?P<domain>(?:{_LABEL}\.)*{_LABEL}))"
+    r"(?(name)>)"
+)
 
 
 # Address strings already validated by _parse_address (any field), and their normal form.
@@ -305,8 +341,10 @@ def parse_addresses(value: str) -> tuple[str, ...]:
 
 def _address_list(field: str) -> Any:
     def convert(value: object) -> tuple[str, ...]:
-        if value is None:
+        if value is None or (type(value) is tuple and not value):  # the default: no address
             return ()
+        if type(value) is str:
+            return (_parse_address(value, field),)
         if isinstance(value, (str, Recipient)):
             return (_parse_address(value, field),)
         if isinstance(value, (list, tuple)):
@@ -362,6 +400,8 @@ def _envelope_recipients(value: object) -> tuple[str, ...] | None:
 
 
 def _subject(value: object) -> str:
+    if type(value) is str and value.isprintable():  # _no_newline's fast path, inlined
+        return value
     if not isinstance(value, str):
         raise InvalidMessage(f"subject: expected a string, got {type(value).__name__}")
     _no_newline("subject", value)
@@ -372,7 +412,8 @@ def _optional_text(field: str, value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        _no_surrogates(field, value)
+        if not value.isascii():  # ASCII text holds no surrogate: skip the UTF-8 encoding
+            _no_surrogates(field, value)
         if "\x00" in value:
             raise InvalidMessage(f"{field} contains a NUL character")
         return value
@@ -413,6 +454,8 @@ def fold_plain(prefix: int, value: str) -> list[str] | None:
 
 
 def _headers(value: object) -> dict[str, str]:
+    if type(value) is dict and not value:  # the default
+        return {}
     if not isinstance(value, Mapping):
         raise InvalidMessage("headers: expected a mapping of header name to value")
     out: dict[str, str] = {}
@@ -444,6 +487,8 @@ def _headers(value: object) -> dict[str, str]:
 
 
 def _tags(value: object) -> tuple[str, ...]:
+    if type(value) is tuple and not value:  # the default
+        return ()
     if isinstance(value, str):
         value = (value,)
     if not isinstance(value, Iterable):
@@ -457,6 +502,8 @@ def _tags(value: object) -> tuple[str, ...]:
 
 
 def _metadata(value: object) -> dict[str, Any]:
+    if type(value) is dict and not value:  # the default
+        return {}
     if not isinstance(value, Mapping):
         raise InvalidMessage("metadata: expected a mapping")
     if not value:
@@ -474,11 +521,39 @@ def _metadata(value: object) -> dict[str, Any]:
     return dict(value)
 
 
+# Random bytes for ids, drawn from the OS 4 KiB at a time: one getrandom() call
+# per 256 messages instead of one per message. A forked child draws its own.
+_ID_POOL_SIZE = 4096
+_id_lock = threading.Lock()
+_id_pool = b""
+_id_pos = 0
+
+
+def _reset_ids() -> None:
+    global _id_lock, _id_pool, _id_pos
+    _id_lock, _id_pool, _id_pos = threading.Lock(), b"", 0
+
+
+os.register_at_fork(after_in_child=_reset_ids)
+
+
 def _new_id() -> str:
-    return uuid.uuid4().hex
+    """A random UUID4 in hex, as ``uuid.uuid4().hex`` (the same bits, from os.urandom)."""
+    global _id_pool, _id_pos
+    with _id_lock:
+        pos = _id_pos
+        if pos + 16 > len(_id_pool):
+            _id_pool, pos = os.urandom(_ID_POOL_SIZE), 0
+        _id_pos = pos + 16
+        data = bytearray(_id_pool[pos : pos + 16])
+    data[6] = (data[6] & 0x0F) | 0x40  # version 4
+    data[8] = (data[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return data.hex()
 
 
 def _message_id_value(value: object) -> str:
+    if type(value) is str and value.isalnum() and value.isascii():  # _new_id()'s form
+        return value
     if not isinstance(value, str) or not value:
         raise InvalidMessage("id: expected a non-empty string")
     _no_newline("id", value)
@@ -716,6 +791,8 @@ class Attachment:
 
 
 def _attachments(value: object) -> tuple[Attachment, ...]:
+    if type(value) is tuple and not value:  # the default
+        return ()
     if isinstance(value, Attachment):
         value = (value,)
     if not isinstance(value, Iterable):
@@ -784,6 +861,8 @@ class Alternative:
 
 
 def _alternatives(value: object) -> tuple[Alternative, ...]:
+    if type(value) is tuple and not value:  # the default
+        return ()
     if isinstance(value, Alternative):
         value = (value,)
     if not isinstance(value, Iterable) or isinstance(value, (str, bytes)):
@@ -919,9 +998,10 @@ class Email:
         default=None, converter=_envelope_recipients, kw_only=True
     )
     derive_text: bool = attrs.field(default=True, converter=_derive_flag, kw_only=True)
-    _derived: list[str] = attrs.field(init=False, factory=list, eq=False, hash=False, repr=False)
-    # The serialised message, per (utf8, eight_bit): built once, reused by every attempt.
-    _wire_bytes: dict[tuple[bool, bool], bytes] = attrs.field(
+    # Values derived from the (frozen) fields, computed once: the serialised message
+    # per (utf8, eight_bit), reused by every attempt, the text derived from the
+    # HTML, and the envelope properties.
+    _memo: dict[object, Any] = attrs.field(
         init=False, factory=dict, eq=False, hash=False, repr=False
     )
 
@@ -942,6 +1022,9 @@ class Email:
         ``envelope_recipients`` when given, else to, cc and bcc. Domains are in
         IDNA (punycode) form when the local part is ASCII.
         """
+        memo = self._memo.get("recipients")
+        if memo is not None:
+            return memo  # type: ignore[no-any-return]
         seen: dict[str, None] = {}
         if self.envelope_recipients is not None:
             for addr in self.envelope_recipients:
@@ -949,7 +1032,8 @@ class Email:
         else:
             for addr in (*self.to, *self.cc, *self.bcc):
                 seen.setdefault(_wire(addr), None)
-        return tuple(seen)
+        memo = self._memo["recipients"] = tuple(seen)
+        return memo
 
     @property
     def sender_address(self) -> str | None:
@@ -966,6 +1050,12 @@ class Email:
         International domains with an ASCII local part never need it: they are
         written in IDNA (punycode).
         """
+        memo = self._memo.get("smtputf8")
+        if memo is None:
+            memo = self._memo["smtputf8"] = self._needs_smtputf8()
+        return memo
+
+    def _needs_smtputf8(self) -> bool:
         addresses: list[str] = [*self.to, *self.cc, *self.bcc, *self.reply_to]
         if self.sender is not None:
             addresses.append(self.sender)
@@ -982,15 +1072,22 @@ class Email:
         """The text part as sent: ``text``, or the text derived from ``html`` (``derive_text``)."""
         if self.text is not None or not self.html or not self.derive_text:
             return self.text
-        if not self._derived:
+        derived = self._memo.get("text")
+        if derived is None:
             from notifykit.templates._text import html_to_text  # deferred: loads Jinja
 
-            self._derived.append(html_to_text(self.html))
-        return self._derived[0]
+            derived = self._memo["text"] = html_to_text(self.html)
+        return derived
 
     @property
     def message_id_header(self) -> str:
         """The ``Message-ID`` header this e-mail carries (stable for a given ``id``)."""
+        memo = self._memo.get("message-id")
+        if memo is None:
+            memo = self._memo["message-id"] = self._message_id_header()
+        return memo
+
+    def _message_id_header(self) -> str:
         custom = next((v for k, v in self.headers.items() if k.lower() == "message-id"), None)
         if custom:
             return custom
@@ -1000,7 +1097,7 @@ class Email:
 
     def replace(self, **changes: Any) -> Email:
         """A copy with ``changes`` applied and validated again (the ``id`` is kept)."""
-        return attrs.evolve(self, **changes)
+        return _replace_email(self, changes)
 
     # -- MIME
 
@@ -1031,11 +1128,11 @@ class Email:
         if utf8 is None:
             utf8 = self.needs_smtputf8
         key = (utf8, eight_bit)
-        data = self._wire_bytes.get(key)
+        data = self._memo.get(key)
         if data is None:
             from notifykit._mime import email_to_bytes
 
-            data = self._wire_bytes[key] = email_to_bytes(self, utf8=utf8, eight_bit=eight_bit)
+            data = self._memo[key] = email_to_bytes(self, utf8=utf8, eight_bit=eight_bit)
         return data
 
     def to_mime(self) -> EmailMessage:
@@ -1116,6 +1213,120 @@ class Email:
             )
         except KeyError as exc:
             raise InvalidMessage(f"e-mail dict lacks the key {exc.args[0]!r}") from None
+
+
+# -- Email(...) for the common call: to, subject, text, html, sender and nothing else
+#
+# attrs runs one converter per field (twenty calls, most of them on defaults);
+# for the call nearly every application makes per message, _email_init checks
+# the five given values inline and sets the defaults directly. Whenever a value
+# is not plainly fine (a new address, a non-ASCII or non-printable subject, a
+# non-ASCII body...) it calls that field's own converter, in field order, so the
+# values and the errors are exactly those of the full path (_attrs_email_init),
+# which tests/test_message_fastpath.py checks on random input.
+
+_attrs_email_init = Email.__init__
+_set_field = object.__setattr__
+
+
+def _email_init(
+    self: Email,
+    to: Any,
+    subject: Any,
+    text: Any = None,
+    html: Any = None,
+    sender: Any = None,
+    *args: Any,
+    **kwargs: Any,
+) -> None:
+    if args or kwargs:
+        _attrs_email_init(self, to, subject, text, html, sender, *args, **kwargs)
+        return
+    address = _VALID.get(to) if type(to) is str else None
+    _set_field(self, "to", (address,) if address is not None else _to(to))
+    if not (type(subject) is str and subject.isprintable()):
+        subject = _subject(subject)
+    _set_field(self, "subject", subject)
+    memo: dict[object, Any] = {}
+    if text is not None and not (type(text) is str and text.isascii() and "\x00" not in text):
+        text = _body(memo, "text", text)
+    _set_field(self, "text", text)
+    if html is not None and not (type(html) is str and html.isascii() and "\x00" not in html):
+        html = _body(memo, "html", html)
+    _set_field(self, "html", html)
+    if sender is not None:
+        address = _VALID.get(sender) if type(sender) is str else None
+        sender = address if address is not None else _optional_address(sender)
+    _set_field(self, "sender", sender)
+    if all(a.isascii() for a in self.to) and (sender is None or sender.isascii()):
+        memo["smtputf8"] = False  # no address can have a non-ASCII local part
+    _set_field(self, "cc", ())
+    _set_field(self, "bcc", ())
+    _set_field(self, "reply_to", ())
+    _set_field(self, "headers", {})
+    _set_field(self, "attachments", ())
+    _set_field(self, "tags", ())
+    _set_field(self, "metadata", {})
+    _set_field(self, "idempotency_key", None)
+    _set_field(self, "id", _new_id())
+    _set_field(self, "alternatives", ())
+    _set_field(self, "envelope_sender", None)
+    _set_field(self, "envelope_recipients", None)
+    _set_field(self, "derive_text", True)
+    _set_field(self, "_memo", memo)
+    self.__attrs_post_init__()
+
+
+def _body(memo: dict[object, Any], field: str, value: object) -> str | None:
+    """``text`` or ``html`` checked by encoding it, keeping the UTF-8 for the serialiser."""
+    if type(value) is str and "\x00" not in value:
+        try:
+            memo[("utf-8", field)] = value.encode("utf-8")  # fails on a lone surrogate
+        except UnicodeEncodeError:
+            pass
+        else:
+            return value
+    return _optional_text(field, value)  # the full check, and its error
+
+
+# -- Email.replace(): only the changed fields are checked again
+#
+# The other fields of an Email were checked when it was made and are frozen, so
+# a copy reuses them as they are (the dicts copied, as their converters would);
+# each changed field goes through its own converter, then the checks across
+# fields. Values and errors are those of attrs.evolve (which subclasses, and
+# unknown field names, still get); tests/test_message_fastpath.py compares them.
+
+_EMAIL_FIELDS = tuple(f for f in attrs.fields(Email) if f.init)
+_EMAIL_CONVERTERS: dict[str, Any] = {f.name: f.converter for f in _EMAIL_FIELDS}
+_EMAIL_DICTS = frozenset({"headers", "metadata"})
+# Memo entries that depend on one field only: kept when that field is unchanged.
+_BODY_MEMO = {("utf-8", "text"): "text", ("utf-8", "html"): "html"}
+
+
+def _replace_email(email: Email, changes: dict[str, Any]) -> Email:
+    if type(email) is not Email or not changes.keys() <= _EMAIL_CONVERTERS.keys():
+        return attrs.evolve(email, **changes)
+    new = object.__new__(Email)
+    for field in _EMAIL_FIELDS:
+        name = field.name
+        if name in changes:
+            value = _EMAIL_CONVERTERS[name](changes[name])
+        else:
+            value = getattr(email, name)
+            if name in _EMAIL_DICTS:
+                value = dict(value)
+        _set_field(new, name, value)
+    old = email._memo
+    memo = {key: old[key] for key, name in _BODY_MEMO.items() if key in old and name not in changes}
+    _set_field(new, "_memo", memo)
+    new.__attrs_post_init__()
+    return new
+
+
+_email_init.__doc__ = _attrs_email_init.__doc__
+_email_init.__signature__ = inspect.signature(_attrs_email_init)  # type: ignore[attr-defined]
+Email.__init__ = _email_init  # type: ignore[method-assign]
 
 
 def _variables(value: object) -> dict[str, str]:

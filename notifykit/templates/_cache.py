@@ -2,7 +2,8 @@
 
 The analysis behind the compiled path (:mod:`._compile`) costs tens of
 milliseconds per template, in every process. Its result — the compiled
-template's Python code and a few facts — depends only on the template's
+template's Python code, the code of the blocks the ``subject``/``text``/``sms``
+parts render alone, and a few facts — depends only on the template's
 sources (the template, its layouts, includes, imported macros and linked
 stylesheets), on notifykit's code, on the inlining engine and Jinja, and on
 the options of the environment. So it is stored in a file named by a digest of
@@ -17,7 +18,9 @@ all that, and the next process loads it instead of redoing the analysis.
   turns it off whatever the code says; ``cache_dir=False`` turns it off for
   one renderer.
 - **Keys**: the template's name and source, the digest of every other source
-  read while compiling (checked again on load), notifykit's version and the
+  read while compiling (checked again on load; the blocks' code is used only
+  if each template is still read from the same file, which its tracebacks
+  name), notifykit's version and the
   files of its template modules, the files of Jinja, markupsafe and the
   engine's packages (a reinstall changes them), the Python version, and the
   environment's syntax options, extensions, filters and tests.
@@ -47,8 +50,8 @@ __all__ = ["CompileCache", "code_fingerprint", "resolve_folder", "source_digest"
 _log = logging.getLogger("notifykit.templates")
 
 #: Bumped whenever what is stored changes meaning.
-FORMAT = 1
-_MAGIC = b"NKTC1\n"
+FORMAT = 2
+_MAGIC = b"NKTC2\n"
 ENV_VAR = "NOTIFYKIT_TEMPLATE_CACHE"
 _OFF = frozenset({"", "0", "off", "false", "no", "none"})
 
@@ -138,7 +141,11 @@ class CompileCache:
         return self.folder / f"{key}.nkc"
 
     def load(self, key: str) -> tuple[dict[str, Any], Any] | None:
-        """The metadata and code object stored under ``key``, or ``None``."""
+        """The metadata and the code objects stored under ``key``, or ``None``.
+
+        The code objects are what :meth:`store` was given: any structure of
+        code objects, lists, dicts and ``None`` that :mod:`marshal` writes.
+        """
         try:
             data = self._path(key).read_bytes()
         except OSError:
@@ -158,7 +165,7 @@ class CompileCache:
         return meta, code
 
     def store(self, key: str, meta: dict[str, Any], code: Any) -> None:
-        """Write an entry; failures are logged once and otherwise ignored."""
+        """Write an entry (``code``: code objects, see :meth:`load`); failures are logged once."""
         if self._broken:
             return
         try:

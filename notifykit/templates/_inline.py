@@ -325,16 +325,27 @@ def _check_correspondence(
             return "the HTML parser duplicated an element"
         seen.add(node_id)
         if element.tag != tag:
-            return f"the HTML parser changed <{element.tag}> into <{tag}>"
+            return f"the HTML parser changed <{element.tag}> into <{tag}>{_AT}{node_id}"
         if element.parent != parent:
-            return f"the HTML parser moved <{tag}> (the markup is not well nested)"
+            return f"the HTML parser moved <{tag}> (the markup is not well nested){_AT}{node_id}"
         bad = [t for t in implied if t not in allowed_implied]
         if bad:
-            return f"the HTML parser added <{bad[0]}> around <{tag}>"
+            return f"the HTML parser added <{bad[0]}> around <{tag}>{_AT}{node_id}"
     if len(seen) != len(naive):
-        missing = next(naive[i].tag for i in naive if i not in seen)
-        return f"the HTML parser dropped <{missing}>"
+        missing = next(i for i in naive if i not in seen)
+        return f"the HTML parser dropped <{naive[missing].tag}>{_AT}{missing}"
     return None
+
+
+#: Ends a problem of :func:`_check_correspondence` with the id of its element;
+#: the compiler replaces it with the element's file and line (see ``problem_at``).
+_AT = "\x00at element "
+
+
+def problem_at(problem: str) -> tuple[str, int | None]:
+    """A skeleton problem without its element id, and the id (``None``: none given)."""
+    text, _sep, element = problem.partition(_AT)
+    return text, int(element) if element.isdigit() else None
 
 
 #: libxml2's HTML parser stops nesting at this depth (without XML_PARSE_HUGE)
@@ -704,8 +715,57 @@ class SelectorFacts:
         self.problem: str | None = None
 
 
+# Selectors made only of type, class and id selectors (``td``, ``.items .qty``,
+# ``table.kv > tr``, ``#main``) joined by descendant or child combinators: they
+# read ``class`` (a ``.``) and ``id`` (a ``#``), and nothing structural. Most
+# stylesheets are made of nothing else; they are read without cssselect (whose
+# import alone costs a few milliseconds of a template's first render).
+_SIMPLE_IDENT = r"-?[_a-zA-Z][_a-zA-Z0-9-]*"
+_SIMPLE_COMPOUND = rf"(?:(?:{_SIMPLE_IDENT}|\*)(?:[.#]{_SIMPLE_IDENT})*|(?:[.#]{_SIMPLE_IDENT})+)"
+_SPACE = r"[ \t\r\n\f]"
+_SIMPLE_SELECTOR = re.compile(
+    rf"{_SPACE}*{_SIMPLE_COMPOUND}(?:(?:{_SPACE}*>{_SPACE}*|{_SPACE}+){_SIMPLE_COMPOUND})*{_SPACE}*\Z"
+)
+_FACTS_MEMO: dict[str, SelectorFacts] = {}
+
+
+def _one_selector_facts(text: str) -> SelectorFacts:
+    """The facts of one selector as written, memoised for the process."""
+    facts = _FACTS_MEMO.get(text)
+    if facts is not None:
+        return facts
+    if _SIMPLE_SELECTOR.match(text):
+        facts = SelectorFacts()
+        if "." in text:
+            facts.attributes.add("class")
+        if "#" in text:
+            facts.attributes.add("id")
+    else:
+        facts = _cssselect_facts(text)
+    if len(_FACTS_MEMO) >= 8192:  # many stylesheets: start again
+        _FACTS_MEMO.clear()
+    _FACTS_MEMO[text] = facts
+    return facts
+
+
 def selector_facts(selectors: Iterable[str]) -> SelectorFacts:
-    """Read ``selectors`` with cssselect and collect their :class:`SelectorFacts`."""
+    """The :class:`SelectorFacts` of ``selectors`` (read with cssselect unless simple).
+
+    Each selector's facts are computed once per process (templates share
+    their stylesheets); the result is a new object, which the caller may change.
+    """
+    facts = SelectorFacts()
+    for text in selectors:
+        one = _one_selector_facts(text)
+        facts.attributes |= one.attributes
+        facts.structural.extend(one.structural)
+        facts.content_dependent = facts.content_dependent or one.content_dependent
+        facts.problem = facts.problem or one.problem
+    return facts
+
+
+def _cssselect_facts(text: str) -> SelectorFacts:
+    """The :class:`SelectorFacts` of one selector (list), read with cssselect."""
     import cssselect
     from cssselect import parser as css
 
@@ -780,14 +840,13 @@ def selector_facts(selectors: Iterable[str]) -> SelectorFacts:
         if structural or sibling:
             facts.structural.append("descendant-or-self::" + str(translator.xpath(stripped)))
 
-    for text in selectors:
-        try:
-            parsed = cssselect.parse(text)
-        except Exception:
-            facts.problem = facts.problem or f"cannot read the selector {text!r}"
-            continue
-        for selector in parsed:
-            walk(selector.parsed_tree, False)
+    try:
+        parsed = cssselect.parse(text)
+    except Exception:
+        facts.problem = f"cannot read the selector {text!r}"
+        return facts
+    for selector in parsed:
+        walk(selector.parsed_tree, False)
     return facts
 
 

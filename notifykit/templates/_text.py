@@ -32,7 +32,7 @@ from html.parser import HTMLParser
 
 from notifykit.templates._html import VOID_ELEMENTS
 
-__all__ = ["Href", "TextState", "finish", "html_to_text", "transform"]
+__all__ = ["Href", "ShapeMemo", "TextState", "finish", "html_to_text", "transform"]
 
 # Control characters of the pre-text. The variables' own control characters are
 # removed (see ``TABLES``), so none of these can come from user data.
@@ -48,6 +48,11 @@ OL_ITEM = "\x16"  # replaced by "N. "
 OL_OPEN = "\x17"
 OL_CLOSE = "\x18"
 CELL = "\x19"  # a table cell starts: " | " between cells of one row
+# Around the text of each variable in the pre-text of a compiled template (see
+# :class:`ShapeMemo`); phase 1 removes both from every text, so only the
+# compiled template's own filters write them.
+VAR_OPEN = "\x05"
+VAR_CLOSE = "\x06"
 
 # Elements whose content is never part of the text.
 _DROP = frozenset(["head", "title", "style", "script", "template"])
@@ -553,6 +558,8 @@ def presolve(text: str) -> str:
 
 def finish(pre: str) -> str:
     """Phase 2: resolve whitespace, links, list numbers and line breaks."""
+    if VAR_OPEN in pre:
+        pre = pre.replace(VAR_OPEN, "").replace(VAR_CLOSE, "")
     text = " ".join(pre.split()).strip(_EDGES)
     if LINK_OPEN in text:
         text = _LINK.sub(_link, text)
@@ -571,10 +578,123 @@ def finish(pre: str) -> str:
         pieces[0:-1:2] = map(str.rstrip, pieces[0:-1:2])
         text = "".join(pieces)
     if HARD_SPACE in text:
-        text = _TRAILING.sub("\n", text.replace(HARD_SPACE, " ").replace(HARD_NEWLINE, "\n"))
+        text = text.replace(HARD_SPACE, " ").replace(HARD_NEWLINE, "\n")
+        if " \n" in text or "\t\n" in text:  # what _TRAILING can match
+            text = _TRAILING.sub("\n", text)
     elif HARD_NEWLINE in text:
         text = text.replace(HARD_NEWLINE, "\n")
     return text.strip("\n ")
+
+
+#: Stands for the i-th variable while a shape is finished (see :class:`ShapeMemo`).
+_SLOT_OPEN = "\ue000"
+_SLOT_CLOSE = "\ue001"
+_SLOT = re.compile("\ue000(\\d+)\ue001")
+#: A value the memo cannot stand in for: empty, whitespace at an edge, a
+#: character phase 2 acts on other than whitespace (values are joined by
+#: VAR_CLOSE for this check, which phase 1 never leaves in a value).
+_UNSAFE_VALUES = re.compile(
+    "[\x00-\x05\x07\x08\x0b\x0e-\x1f\ue000\ue001]|^(?:\\s|\x06|$)|\\s(?:\x06|$)|\x06(?:\\s|\x06|$)"
+)
+_COLLAPSIBLE = re.compile("[^\\S ]|  ")
+
+
+class ShapeMemo:
+    """:func:`finish` for the pre-texts of one compiled template, memoized by shape.
+
+    A compiled template writes the text of each variable between
+    :data:`VAR_OPEN` and :data:`VAR_CLOSE`. The *shape* of a pre-text is the
+    pre-text with those texts left out: for a static e-mail it is the same for
+    every message, for others it repeats (the same branches taken, the same
+    number of rows). Phase 2 of a shape is computed once, with a placeholder
+    standing for each variable, and each message only puts its values in.
+
+    That equals :func:`finish` of the whole pre-text when phase 2 treats each
+    value as an opaque word, which :meth:`finish` checks per message: every
+    value is non-empty, has no whitespace at either edge and no character
+    phase 2 acts on (layout marks, links, list marks, hard spaces and
+    newlines), and, checked once per shape, no variable stands inside a link
+    (whose URL and label phase 2 compares). Otherwise, and for shapes the
+    memo has no room for, the message is finished in full.
+    """
+
+    __slots__ = ("_misses", "_shapes", "_size", "_used")
+
+    #: shapes kept per template, and their characters at most; later new
+    #: shapes are finished in full
+    LIMIT = 64
+    LIMIT_CHARS = 1 << 19
+    #: after this many messages the memo could not serve, and fewer it could,
+    #: it is not consulted any more (each shape new, or with a variable in a link)
+    GIVE_UP = 16
+
+    def __init__(self) -> None:
+        self._shapes: dict[str, tuple[str, ...] | None] = {}
+        self._size = 0
+        self._used = 0
+        self._misses = 0
+
+    def finish(self, pre: str) -> str:
+        """The same as :func:`finish` (``pre`` as written by a compiled template)."""
+        if self._misses >= self.GIVE_UP and self._used < self._misses:
+            return finish(pre)
+        pieces = pre.replace(VAR_CLOSE, VAR_OPEN).split(VAR_OPEN)
+        statics = pieces[0::2]
+        values = pieces[1::2]
+        shape = VAR_OPEN.join(statics)
+        seen = shape in self._shapes
+        if seen:
+            parts = self._shapes[shape]
+        elif (
+            len(self._shapes) >= self.LIMIT
+            or self._size + len(shape) > self.LIMIT_CHARS
+            or len(pieces) % 2 == 0
+        ):
+            parts = None
+        else:
+            self._size += len(shape)
+            parts = self._shapes[shape] = _finish_shape(statics)
+        joined = VAR_CLOSE.join(values)
+        if (
+            parts is None
+            or len(parts) != len(values) + 1
+            or (values and _UNSAFE_VALUES.search(joined) is not None)
+        ):
+            self._misses += 1
+            return finish(pre)
+        if seen:
+            self._used += 1
+        else:  # a new shape: this message cost more than finish() alone
+            self._misses += 1
+        if not values:
+            return parts[0]
+        if _COLLAPSIBLE.search(joined) is not None:
+            values = [" ".join(v.split()) for v in values]
+        out = [""] * (2 * len(values) + 1)
+        out[0::2] = parts
+        out[1::2] = values
+        return "".join(out)
+
+
+def _finish_shape(statics: list[str]) -> tuple[str, ...] | None:
+    """Phase 2 of a shape, split where the values go (``None``: not possible)."""
+    if any(_SLOT_OPEN in s or _SLOT_CLOSE in s for s in statics):
+        return None
+    in_link = False
+    for static in statics[:-1]:
+        last = max(static.rfind(LINK_OPEN), static.rfind(LINK_LABEL), static.rfind(LINK_CLOSE))
+        if last >= 0:
+            in_link = static[last] != LINK_CLOSE
+        if in_link:
+            return None
+    slots = [f"{_SLOT_OPEN}{i}{_SLOT_CLOSE}" for i in range(len(statics) - 1)]
+    pieces = [""] * (2 * len(statics) - 1)
+    pieces[0::2] = statics
+    pieces[1::2] = slots
+    split = _SLOT.split(finish("".join(pieces)))
+    if split[1::2] != [str(i) for i in range(len(slots))]:
+        return None
+    return tuple(split[0::2])
 
 
 def html_to_text(source: str) -> str:

@@ -42,9 +42,10 @@ import re
 import textwrap
 import threading
 import time
+import weakref
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from types import TracebackType
+from types import CodeType, TracebackType
 from typing import Any
 
 import attrs
@@ -178,6 +179,19 @@ class _Entry:
         self.deps: dict[str, str | None] = {}
         #: whether this entry was loaded from the persistent compile cache
         self.from_disk = False
+        #: the code of plain_chain and plain_prelude, when reduced to the part blocks
+        #: (what the compile cache stores of them)
+        self.plain_codes: list[Any] | None = None
+        #: the files of the templates plain_codes was compiled from
+        self.plain_files: list[str | None] = []
+        self.plain_prelude_code: Any = None
+        #: sources parsed while preparing, kept until the chains are compiled from
+        #: them (each source is parsed once): name -> (AST, filename, uptodate)
+        self.asts: dict[str, tuple[nodes.Template, str | None, Callable[[], bool] | None]] = {}
+        #: phase 2 of the compiled text part, per shape of its pre-text
+        self.text_memo = _text.ShapeMemo()
+        #: how the compiled output is cut into its streams (see _two_streams)
+        self.stream_probe = _FIND_STREAMS
 
     def uptodate(self, interval: float) -> bool:
         """Whether no source changed; looks at the files at most every ``interval`` s."""
@@ -290,6 +304,10 @@ class TemplateRenderer:
         # An environment that installed its own gettext (install_gettext_translations,
         # possibly newstyle) keeps it, unless translations= asks notifykit to supply them.
         self._supply_gettext = translations is not None or "gettext" not in environment.globals
+        #: the engine of the per-message path (see _inline_per_message)
+        self._message_engine: _inline.Engine | None = None
+        #: the callables without a catalogue (no translations= or no locale), made once
+        self._null_gettext = tuple(i18n.gettext_callables(None, domain, None).items())
         self._localized: dict[tuple[str, str], str] = {}
         self._plain_env = self._html_env.overlay(autoescape=False)
         self._compile_blocker: str | None = None
@@ -382,8 +400,11 @@ class TemplateRenderer:
             variables.setdefault("lang", i18n.language_tag(locale))
             variables.setdefault("dir", i18n.text_direction(locale))
         if self._supply_gettext:
-            callables = i18n.gettext_callables(self._translations, self._domain, locale)
-            for key, value in callables.items():
+            if self._translations is None or locale is None:
+                callables: Iterable[tuple[str, Any]] = self._null_gettext
+            else:
+                callables = i18n.gettext_callables(self._translations, self._domain, locale).items()
+            for key, value in callables:
                 variables.setdefault(key, value)
         entry = self._entry(name)
         reason: str | None = None
@@ -410,15 +431,23 @@ class TemplateRenderer:
                 if compiled is None:
                     parts = {}
             if compiled is not None:
+                end = len(output)
                 if compiled.parts:
-                    output, *rendered_parts = output.rsplit(
-                        _compile.PART_SPLIT, len(compiled.parts)
-                    )
+                    found = _parts_after(output, len(compiled.parts))
+                    if found is None:  # cannot happen; rsplit says what is wrong
+                        output, *rendered_parts = output.rsplit(
+                            _compile.PART_SPLIT, len(compiled.parts)
+                        )
+                        end = len(output)
+                    else:
+                        end, rendered_parts = found
                     parts = dict(zip(compiled.parts, rendered_parts, strict=True))
                 if compiled.text_included:
-                    streams = output.split(_compile.SPLIT)
-                    output = "".join(streams[0::2])
-                    pre = "".join(streams[1::2])
+                    output, pre, many = _two_streams(output, end, entry.stream_probe)
+                    if many:
+                        entry.stream_probe = 0
+                elif end != len(output):
+                    output = output[:end]
                 if compiled.html_inlined or self._inliner is None:
                     html = output
                     strategy = COMPILED
@@ -447,7 +476,7 @@ class TemplateRenderer:
             text_strategy = BLOCK
         elif html is not None:
             if pre is not None:
-                text = _text.finish(pre)
+                text = entry.text_memo.finish(pre)
                 text_strategy = COMPILED
             else:
                 if plain_html is None:
@@ -662,7 +691,10 @@ class TemplateRenderer:
     def _inline_per_message(self, entry: _Entry, html: str, links: bool = True) -> str:
         if self._inliner is None:
             return html
-        engine = _limits.guard_engine(_inline.get_engine(self._inliner), self._base)
+        engine = self._message_engine
+        if engine is None:  # looked up once: get_engine("auto") tries an import
+            engine = _limits.guard_engine(_inline.get_engine(self._inliner), self._base)
+            self._message_engine = engine
         with _errors(entry.name):
             if links:
                 html = _inline.expand_links(html, self._css_loader(entry.name, None))
@@ -724,7 +756,15 @@ class TemplateRenderer:
         name: str,
         checks: list[Callable[[], bool]],
         deps: dict[str, str | None] | None = None,
+        memo: dict[str, tuple[nodes.Template, str | None, Callable[[], bool] | None]] | None = None,
     ) -> nodes.Template:
+        """The AST of ``name``; with ``memo``, each source is read and parsed once.
+
+        The analysis never changes the ASTs it reads (it works on copies), so
+        one parse serves the analysis and then Jinja's compile of the chain.
+        """
+        if memo is not None and name in memo:
+            return memo[name][0]
         source, filename, uptodate = self._html_env.loader.get_source(  # type: ignore[union-attr]
             self._html_env, name
         )
@@ -732,7 +772,10 @@ class TemplateRenderer:
             checks.append(uptodate)
         if deps is not None:
             deps[name] = _cache.source_digest(source)
-        return self._html_env.parse(source, name, filename)
+        ast = self._html_env.parse(source, name, filename)
+        if memo is not None:
+            memo[name] = (ast, filename, uptodate)
+        return ast
 
     def _build(self, name: str) -> _Entry:
         entry = _Entry(name)
@@ -743,10 +786,11 @@ class TemplateRenderer:
             if uptodate is not None:
                 entry.checks.append(uptodate)
             key = None if self._disk is None else self._cache_key(name, source)
-            if key is not None and self._load_cached(entry, key):
+            if key is not None and self._load_cached(entry, key, filename, uptodate):
                 return entry
             entry.deps[name] = _cache.source_digest(source)
             ast = self._html_env.parse(source, name, filename)
+            entry.asts[name] = (ast, filename, uptodate)
             entry.has_layout = ast.find(nodes.Extends) is not None
             block_names = {b.name for b in ast.find_all(nodes.Block)}
             current = ast
@@ -759,7 +803,7 @@ class TemplateRenderer:
                 if parent.value in seen or len(seen) > 20:
                     break
                 seen.add(parent.value)
-                current = self._load_ast(parent.value, entry.checks, entry.deps)
+                current = self._load_ast(parent.value, entry.checks, entry.deps, entry.asts)
                 block_names |= {b.name for b in current.find_all(nodes.Block)}
                 entry.chain_names.append(parent.value)
             entry.parts = {p for p in ("subject", "text", "sms") if p in block_names}
@@ -783,30 +827,138 @@ class TemplateRenderer:
         if "html" in entry.parts:
             self._prepare_fast_path(entry)
         if key is not None:
+            compiled = entry.compiled
+            if set(entry.block_parts) - set(compiled.parts if compiled is not None else ()):
+                # the first render compiles the block path anyway: now, so that
+                # the cache keeps its code too (an error waits for that render)
+                try:
+                    self._chains(entry, html=False)
+                except TemplateError:
+                    pass
             self._store_cached(entry, key)
         return entry
 
     def _chains(self, entry: _Entry, html: bool = True, plain: bool = True) -> None:
-        """Compile what the per-message (``html``) and block (``plain``) paths need, once."""
+        """Compile what the per-message (``html``) and block (``plain``) paths need, once.
+
+        The block path renders the ``subject``/``text``/``sms`` blocks alone:
+        its chain holds only the blocks they can reach (see :meth:`_block_chain`),
+        a fraction of the templates' code to compile on a first render.
+        """
         if (not html or entry.html_ready) and (not plain or entry.plain_ready):
             return
         with self._chain_lock, _errors(entry.name):
             top: list[nodes.Node] | None = None
             if entry.has_top:
-                ast = self._load_ast(entry.name, [])
+                ast = self._parsed(entry, entry.name)[0]
                 top = [n for n in ast.body if isinstance(n, _TOP_LEVEL)]
-            for wanted, env, kind in (
-                (html, self._html_env, "html"),
-                (plain, self._plain_env, "plain"),
-            ):
-                if not wanted or getattr(entry, f"{kind}_ready"):
-                    continue
-                chain = [env.get_template(n) for n in entry.chain_names]
-                if top is not None:
-                    prelude = _compile._compile(env, list(top), entry.name, chain[0].filename)
-                    setattr(entry, f"{kind}_prelude", prelude)
-                setattr(entry, f"{kind}_chain", chain)
-                setattr(entry, f"{kind}_ready", True)
+            if plain and not entry.plain_ready:
+                chain = self._block_chain(entry)
+                if chain is None:
+                    chain = [
+                        self._chain_template(self._plain_env, n, {}) for n in entry.chain_names
+                    ]
+                    entry.plain_codes = None
+                if top is not None and entry.blocks_need_prelude:
+                    prelude, code = _compile._compile_code(
+                        self._plain_env,
+                        _compile._clone(top, self._html_env),
+                        entry.name,
+                        chain[0].filename,
+                    )
+                    entry.plain_prelude = prelude
+                    entry.plain_prelude_code = code
+                entry.plain_chain = chain
+                entry.plain_ready = True
+            if html and not entry.html_ready:
+                tops = None if top is None else _compile._clone(top, self._html_env)
+                env = self._html_env
+                chain = [self._chain_template(env, n, entry.asts) for n in entry.chain_names]
+                if tops is not None:
+                    entry.html_prelude = _compile._compile(env, tops, entry.name, chain[0].filename)
+                entry.html_chain = chain
+                entry.html_ready = True
+            entry.asts = {}
+
+    def _parsed(
+        self, entry: _Entry, name: str
+    ) -> tuple[nodes.Template, str | None, Callable[[], bool] | None]:
+        """The AST of ``name`` the analysis parsed, else parsed now (the cache spared it)."""
+        found = entry.asts.get(name)
+        if found is not None:
+            return found
+        memo: dict[str, tuple[nodes.Template, str | None, Callable[[], bool] | None]] = {}
+        self._load_ast(name, [], None, memo)
+        entry.asts[name] = memo[name]
+        return memo[name]
+
+    def _block_chain(self, entry: _Entry) -> list[jinja2.Template] | None:
+        """The chain of the block path, each template reduced to the blocks the parts reach.
+
+        The ``subject``/``text``/``sms`` blocks are rendered alone, from a
+        context whose blocks come from the chain; what they reach is the blocks
+        of those names in every template of the chain (``super()``), the blocks
+        nested in them, and the blocks they render with ``self.<name>()`` — and
+        so on. Each block compiles to the same function whatever surrounds it,
+        so a template of only those blocks renders them exactly as the whole
+        template would. ``None`` (compile the whole chain) when a block uses
+        ``self`` any other way. The code objects are kept for the compile cache.
+        """
+        parsed = [self._parsed(entry, n) for n in entry.chain_names]
+        needed = _reachable_blocks([p[0] for p in parsed], entry.block_parts)
+        if needed is None:
+            return None
+        env = self._plain_env
+        chain: list[jinja2.Template] = []
+        codes: list[Any] = []
+        for name, (ast, filename, uptodate) in zip(entry.chain_names, parsed, strict=True):
+            reduced = nodes.Template(
+                _compile._clone(_outermost_blocks(ast, needed), self._html_env), lineno=1
+            )
+            reduced.set_environment(env)
+            code = env.compile(reduced, name, filename)
+            template = env.template_class.from_code(env, code, env.make_globals(None), uptodate)
+            chain.append(template)
+            codes.append(code)
+        entry.plain_codes = codes
+        entry.plain_files = [p[1] for p in parsed]
+        return chain
+
+    def _chain_template(
+        self,
+        env: jinja2.Environment,
+        name: str,
+        asts: dict[str, tuple[nodes.Template, str | None, Callable[[], bool] | None]],
+    ) -> jinja2.Template:
+        """``env.get_template(name)``, compiled from the AST the analysis parsed if there is one.
+
+        Jinja's own path would read and parse the source again. The template
+        goes into ``env``'s cache exactly as ``get_template`` would put it.
+        Loaders that compile their own way (a ``load`` of their own, a bytecode
+        cache) keep Jinja's path.
+        """
+        parsed = asts.pop(name, None)
+        loader = self._base.loader
+        if (
+            parsed is None
+            or env.bytecode_cache is not None
+            or (loader is not None and type(loader).load is not jinja2.BaseLoader.load)
+            or env.loader is None
+        ):
+            return env.get_template(name)
+        cache_key = (weakref.ref(env.loader), name)
+        cache = env.cache
+        if cache is not None:
+            found = cache.get(cache_key)
+            if found is not None and (not env.auto_reload or found.is_up_to_date):
+                return found
+        ast, filename, uptodate = parsed
+        ast.set_environment(env)
+        code = env.compile(ast, name, filename)
+        template = env.template_class.from_code(env, code, env.make_globals(None), uptodate)
+        if cache is not None:
+            cache[cache_key] = template
+        return template
 
     # ------------------------------------------------------ the persistent compile cache
     def _cache_key(self, name: str, source: str) -> str:
@@ -842,21 +994,33 @@ class TemplateRenderer:
         ]
         return hashlib.sha256(json.dumps(settings, default=repr).encode("utf-8")).hexdigest()
 
-    def _load_cached(self, entry: _Entry, key: str) -> bool:
+    def _load_cached(
+        self,
+        entry: _Entry,
+        key: str,
+        filename: str | None = None,
+        own_uptodate: Callable[[], bool] | None = None,
+    ) -> bool:
         assert self._disk is not None
         found = self._disk.load(key)
         if found is None:
             return False
-        meta, code = found
+        meta, codes = found
         try:
+            if not isinstance(codes, dict):
+                return False
+            code = codes.get("compiled")
             checks: list[Callable[[], bool]] = []
+            files: dict[str, tuple[str | None, Callable[[], bool] | None]] = {
+                entry.name: (filename, own_uptodate)
+            }
             loader = self._html_env.loader
             assert loader is not None
             for dep, digest in meta["deps"].items():
                 if dep == entry.name:
                     continue
                 try:
-                    source, _filename, uptodate = loader.get_source(self._html_env, dep)
+                    source, dep_filename, uptodate = loader.get_source(self._html_env, dep)
                 except jinja2.TemplateNotFound:
                     if digest is None:
                         continue
@@ -865,6 +1029,7 @@ class TemplateRenderer:
                     return False
                 if uptodate is not None:
                     checks.append(uptodate)
+                files[dep] = (dep_filename, uptodate)
             compiled_meta = meta["compiled"]
             if (compiled_meta is None) != (code is None):
                 return False
@@ -878,6 +1043,8 @@ class TemplateRenderer:
             entry.text_reason = meta["text_reason"]
             entry.deps = dict(meta["deps"])
             if compiled_meta is not None:
+                if not isinstance(code, CodeType):
+                    return False
                 env = self._plain_fast_env if compiled_meta["plain"] else self._fast_env
                 template = env.template_class.from_code(env, code, env.globals)
                 compiled = _compile.Compiled(
@@ -893,17 +1060,64 @@ class TemplateRenderer:
                 compiled.plain = bool(compiled_meta["plain"])
                 compiled.code = code
                 entry.compiled = compiled
+            self._load_block_chain(entry, meta, codes, files)
         except (KeyError, TypeError, ValueError, AttributeError):
             return False
         entry.checks.extend(checks)
         entry.from_disk = True
         return True
 
+    def _load_block_chain(
+        self,
+        entry: _Entry,
+        meta: dict[str, Any],
+        codes: dict[str, Any],
+        files: dict[str, tuple[str | None, Callable[[], bool] | None]],
+    ) -> None:
+        """The block path's chain from the cache: no Jinja compile at all on a first render.
+
+        Only when every template of the chain is still the file it was compiled
+        from (a traceback shows that file): otherwise it is compiled on first need.
+        """
+        plain = codes.get("plain")
+        if not isinstance(plain, list) or len(plain) != len(entry.chain_names):
+            return
+        if not all(isinstance(code, CodeType) for code in plain):
+            return
+        if [files.get(n, (None, None))[0] for n in entry.chain_names] != meta["chain_files"]:
+            return
+        prelude_code = codes.get("prelude")
+        if entry.has_top and entry.blocks_need_prelude and prelude_code is None:
+            return
+        env = self._plain_env
+        chain = [
+            env.template_class.from_code(
+                env, code, env.make_globals(None), files.get(n, (None, None))[1]
+            )
+            for n, code in zip(entry.chain_names, plain, strict=True)
+        ]
+        if entry.has_top and entry.blocks_need_prelude:
+            if not isinstance(prelude_code, CodeType):
+                return
+            entry.plain_prelude = env.template_class.from_code(env, prelude_code, env.globals)
+            entry.plain_prelude_code = prelude_code
+        entry.plain_chain = chain
+        entry.plain_codes = plain
+        entry.plain_files = list(meta["chain_files"])
+        entry.plain_ready = True
+
     def _store_cached(self, entry: _Entry, key: str) -> None:
         assert self._disk is not None
         compiled = entry.compiled
         if compiled is not None and compiled.code is None:
             return
+        codes: dict[str, Any] = {"compiled": None if compiled is None else compiled.code}
+        chain_files: list[str | None] = []
+        prelude_ok = not (entry.has_top and entry.blocks_need_prelude) or entry.plain_prelude_code
+        if entry.plain_ready and entry.plain_codes is not None and prelude_ok:
+            codes["plain"] = entry.plain_codes
+            codes["prelude"] = entry.plain_prelude_code
+            chain_files = list(entry.plain_files)
         meta: dict[str, Any] = {
             "deps": entry.deps,
             "chain": entry.chain_names,
@@ -914,6 +1128,7 @@ class TemplateRenderer:
             "has_top": entry.has_top,
             "html_reason": entry.html_reason,
             "text_reason": entry.text_reason,
+            "chain_files": chain_files,
             "compiled": None
             if compiled is None
             else {
@@ -927,7 +1142,7 @@ class TemplateRenderer:
                 "plain": compiled.plain,
             },
         }
-        self._disk.store(key, meta, None if compiled is None else compiled.code)
+        self._disk.store(key, meta, codes)
 
     def _prepare_fast_path(self, entry: _Entry) -> None:
         if not self._compile_enabled:
@@ -939,7 +1154,7 @@ class TemplateRenderer:
 
         def load(template_name: str) -> nodes.Template:
             try:
-                return self._load_ast(template_name, entry.checks, entry.deps)
+                return self._load_ast(template_name, entry.checks, entry.deps, entry.asts)
             except jinja2.TemplateError as exc:
                 raise _compile.Unsupported(f"template {template_name!r}: {exc}") from exc
 
@@ -984,13 +1199,70 @@ def _concat(parts: Iterator[str]) -> str:
     return "".join(parts)
 
 
+def _parts_after(output: str, count: int) -> tuple[int, list[str]] | None:
+    """``output.rsplit(PART_SPLIT, count)`` without copying the document: its end, the parts."""
+    cuts = [len(output)]
+    for _ in range(count):
+        cut = output.rfind(_compile.PART_SPLIT, 0, cuts[-1])
+        if cut < 0:
+            return None
+        cuts.append(cut)
+    width = len(_compile.PART_SPLIT)
+    return cuts[-1], [output[cuts[i] + width : cuts[i - 1]] for i in range(count, 0, -1)]
+
+
+#: SPLIT pairs looked for one by one (``str.find`` is a memchr) before the rest
+#: of the output is split at once (one pass, cheaper when there are many)
+_FIND_STREAMS = 12
+
+
+def _two_streams(output: str, end: int, probe: int = _FIND_STREAMS) -> tuple[str, str, bool]:
+    """The HTML and the text stream of ``output[:end]``: its pieces between
+    :data:`~notifykit.templates._compile.SPLIT` alternate, HTML first.
+
+    The first ``probe`` pairs are looked for with ``find``; the third value
+    says whether there were more (then ``probe=0``, one ``split``, is cheaper).
+    """
+    split = _compile.SPLIT
+    find = output.find
+    html: list[str] = []
+    text: list[str] = []
+    start = 0
+    for _ in range(probe):
+        opening = find(split, start, end)
+        if opening < 0:
+            html.append(output[start:end])
+            return "".join(html), "".join(text), False
+        html.append(output[start:opening])
+        closing = find(split, opening + 1, end)
+        if closing < 0:
+            text.append(output[opening + 1 : end])
+            return "".join(html), "".join(text), False
+        text.append(output[opening + 1 : closing])
+        start = closing + 1
+    streams = output[start:end].split(split)
+    html += streams[0::2]
+    text += streams[1::2]
+    return "".join(html), "".join(text), True
+
+
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+
+
 def _one_line(subject: str) -> str:
-    return re.sub(r"\s*[\r\n]+\s*", " ", subject).strip()
+    if "\n" not in subject and "\r" not in subject:  # what _LINE_BREAKS needs
+        return subject.strip()
+    return _LINE_BREAKS.sub(" ", subject).strip()
 
 
 def _clean_text(text: str) -> str:
     lines = [line.rstrip() for line in text.splitlines()]
-    return textwrap.dedent("\n".join(lines)).strip("\n")
+    joined = "\n".join(lines)
+    # dedent() removes the margin common to the lines that are not blank (those
+    # are empty already): without an indented line there is none.
+    if any(line.startswith((" ", "\t")) for line in lines):
+        joined = textwrap.dedent(joined)
+    return joined.strip("\n")
 
 
 def _pass_arg(func: Any) -> str | None:
@@ -1014,6 +1286,49 @@ def _bound_names(statements: Sequence[nodes.Node]) -> set[str]:
         else:
             names |= {n.name for n in node.find_all(nodes.Name) if n.ctx == "store"}
     return names
+
+
+def _reachable_blocks(chain: Sequence[nodes.Template], parts: Iterable[str]) -> set[str] | None:
+    """The names of the blocks rendering ``parts`` alone can reach (see ``_block_chain``).
+
+    ``None`` when a reached block uses ``self`` other than as ``self.<name>``.
+    """
+    defs: dict[str, list[nodes.Block]] = {}
+    for ast in chain:
+        for block in ast.find_all(nodes.Block):
+            defs.setdefault(block.name, []).append(block)
+    needed: set[str] = set()
+    todo = list(parts)
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        for block in defs.get(name, []):
+            todo.extend(inner.name for inner in block.find_all(nodes.Block))
+            uses = sum(1 for n in block.find_all(nodes.Name) if n.name == "self")
+            if not uses:
+                continue
+            attrs = [
+                g.attr
+                for g in block.find_all(nodes.Getattr)
+                if isinstance(g.node, nodes.Name) and g.node.name == "self"
+            ]
+            if len(attrs) != uses:
+                return None
+            todo.extend(attrs)
+    return needed
+
+
+def _outermost_blocks(ast: nodes.Node, names: set[str]) -> list[nodes.Node]:
+    """The blocks of ``ast`` named in ``names`` that no such block encloses."""
+    found: list[nodes.Node] = []
+    for child in ast.iter_child_nodes():
+        if isinstance(child, nodes.Block) and child.name in names:
+            found.append(child)
+        else:
+            found.extend(_outermost_blocks(child, names))
+    return found
 
 
 def _blocks_named(ast: nodes.Template, names: tuple[str, ...]) -> Iterator[nodes.Block]:

@@ -499,7 +499,11 @@ class SMTPTransport(BaseTransport):
         # semaphore of free slots, and a generation bumped by close().
         self._local = threading.local()
         self._pool_lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(max_connections)
+        # The pool's slots: a counter under _pool_lock (one C lock per send, where a
+        # threading.Semaphore costs a Condition in Python), and a Condition to wait on.
+        self._free_slots = max_connections
+        self._waiting = 0
+        self._slot_freed = threading.Condition(self._pool_lock)
         self._idle: list[tuple[_Connection, int]] = []
         self._generation = 0
 
@@ -539,32 +543,47 @@ class SMTPTransport(BaseTransport):
 
         Bounded: every holder's send is bounded by its time-outs. Pair with :meth:`_give_back`.
         """
-        self._slots.acquire()
-        try:
-            with self._pool_lock:
-                generation = self._generation
-                conn, sent = self._idle.pop() if self._idle else (None, 0)
-        except BaseException:
-            self._slots.release()
-            raise
+        with self._pool_lock:
+            if not self._free_slots:
+                self._waiting += 1
+                try:
+                    while not self._free_slots:
+                        self._slot_freed.wait()
+                finally:
+                    self._waiting -= 1
+            self._free_slots -= 1
+            generation = self._generation
+            conn, sent = self._idle.pop() if self._idle else (None, 0)
         local = self._local
         local.conn, local.sent, local.phase = conn, sent, _Phase.CONNECT
         return generation
 
     def _give_back(self, generation: int) -> None:
         """Return this thread's connection to the pool (or QUIT it after close()) and the slot."""
+        released = False
         try:
             local = self._local
             conn, local.conn = getattr(local, "conn", None), None
-            if conn is not None:
-                with self._pool_lock:
-                    keep = generation == self._generation
-                    if keep:
+            with self._pool_lock:
+                if conn is None or generation == self._generation:
+                    if conn is not None:
                         self._idle.append((conn, getattr(local, "sent", 0)))
-                if not keep:  # close() ran meanwhile: this connection ends here
-                    _say_quit(conn)
+                    self._free_slot()
+                    released = True
+            if conn is not None and not released:
+                # close() ran meanwhile: this connection ends here (holding its slot,
+                # so that no more than max_connections are ever open).
+                _say_quit(conn)
         finally:
-            self._slots.release()
+            if not released:
+                with self._pool_lock:
+                    self._free_slot()
+
+    def _free_slot(self) -> None:
+        """Give a slot back; called with ``_pool_lock`` held."""
+        self._free_slots += 1
+        if self._waiting:
+            self._slot_freed.notify()
 
     @contextmanager
     def _checkout(self) -> Iterator[None]:
@@ -681,11 +700,14 @@ class SMTPTransport(BaseTransport):
                 raise err from exc
 
     def _transmit(self, message: Email, prepared: _Prepared) -> Receipt:
+        local = self._local  # this thread's connection, read directly (once per send)
         retried = False
         while True:  # runs at most twice: one transparent reconnect
-            reused = self._conn is not None
+            conn = getattr(local, "conn", None)
+            reused = conn is not None
             try:
-                conn = self._conn if self._conn is not None else self._open()
+                if conn is None:
+                    conn = self._open()
                 if prepared.eight_bit_body and not conn.has_extn("8bitmime"):
                     prepared = _prepare(message, False)  # this server wants 7-bit bodies
                 accepted, rejected = self._transaction(conn, prepared)
@@ -703,9 +725,9 @@ class SMTPTransport(BaseTransport):
                 self._drop()
                 raise
             break
-        self._sent_on_connection += 1
+        sent = local.sent = getattr(local, "sent", 0) + 1
         limit = self.max_messages_per_connection
-        if limit is not None and self._sent_on_connection >= limit:
+        if limit is not None and sent >= limit:
             self._quit()
         return Receipt(
             message_id=message.id,
@@ -906,13 +928,14 @@ def _prepare(message: Email, eight_bit: bool = False) -> _Prepared:
         data = _LEADING_DOT.sub(b"..", data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
+    eightbit = not data.isascii()
     return _Prepared(
         sender=sender,
         recipients=recipients,
         payload=data + b".\r\n",
         size=len(data),
         smtputf8=smtputf8,
-        eightbit=not data.isascii(),
+        eightbit=eightbit,
         message_id=message.message_id_header,
-        eight_bit_body=eight_bit and not data.isascii(),
+        eight_bit_body=eight_bit and eightbit,
     )
