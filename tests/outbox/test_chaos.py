@@ -12,7 +12,6 @@ pytest.importorskip("aiosmtpd")  # the tests talk to real SMTP servers
 
 from tests.outbox.chaos import run_chaos
 
-
 # CI runs 400 messages: still ten kills, one every ~36 deliveries, with the flaps,
 # kills mid-attempt and lost replies asserted below; locally the full 1,000.
 MESSAGES = 400 if os.environ.get("CI") == "true" else 1000
