@@ -40,9 +40,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
+import shutil
 import smtplib
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from email import policy
@@ -202,6 +205,37 @@ def notifykit_resend(port: int, html: str, text: str) -> Sender:
     return (lambda: transport.send(email) and None), transport.close  # type: ignore[func-returns-value]
 
 
+def notifier_send(port: int, html: str, text: str, log: bool) -> Sender:
+    """``Notifier.send(Email(...))``, the sender from the Notifier, with or without a log.
+
+    With the log (an SQLiteSink in a temporary file), each call flushes it, so the
+    writer thread's commit falls inside the timed batch of the row that caused it.
+    """
+    folder = tempfile.mkdtemp(prefix="nk-bench-")
+    sinks = [nk.SQLiteSink(os.path.join(folder, "log.db"))] if log else []
+    notifier = nk.Notifier(
+        email=SMTPTransport(
+            "127.0.0.1", port, security="none", local_hostname="bench.client", timeout=10
+        ),
+        sender=SENDER,
+        sinks=sinks,
+    )
+    count = 0
+
+    def send() -> None:
+        nonlocal count
+        notifier.send(nk.Email(to=TO, subject=SUBJECT, text=text, html=html))
+        count += 1
+        if sinks and count % 20 == 0:  # one flush per batch of 20 (see cpu_per_message)
+            sinks[0].flush(timeout=None)
+
+    def close() -> None:
+        notifier.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    return send, close
+
+
 def cpu_per_message(senders: dict[str, Sender], n: int, repeats: int) -> dict[str, list[float]]:
     """Client CPU seconds per message of each sender in each repetition, rows interleaved.
 
@@ -303,6 +337,12 @@ def main() -> None:
             ),
             "notifykit: resending one Email (a retry: bytes reused)": notifykit_resend(
                 port, html, text
+            ),
+            "notifykit: Notifier.send(Email(...)), the Notifier's sender, no log": notifier_send(
+                port, html, text, log=False
+            ),
+            "notifykit: the same, logged to an SQLiteSink file": notifier_send(
+                port, html, text, log=True
             ),
         }
         cpu_repeats = 3 if args.quick else 9

@@ -212,7 +212,8 @@ class Notifier:
         duplicate = self._idempotent_duplicate(message)
         if duplicate is not None:
             return duplicate
-        self._emit(self._event(message, "queued", template))
+        if self.sinks:  # no events to build for nobody
+            self._emit(self._event(message, "queued", template))
         if self.suppression is not None and not ignore_suppression:
             try:
                 self._refuse_suppressed(message, template)
@@ -227,8 +228,9 @@ class Notifier:
             for event in self._failure_events(message, template, exc, t0):
                 self._emit(event)
             raise
-        for event in self._success_events(message, template, receipt, t0):
-            self._emit(event)
+        if self.sinks:
+            for event in self._success_events(message, template, receipt, t0):
+                self._emit(event)
         return receipt
 
     async def asend(

@@ -198,7 +198,7 @@ class AsyncSMTP:
         try:
             await asyncio.wait_for(setup(), limit)
         except BaseException:
-            conn.close()
+            _hang_up(conn)
             raise
         t._offers_8bitmime = conn.supports_extension("8bitmime")
         conn.timeout = t.timeout  # the session is up: from now on, the reply time-out
@@ -218,6 +218,9 @@ class AsyncSMTP:
             except OSError as exc:
                 sock.close()
                 error = exc
+            except BaseException:  # cancelled (the connect time-out): not left to the GC
+                sock.close()
+                raise
             else:
                 return sock
         raise error
@@ -291,7 +294,7 @@ class AsyncSMTP:
     def _drop(self, session: _Session) -> None:
         conn, session.conn = session.conn, None
         if conn is not None:
-            conn.close()
+            _hang_up(conn)
 
     async def _quit(self, session: _Session) -> None:
         conn, session.conn = session.conn, None
@@ -299,13 +302,17 @@ class AsyncSMTP:
             await self._say_quit(conn)
 
     async def _say_quit(self, conn: aiosmtplib.SMTP) -> None:
+        transport = conn.transport
         try:
             if conn.is_connected:
                 await asyncio.wait_for(conn.quit(), self.t.timeout)
         except (self.lib.SMTPException, OSError, asyncio.TimeoutError):
             pass  # the server may have gone already; we are leaving anyway
         finally:
-            conn.close()
+            _hang_up(conn, transport)
+            # The socket closes in the loop's next callback: let it run, so that
+            # once aclose() returns, the loop may end without leaving it open.
+            await asyncio.sleep(0)
 
     async def aclose(self) -> None:
         """QUIT every idle connection; busy ones close when their send ends."""
@@ -313,3 +320,19 @@ class AsyncSMTP:
         idle, self.idle = self.idle, []
         for conn, _ in idle:
             await self._say_quit(conn)
+
+
+def _hang_up(conn: aiosmtplib.SMTP, transport: asyncio.BaseTransport | None = None) -> None:
+    """Close ``conn`` now: abort its transport instead of a graceful TLS shutdown.
+
+    aiosmtplib's ``close()`` starts a TLS close (close_notify, then waiting for
+    the server's) that needs more turns of the event loop; a loop that ends
+    first (``asyncio.run`` returning, a loop thread stopped) left the socket to
+    the garbage collector. After QUIT, or with the dialogue's state unknown,
+    there is nothing left to say: the socket is closed at the loop's next
+    callback, as the sync transport closes its socket at once.
+    """
+    transport = transport if transport is not None else conn.transport
+    conn.close()
+    if isinstance(transport, asyncio.Transport):  # a plain or a TLS stream
+        transport.abort()

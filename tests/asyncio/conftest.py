@@ -33,6 +33,9 @@ class LoopThread:
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        # One more turn: callbacks queued in the loop's last batch (a transport's
+        # connection_lost after a close()) run instead of being dropped with the loop.
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
 
 

@@ -62,7 +62,7 @@ FAKE_PASSWORD = "not-a-real-password-0000"
 
 Security = Literal["none", "starttls", "ssl"]
 Action = Literal["reply", "drop", "hang"]
-_COMMANDS = frozenset({"EHLO", "HELO", "AUTH", "MAIL", "RCPT", "DATA", "RSET"})
+_COMMANDS = frozenset({"EHLO", "HELO", "AUTH", "MAIL", "RCPT", "DATA", "RSET", "QUIT"})
 
 
 class Certificates:
@@ -233,6 +233,10 @@ class _Handler:
         self.owner._count("RSET")
         reply = await self._fault(server, "RSET", None)
         return "250 2.0.0 OK" if reply is None else reply
+
+    async def handle_QUIT(self, server: _Protocol, session: Any, envelope: Any) -> str:
+        reply = await self._fault(server, "QUIT", None)
+        return "221 Bye" if reply is None else reply
 
     async def handle_DATA(self, server: _Protocol, session: Any, envelope: Any) -> str:
         received = Received(
