@@ -201,6 +201,8 @@ TOKENS = [
     "<strong>", "</strong>", "<span>", "</span>", "<p>", "</p>", "<b>", "</b>", "<br>", "text ",
     " ", "\n", "{{ note }}", "{% if flag %}", "{% endif %}", "<ul>", "<li>", "</li>", "<pre>x",
     "</pre>", "<div hidden>", "<tbody>", "<h3>",
+    "<div>{% for i in items %}<p>{{ i }}</p>{% endfor %}</div>",
+    "<table>{% for i in items %}<tr><td>{{ i }}</td></tr>{% endfor %}</table>",
 ]  # fmt: skip
 
 
@@ -238,6 +240,7 @@ def _balanced_ifs(tokens: list[str]) -> list[str]:
                 "name": st.sampled_from(["A", ""]),
                 "note": st.sampled_from(["", " ", "x", "<"]),
                 "flag": st.booleans(),
+                "items": st.lists(st.sampled_from(["", " ", "y"]), max_size=3),
             }
         ),
         min_size=1,
