@@ -56,7 +56,7 @@ ENV_VAR = "NOTIFYKIT_TEMPLATE_CACHE"
 _OFF = frozenset({"", "0", "off", "false", "no", "none"})
 
 # Modules whose code decides what the analysis finds and what the compiled code does.
-_OWN = ("_cache", "_compile", "_html", "_inline", "_text", "renderer")
+_OWN = ("_cache", "_compile", "_html", "_inline", "_repair", "_text", "renderer")
 _THIRD_PARTY = ("jinja2", "markupsafe", "css_inline", "premailer", "cssutils", "cssselect", "lxml")
 _fingerprint: str | None = None
 

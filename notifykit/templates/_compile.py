@@ -61,7 +61,7 @@ from typing import Any, Union
 from jinja2 import Environment, Template, meta, nodes
 from markupsafe import escape
 
-from notifykit.templates import _inline, _text
+from notifykit.templates import _inline, _repair, _text
 from notifykit.templates._html import VOID_ELEMENTS
 from notifykit.templates._inline import (
     HEAD_TAGS,
@@ -1972,6 +1972,11 @@ def compile_document(
     if SPLIT in skeleton.text:
         raise Unsupported("the template contains the control character \\x01")
     analysis = _Analysis(skeleton)
+    if engine is not None and html_reason is None and _repair.worth_trying(analysis):
+        parse = _repair.engine_parser(engine)
+        if _repair.repair_static_markup(skeleton, analysis.events, parse):
+            skeleton = _Skeleton(body)  # the static markup was repaired: analyse that
+            analysis = _Analysis(skeleton)
     loop_targets: set[int] = set()
     names: list[nodes.Name] = []
     for node in nodes.Template(body).find_all((nodes.For, nodes.Name)):  # one walk, in order

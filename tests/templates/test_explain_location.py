@@ -13,12 +13,12 @@ _HEAD = "<html><head><style>td { color: red }</style></head><body>\n"
     ("body", "problem", "line"),
     [
         (
-            "<table>\n<tr>\n<table><tr><td>{{ v }}</td></tr></table>\n</tr></table>",
+            "<table>\n<tr>\n{% if v %}<table><tr><td>{{ v }}</td></tr></table>{% endif %}\n</tr></table>",
             "the HTML parser moved <table>",
             4,
         ),
         (
-            "<table>\n<tr><td>a</td></tr>\n\n<td>{{ v }}</td>\n</table>",
+            "<table>\n<tr><td>a</td></tr>\n\n{% if v %}<td>{{ v }}</td>{% endif %}\n</table>",
             "the HTML parser added <tr> around <td>",
             5,
         ),
