@@ -317,7 +317,7 @@ def corpus_files(root: Path) -> list[Path]:
 
 
 def corpus_template(source: str) -> str:
-    """A corpus file as a notifykit template, as the differential test wraps it:
+    """A corpus file as a notifykit template (the differential test uses it too):
     a subject block, the file as the html block, two variables in it."""
     source = source.replace("{{first_name}}", "{{ first_name }}")
     source = re.sub(

@@ -16,7 +16,6 @@ the test exercises it rather than the fallback.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markupsafe import Markup
 
+from benchmarks.render import corpus_template
 from notifykit.templates import TemplateRenderer
 
 from .conftest import CORPUS, assert_equivalent
@@ -276,22 +276,12 @@ def _corpus_files(root: Path) -> list[Path]:
     return files
 
 
-def _wrap(source: str) -> str:
-    """A corpus file as a notifykit template: blocks around it, variables in it."""
-    source = source.replace("{{first_name}}", "{{ first_name }}")
-    source = re.sub(
-        r"(<body[^>]*>)", r"\1<div>{{ greeting }} {{ first_name }}</div>", source, count=1
-    )
-    return (
-        "{% block subject %}Hi {{ first_name }}{% endblock %}{% block html %}"
-        + source
-        + "{% endblock %}"
-    )
-
-
 CORPUS_FILES = _corpus_files(CORPUS) if CORPUS.is_dir() else []
 CORPUS_RENDERER = TemplateRenderer.from_dict(
-    {str(p.relative_to(CORPUS)): _wrap(p.read_text(encoding="utf-8")) for p in CORPUS_FILES},
+    {
+        str(p.relative_to(CORPUS)): corpus_template(p.read_text(encoding="utf-8"))
+        for p in CORPUS_FILES
+    },
     inliner="premailer",
 )
 CORPUS_CONTEXT = st.fixed_dictionaries({"first_name": VALUE, "greeting": TEXT})
@@ -307,7 +297,10 @@ def test_real_world_templates(path: str, context: dict[str, Any]) -> None:
 
 
 CORPUS_DEFAULT_RENDERER = TemplateRenderer.from_dict(
-    {str(p.relative_to(CORPUS)): _wrap(p.read_text(encoding="utf-8")) for p in CORPUS_FILES}
+    {
+        str(p.relative_to(CORPUS)): corpus_template(p.read_text(encoding="utf-8"))
+        for p in CORPUS_FILES
+    }
 )
 
 
