@@ -121,8 +121,14 @@ def django_sources() -> dict[str, str]:
     def to_django(source: str) -> str:
         source = re.sub(r"\{#.*?#\}", "", source, flags=re.DOTALL)
         source = source.replace("{%-", "{%").replace("-%}", "%}")
-        source = source.replace("{{ lang | default('en') }}", '{{ lang|default:"en" }}')
+        source = re.sub(r"\s*\| default\('(\w*)'\)", r'|default:"\1"', source)
+        source = re.sub(r"\s*\| default\((\d+)\)", r"|default:\1", source)
         source = source.replace("{% if brand is defined %}{{ brand }}{% endif %}", "{{ brand }}")
+        source = re.sub(r"(\w+) is defined and \1", r"\1", source)
+        source = re.sub(r"(\w+) if \1 is defined else ''", r"\1", source)
+        source = re.sub(r"\{% elif (\w+) is defined %\}", r"{% elif \1 %}", source)
+        # Django has no {% set %}: the child's assignments come in the context instead.
+        source = re.sub(r"\{% set \w+ = [\w.]+ %\}", "", source)
         source = source.replace('"notifykit/layouts/base.html"', '"base.html"')
         source = re.sub(r"\{% from .*? import button %\}", "", source)
         return re.sub(
@@ -225,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         from django.template.loader import render_to_string
 
         def render_django(context: dict[str, Any]) -> str:
-            return render_to_string("order.html", context)
+            shop = context["shop"]  # what the Jinja child sets with {% set %}
+            extra = {"brand": shop["name"], "logo_url": shop.get("logo_url")}
+            return render_to_string("order.html", {**context, **extra})
 
     rows: list[tuple[str, dict[int, float]]] = []
     notes: list[str] = []
