@@ -338,8 +338,9 @@ def test_the_budget_name_cannot_be_overwritten() -> None:
 
 def test_real_templates_render_the_same_in_the_limited_sandbox() -> None:
     """Loops, macros, includes, layouts and the real-world corpus: limits change no byte."""
+    from benchmarks.render import corpus_template
     from tests.templates.conftest import CORPUS
-    from tests.templates.test_differential import CORPUS_FILES, TEMPLATES, _wrap
+    from tests.templates.test_differential import CORPUS_FILES, TEMPLATES
 
     items = [{"name": f"item {i}", "qty": i, "note": "<b>", "on": i % 2 == 0} for i in range(30)]
     context = {
@@ -356,7 +357,10 @@ def test_real_templates_render_the_same_in_the_limited_sandbox() -> None:
     }
     sources = dict(TEMPLATES)
     sources.update(
-        {str(p.relative_to(CORPUS)): _wrap(p.read_text(encoding="utf-8")) for p in CORPUS_FILES[:4]}
+        {
+            str(p.relative_to(CORPUS)): corpus_template(p.read_text(encoding="utf-8"))
+            for p in CORPUS_FILES[:4]
+        }
     )
     names = [n for n in sources if not n.startswith("_") and "{% block" in sources[n]]
     plain = TemplateRenderer.from_dict(sources)
