@@ -250,7 +250,8 @@ class Notifier:
             duplicate = await asyncio.to_thread(self._idempotent_duplicate, message)
             if duplicate is not None:
                 return duplicate
-        await self._aemit(self._event(message, "queued", template))
+        if self.sinks:  # as in send(): no events to build for nobody
+            await self._aemit(self._event(message, "queued", template))
         if self.suppression is not None and not ignore_suppression:
             try:
                 await asyncio.to_thread(self._refuse_suppressed, message, template)
@@ -267,8 +268,9 @@ class Notifier:
             for event in self._failure_events(message, template, exc, t0):
                 await self._aemit(event)
             raise
-        for event in self._success_events(message, template, receipt, t0):
-            await self._aemit(event)
+        if self.sinks:
+            for event in self._success_events(message, template, receipt, t0):
+                await self._aemit(event)
         return receipt
 
     def _failure_events(
